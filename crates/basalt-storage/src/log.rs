@@ -1,0 +1,1135 @@
+//! One partition's log: an ordered list of segments, the newest of which takes appends.
+//!
+//! # Concurrency
+//! Appends, rolls and close are serialised by the writer mutex; reads take the segment list's read
+//! lock only long enough to clone an `Arc<Segment>`, and never take the writer mutex, so a reader
+//! never waits for a write and a write never waits for a reader's I/O. Retention and DeleteRecords
+//! are serialised by a maintenance mutex and remove segments from the list with a short write lock.
+//!
+//! # Invariants
+//! - `LOG-1`: offsets are assigned here, densely and in order: each appended batch's base offset is
+//!   the previous batch's last offset + 1, starting at the log end offset.
+//! - `LOG-2`: `log_start_offset <= durable_end_offset <= log_end_offset`, none ever decreases
+//!   (except when recovery truncates a torn tail before the log is handed out).
+//! - `LOG-3`: the segment list is never empty; its last segment is the only unsealed one.
+//! - `LOG-4`: a poisoned log (failed fsync) accepts no append; a damaged log serves no offset at or
+//!   past the damage and accepts no append.
+
+use std::fs;
+use std::io::IoSlice;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+
+use basalt_record::{BATCH_HEADER_SIZE, BatchHeader, BatchIter};
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+
+use crate::config::LogConfig;
+use crate::error::{Damage, Result, StorageError};
+use crate::flusher::{FlushMsg, SyncTicket};
+use crate::index::{IndexBuilder, Indexes};
+use crate::segment::{HeaderReadError, Segment, parse_log_name};
+use crate::storage::Shared;
+
+const LOG_START_FILE: &str = "log-start-offset";
+
+/// One partition's log. Shared as `Arc<Log>`; all methods take `&self`.
+#[derive(Debug)]
+pub struct Log {
+    name: String,
+    dir: PathBuf,
+    shared: Arc<Shared>,
+    config: RwLock<LogConfig>,
+    writer: Mutex<Writer>,
+    maintenance: Mutex<()>,
+    segments: RwLock<Vec<Arc<Segment>>>,
+    log_start_offset: AtomicI64,
+    log_end_offset: AtomicI64,
+    durable_end_offset: AtomicI64,
+    damage: Mutex<Option<Damage>>,
+    poisoned: AtomicBool,
+    closed: AtomicBool,
+    /// Set by an append under the interval policy until the background sync clears it.
+    dirty: AtomicBool,
+    /// The log's directory was created without syncing it (policies other than `always`).
+    dir_sync_pending: AtomicBool,
+    me: Weak<Log>,
+}
+
+#[derive(Debug)]
+struct Writer {
+    active: Arc<Segment>,
+    builder: IndexBuilder,
+    /// When the active segment took its first append (for `segment.ms`).
+    first_append_ms: Option<i64>,
+}
+
+/// What an append did.
+#[derive(Debug)]
+pub struct Appended {
+    /// Offset assigned to the first record.
+    pub base_offset: i64,
+    /// Offset of the last record.
+    pub last_offset: i64,
+    /// Headers of the appended batches, with their assigned base offsets.
+    pub batches: Vec<BatchHeader>,
+    /// Log start offset after the append.
+    pub log_start_offset: i64,
+    /// Completes when the append is durable under the log's fsync policy.
+    pub durable: SyncTicket,
+}
+
+/// Bytes read from a log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadResult {
+    /// Whole batches, starting with the one that contains the requested offset; empty when
+    /// nothing is available below the read's upper bound.
+    pub records: Bytes,
+    /// Offset after the last returned batch (the requested offset when nothing was returned).
+    pub next_offset: i64,
+    /// First offset the log holds.
+    pub log_start_offset: i64,
+    /// Next offset the log will assign.
+    pub log_end_offset: i64,
+}
+
+/// What opening a log found.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RecoveryReport {
+    /// The log's name.
+    pub name: String,
+    /// Whether the data directory was shut down cleanly (no scan needed).
+    pub clean: bool,
+    /// Segments found.
+    pub segments: usize,
+    /// Segments whose batches were read and checked.
+    pub scanned_segments: usize,
+    /// Bytes of a torn tail cut from the active segment.
+    pub truncated_bytes: u64,
+    /// Position of the cut, when there was one.
+    pub truncated_at: Option<u64>,
+    /// Damage found in the middle of the log, if any.
+    pub damage: Option<Damage>,
+    /// Offsets of the log after recovery.
+    pub log_start_offset: i64,
+    /// Next offset.
+    pub log_end_offset: i64,
+}
+
+/// What retention removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RetentionOutcome {
+    /// Segments deleted.
+    pub deleted_segments: usize,
+    /// Bytes deleted.
+    pub deleted_bytes: u64,
+    /// Log start offset afterwards.
+    pub log_start_offset: i64,
+}
+
+impl Log {
+    /// Opens (or creates) the log in `dir`, recovering it as `clean` says (see the crate docs).
+    pub(crate) fn open(
+        name: &str,
+        dir: PathBuf,
+        config: LogConfig,
+        shared: Arc<Shared>,
+        clean: bool,
+    ) -> Result<(Arc<Log>, RecoveryReport)> {
+        let started = Instant::now();
+        // Under `always` a new log's directory entries are durable before its first append is;
+        // under the other policies they are synced with the first background sync or at close.
+        let sync_now = config.fsync == crate::FsyncPolicy::Always;
+        let created = !dir.exists();
+        if created {
+            fs::create_dir_all(&dir).map_err(|e| StorageError::io("create dir", &dir, e))?;
+            if sync_now && let Some(parent) = dir.parent() {
+                sync_dir(parent)?;
+            }
+        }
+        let mut bases = Vec::new();
+        let entries = if created {
+            None
+        } else {
+            Some(fs::read_dir(&dir).map_err(|e| StorageError::io("read dir", &dir, e))?)
+        };
+        for entry in entries.into_iter().flatten() {
+            let entry = entry.map_err(|e| StorageError::io("read dir", &dir, e))?;
+            let file_name = entry.file_name();
+            let Some(file_name) = file_name.to_str() else {
+                continue;
+            };
+            if file_name.ends_with(".tmp") {
+                let path = entry.path();
+                fs::remove_file(&path).map_err(|e| StorageError::io("remove", &path, e))?;
+            } else if let Some(base) = parse_log_name(file_name) {
+                bases.push(base);
+            }
+        }
+        bases.sort_unstable();
+        let checkpoint = read_log_start(&dir)?;
+        let mut report = RecoveryReport {
+            name: name.to_owned(),
+            clean,
+            segments: bases.len(),
+            ..RecoveryReport::default()
+        };
+        let fds = &shared.fds;
+        let mut segments: Vec<Arc<Segment>> = Vec::with_capacity(bases.len().max(1));
+        for (i, &base) in bases.iter().enumerate() {
+            let segment = Segment::new(&dir, base, fds.allocate_id());
+            if let Some(&next) = bases.get(i + 1) {
+                let len = fs::metadata(&segment.log_path)
+                    .map_err(|e| StorageError::io("stat", &segment.log_path, e))?
+                    .len();
+                segment.valid_bytes.store(len, Ordering::Release);
+                segment.next_offset.store(next, Ordering::Release);
+                segment.sealed.store(true, Ordering::Release);
+            }
+            segments.push(Arc::new(segment));
+        }
+        let active = match segments.pop() {
+            Some(last) => last,
+            None => {
+                let base = checkpoint.unwrap_or(0).max(0);
+                let segment = Arc::new(Segment::new(&dir, base, fds.allocate_id()));
+                create_segment_file(&segment, fds)?;
+                if sync_now {
+                    sync_dir(&dir)?;
+                }
+                segment
+            }
+        };
+        let dir_sync_pending = created && !sync_now;
+        let builder;
+        let loaded = if created {
+            // Nothing to recover in a log created just now.
+            Some((Indexes::default(), 0, active.base_offset, -1))
+        } else if clean {
+            let len = fs::metadata(&active.log_path)
+                .map_err(|e| StorageError::io("stat", &active.log_path, e))?
+                .len();
+            // A small active segment is closed without index files (see `close_inner`).
+            let stored = Indexes::load(&active.index_path, &active.time_path, len).or_else(|| {
+                (!active.index_path.exists() && !active.time_path.exists()).then(Indexes::default)
+            });
+            stored.and_then(|mut idx| {
+                let (next_offset, max_timestamp) = walk_tail(&active, fds, &idx, len)?;
+                idx.times.pop(); // the final entry; new entries follow the last sparse one
+                Some((idx, len, next_offset, max_timestamp))
+            })
+        } else {
+            None
+        };
+        match loaded {
+            Some((idx, len, next_offset, max_timestamp)) => {
+                builder = IndexBuilder::resume(config.index_interval_bytes, max_timestamp);
+                active.valid_bytes.store(len, Ordering::Release);
+                active.next_offset.store(next_offset, Ordering::Release);
+                active.max_timestamp.store(max_timestamp, Ordering::Release);
+                *active.live_indexes.write() = idx;
+            }
+            None => {
+                report.scanned_segments += 1;
+                let file = active.file(fds)?;
+                let outcome = active.scan(&file, config.index_interval_bytes)?;
+                let mut valid = outcome.valid_bytes;
+                if let Some(stop) = &outcome.stop {
+                    if is_torn_tail(
+                        &active,
+                        &file,
+                        stop.position,
+                        outcome.next_offset,
+                        outcome.file_bytes,
+                    ) {
+                        tracing::warn!(
+                            log = name,
+                            segment = %active.log_path.display(),
+                            position = stop.position,
+                            bytes = outcome.file_bytes - stop.position,
+                            reason = %stop.reason,
+                            "truncating torn tail"
+                        );
+                        file.set_len(stop.position)
+                            .map_err(|e| StorageError::io("truncate", &active.log_path, e))?;
+                        report.truncated_bytes = outcome.file_bytes - stop.position;
+                        report.truncated_at = Some(stop.position);
+                    } else {
+                        let damage =
+                            active.damage(outcome.next_offset, stop.position, &stop.reason);
+                        tracing::error!(log = name, damage = %damage, "log damaged");
+                        report.damage = Some(damage);
+                    }
+                    valid = stop.position;
+                }
+                // Whatever survived a crash is made durable before it can be acknowledged again.
+                file.sync_data()
+                    .map_err(|e| StorageError::io("fdatasync", &active.log_path, e))?;
+                builder = outcome.builder;
+                active.valid_bytes.store(valid, Ordering::Release);
+                active
+                    .next_offset
+                    .store(outcome.next_offset, Ordering::Release);
+                active
+                    .max_timestamp
+                    .store(builder.max_timestamp(), Ordering::Release);
+                *active.live_indexes.write() = outcome.indexes;
+            }
+        }
+        segments.push(Arc::clone(&active));
+        let first_base = segments.first().map_or(0, |s| s.base_offset);
+        let log_end = active.next_offset();
+        let log_start = checkpoint
+            .unwrap_or(first_base)
+            .max(first_base)
+            .min(log_end);
+        report.log_start_offset = log_start;
+        report.log_end_offset = log_end;
+        let log = Arc::new_cyclic(|me| Log {
+            name: name.to_owned(),
+            dir,
+            shared,
+            config: RwLock::new(config),
+            writer: Mutex::new(Writer {
+                active,
+                builder,
+                first_append_ms: None,
+            }),
+            maintenance: Mutex::new(()),
+            segments: RwLock::new(segments),
+            log_start_offset: AtomicI64::new(log_start),
+            log_end_offset: AtomicI64::new(log_end),
+            durable_end_offset: AtomicI64::new(log_end),
+            damage: Mutex::new(report.damage.clone()),
+            poisoned: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            dirty: AtomicBool::new(false),
+            dir_sync_pending: AtomicBool::new(dir_sync_pending),
+            me: me.clone(),
+        });
+        tracing::debug!(
+            log = name,
+            clean,
+            segments = report.segments,
+            log_start,
+            log_end,
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "opened log"
+        );
+        Ok((log, report))
+    }
+
+    /// The log's name (its directory name).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The log's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// First offset the log holds.
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset.load(Ordering::Acquire)
+    }
+
+    /// Next offset the log will assign.
+    pub fn log_end_offset(&self) -> i64 {
+        self.log_end_offset.load(Ordering::Acquire)
+    }
+
+    /// Offset below which every batch is durable under the fsync policy's promise: synced under
+    /// `always` and `interval`; for `os`, what was synced at a roll or close.
+    pub fn durable_end_offset(&self) -> i64 {
+        self.durable_end_offset.load(Ordering::Acquire)
+    }
+
+    /// The log's settings.
+    pub fn config(&self) -> LogConfig {
+        self.config.read().clone()
+    }
+
+    /// Replaces the log's settings; they apply from the next append or retention pass.
+    pub fn set_config(&self, config: LogConfig) {
+        *self.config.write() = config;
+    }
+
+    /// Damage found in this log, if any.
+    pub fn damage(&self) -> Option<Damage> {
+        self.damage.lock().clone()
+    }
+
+    /// Total bytes of all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.read().iter().map(|s| s.valid_bytes()).sum()
+    }
+
+    /// Number of segments.
+    pub fn segment_count(&self) -> usize {
+        self.segments.read().len()
+    }
+
+    /// Appends one or more producer batches (concatenated v2 batches, as in a produce request).
+    ///
+    /// Every batch is validated (framing, CRC, one offset per record) before anything is written;
+    /// offsets are assigned by rewriting only each batch's base offset (`LOG-1`); the bytes are
+    /// written with one vectored write, without copying the input. The returned ticket completes
+    /// when the append is durable under the log's fsync policy.
+    pub fn append(&self, batches: &[u8], now_ms: i64) -> Result<Appended> {
+        let mut headers = Vec::new();
+        let mut at = 0usize;
+        while at < batches.len() {
+            let header = BatchHeader::validate_produced(&batches[at..]).map_err(|source| {
+                StorageError::InvalidBatch {
+                    position: at,
+                    source,
+                }
+            })?;
+            at += header.total_size();
+            headers.push(header);
+        }
+        if headers.is_empty() {
+            return Err(StorageError::EmptyAppend);
+        }
+        let config = self.config();
+        let limit = config.segment_limit();
+        // A batch larger than a segment can never be stored; several batches of one append stay
+        // together in one segment even if that takes the segment past its size.
+        let largest = headers.iter().map(|h| h.total_size()).max().unwrap_or(0);
+        if largest as u64 > limit || batches.len() as u64 > crate::SEGMENT_BYTES_LIMIT {
+            return Err(StorageError::AppendTooLarge {
+                size: largest.max(batches.len()),
+                limit,
+            });
+        }
+
+        let mut writer = self.writer.lock();
+        self.check_writable()?;
+        let offsets: i64 = headers
+            .iter()
+            .map(|h| i64::from(h.last_offset_delta) + 1)
+            .sum();
+        let active_bytes = writer.active.valid_bytes();
+        let log_end = self.log_end_offset();
+        let too_old = writer
+            .first_append_ms
+            .is_some_and(|first| now_ms.saturating_sub(first) >= config.segment_age_ms_max);
+        let offsets_overflow = log_end + offsets - writer.active.base_offset > i64::from(u32::MAX);
+        if active_bytes > 0
+            && (active_bytes + batches.len() as u64 > limit || too_old || offsets_overflow)
+        {
+            self.roll_locked(&mut writer)?;
+        }
+
+        // Patch base offsets through separate 8-byte buffers: the input stays untouched.
+        let mut bases = Vec::with_capacity(headers.len());
+        let mut next = log_end;
+        for header in &mut headers {
+            header.base_offset = next;
+            bases.push(next.to_be_bytes());
+            next = header.next_offset();
+        }
+        let mut slices = Vec::with_capacity(headers.len() * 2);
+        let mut at = 0usize;
+        for (header, base) in headers.iter().zip(&bases) {
+            slices.push(IoSlice::new(base));
+            slices.push(IoSlice::new(&batches[at + 8..at + header.total_size()]));
+            at += header.total_size();
+        }
+        let active = Arc::clone(&writer.active);
+        let file = active.file(&self.shared.fds)?;
+        let position = active.valid_bytes();
+        if let Err(err) = write_all_vectored_at(&file, &mut slices, position) {
+            // Nothing below valid_bytes changed; drop whatever part of the write landed.
+            let _ = file.set_len(position);
+            return Err(StorageError::io("write", &active.log_path, err));
+        }
+
+        let mut max_timestamp = active.max_timestamp.load(Ordering::Relaxed);
+        {
+            let mut idx = active.live_indexes.write();
+            let mut pos = position;
+            for header in &headers {
+                writer.builder.on_batch(
+                    &mut idx,
+                    active.relative(header.base_offset),
+                    pos as u32,
+                    header.total_size() as u64,
+                    header.max_timestamp,
+                );
+                max_timestamp = max_timestamp.max(header.max_timestamp);
+                pos += header.total_size() as u64;
+            }
+        }
+        writer.first_append_ms.get_or_insert(now_ms);
+        active.max_timestamp.store(max_timestamp, Ordering::Release);
+        active.next_offset.store(next, Ordering::Release);
+        // SEG-1: publish the bytes only after they are completely written.
+        active
+            .valid_bytes
+            .store(position + batches.len() as u64, Ordering::Release);
+        self.log_end_offset.store(next, Ordering::Release);
+
+        let durable = match config.fsync {
+            crate::FsyncPolicy::Always => {
+                let log = self.me.upgrade().ok_or_else(|| StorageError::Closed {
+                    name: self.name.clone(),
+                })?;
+                let (ticket, msg) = SyncTicket::pending(log, active, next);
+                self.shared.flush(msg);
+                ticket
+            }
+            crate::FsyncPolicy::Interval { interval_ms } => {
+                if !self.dirty.swap(true, Ordering::AcqRel) {
+                    self.shared.flush(FlushMsg::Dirty {
+                        log: self.me.clone(),
+                        interval_ms,
+                    });
+                }
+                SyncTicket::ready()
+            }
+            crate::FsyncPolicy::Os => SyncTicket::ready(),
+        };
+        drop(writer);
+        Ok(Appended {
+            base_offset: log_end,
+            last_offset: next - 1,
+            batches: headers,
+            log_start_offset: self.log_start_offset(),
+            durable,
+        })
+    }
+
+    /// Reads whole batches starting with the one that contains `offset`, up to `max_bytes` (but
+    /// always at least one whole batch), and only batches that start below `upper_offset` (for
+    /// example the high watermark; it is capped at the log end offset).
+    pub fn read(&self, offset: i64, max_bytes: usize, upper_offset: i64) -> Result<ReadResult> {
+        let log_start = self.log_start_offset();
+        let log_end = self.log_end_offset();
+        if offset < log_start || offset > log_end {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start_offset: log_start,
+                log_end_offset: log_end,
+            });
+        }
+        self.check_readable(offset)?;
+        let upper = upper_offset.min(log_end);
+        let empty = ReadResult {
+            records: Bytes::new(),
+            next_offset: offset,
+            log_start_offset: log_start,
+            log_end_offset: log_end,
+        };
+        if offset >= upper {
+            return Ok(empty);
+        }
+        let interval = self.config.read().index_interval_bytes;
+        let fds = &self.shared.fds;
+        let mut segment = Some(self.floor_segment(offset));
+        while let Some(seg) = segment.take() {
+            let (idx, damage) = seg.indexes(fds, interval)?;
+            if let Some(damage) = damage {
+                self.mark_damaged(damage);
+            }
+            let valid = seg.valid_bytes();
+            let file = seg.file(fds).map_err(|e| self.gone_or(e, offset))?;
+            let mut position = idx.position_for(seg.relative(offset), valid);
+            while position < valid {
+                let header = match seg.header_at(&file, position, valid) {
+                    Ok(h) => h,
+                    Err(HeaderReadError::Io(e)) => return Err(e),
+                    Err(HeaderReadError::Batch(err)) => {
+                        return Err(self.damaged_at(&seg, position, err.to_string()));
+                    }
+                };
+                if header.last_offset() < offset {
+                    position += header.total_size() as u64;
+                    continue;
+                }
+                if header.base_offset >= upper {
+                    return Ok(empty);
+                }
+                let want =
+                    (valid - position).min(max_bytes.max(header.total_size()) as u64) as usize;
+                let buf = seg.read_exact(&file, position, want)?;
+                let mut end = 0usize;
+                let mut next_offset = offset;
+                for item in BatchIter::new(&buf) {
+                    match item {
+                        Ok((h, range)) if h.base_offset < upper => {
+                            end = range.end;
+                            next_offset = h.next_offset();
+                        }
+                        Ok(_) => break,
+                        Err(basalt_record::BatchError::Truncated { .. }) => break,
+                        Err(err) => {
+                            let damage =
+                                self.damaged_at(&seg, position + end as u64, err.to_string());
+                            if end == 0 {
+                                return Err(damage);
+                            }
+                            break;
+                        }
+                    }
+                }
+                let mut records = Bytes::from(buf);
+                records.truncate(end);
+                return Ok(ReadResult {
+                    records,
+                    next_offset,
+                    log_start_offset: log_start,
+                    log_end_offset: log_end,
+                });
+            }
+            segment = self.segment_after(seg.base_offset);
+        }
+        Ok(empty)
+    }
+
+    /// The first batch whose max timestamp is `>= timestamp`, at or after the log start.
+    pub fn find_by_timestamp(&self, timestamp: i64) -> Result<Option<BatchHeader>> {
+        let interval = self.config.read().index_interval_bytes;
+        let fds = &self.shared.fds;
+        let log_start = self.log_start_offset();
+        let segments = self.segments.read().clone();
+        for seg in segments {
+            if seg.next_offset() <= log_start {
+                continue;
+            }
+            if seg.max_timestamp(fds, interval)? < timestamp {
+                continue;
+            }
+            let (idx, damage) = seg.indexes(fds, interval)?;
+            if let Some(damage) = damage {
+                self.mark_damaged(damage);
+            }
+            let valid = seg.valid_bytes();
+            let file = seg.file(fds)?;
+            let start = idx.scan_start_for_time(timestamp);
+            let mut position = idx.position_for(start, valid);
+            while position < valid {
+                let header = match seg.header_at(&file, position, valid) {
+                    Ok(h) => h,
+                    Err(HeaderReadError::Io(e)) => return Err(e),
+                    Err(HeaderReadError::Batch(err)) => {
+                        return Err(self.damaged_at(&seg, position, err.to_string()));
+                    }
+                };
+                if header.max_timestamp >= timestamp && header.last_offset() >= log_start {
+                    return Ok(Some(header));
+                }
+                position += header.total_size() as u64;
+            }
+        }
+        Ok(None)
+    }
+
+    /// The largest batch max timestamp in the log and the batch that holds it (for ListOffsets
+    /// `MAX_TIMESTAMP`); `None` when the log is empty.
+    pub fn max_timestamp(&self) -> Result<Option<BatchHeader>> {
+        let interval = self.config.read().index_interval_bytes;
+        let fds = &self.shared.fds;
+        let segments = self.segments.read().clone();
+        let mut best: Option<(i64, Arc<Segment>)> = None;
+        for seg in segments {
+            let ts = seg.max_timestamp(fds, interval)?;
+            if seg.valid_bytes() > 0 && best.as_ref().is_none_or(|(b, _)| ts > *b) {
+                best = Some((ts, seg));
+            }
+        }
+        let Some((ts, _)) = best else {
+            return Ok(None);
+        };
+        self.find_by_timestamp(ts)
+    }
+
+    /// Deletes closed segments past `retention.ms` or beyond `retention.bytes`, and those wholly
+    /// below the log start offset. The active segment is never deleted.
+    pub fn enforce_retention(&self, now_ms: i64) -> Result<RetentionOutcome> {
+        let _maintenance = self.maintenance.lock();
+        let config = self.config();
+        let fds = &self.shared.fds;
+        let segments = self.segments.read().clone();
+        let mut total: u64 = segments.iter().map(|s| s.valid_bytes()).sum();
+        let log_start = self.log_start_offset();
+        let mut doomed = 0usize;
+        for seg in segments.iter().filter(|s| s.is_sealed()) {
+            let size = seg.valid_bytes();
+            let below_start = seg.next_offset() <= log_start;
+            let expired = config.retention_ms >= 0
+                && seg.max_timestamp(fds, config.index_interval_bytes)?
+                    < now_ms.saturating_sub(config.retention_ms);
+            let oversize =
+                config.retention_bytes >= 0 && total - size >= config.retention_bytes as u64;
+            if !(below_start || expired || oversize) {
+                break;
+            }
+            total -= size;
+            doomed += 1;
+        }
+        self.delete_oldest(doomed)
+    }
+
+    /// Moves the log start offset forward to `offset` (DeleteRecords), persisting it, and deletes
+    /// the segments that fall wholly below it. Never rewrites files.
+    pub fn delete_records(&self, offset: i64) -> Result<i64> {
+        let _maintenance = self.maintenance.lock();
+        let log_end = self.log_end_offset();
+        let current = self.log_start_offset();
+        if offset > log_end || offset < 0 {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start_offset: current,
+                log_end_offset: log_end,
+            });
+        }
+        if offset <= current {
+            return Ok(current);
+        }
+        crate::index::write_atomically(
+            &self.dir.join(LOG_START_FILE),
+            offset.to_string().as_bytes(),
+            true,
+        )?;
+        sync_dir(&self.dir)?;
+        self.log_start_offset.fetch_max(offset, Ordering::AcqRel);
+        let segments = self.segments.read().clone();
+        let doomed = segments
+            .iter()
+            .take_while(|s| s.is_sealed() && s.next_offset() <= offset)
+            .count();
+        drop(segments);
+        self.delete_oldest(doomed)?;
+        Ok(self.log_start_offset())
+    }
+
+    /// Syncs the active segment now, whatever the policy.
+    pub fn flush(&self) -> Result<()> {
+        let writer = self.writer.lock();
+        let end = self.log_end_offset();
+        self.dirty.store(false, Ordering::Release);
+        let active = Arc::clone(&writer.active);
+        drop(writer);
+        self.sync_new_dir()?;
+        self.sync_segment(&active, end)
+    }
+
+    fn sync_new_dir(&self) -> Result<()> {
+        if self.dir_sync_pending.swap(false, Ordering::AcqRel) {
+            sync_dir(&self.dir)?;
+            if let Some(parent) = self.dir.parent() {
+                sync_dir(parent)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Forces a roll to a new segment (for tests and operators).
+    pub fn roll(&self) -> Result<()> {
+        let mut writer = self.writer.lock();
+        self.check_writable()?;
+        if writer.active.valid_bytes() == 0 {
+            return Ok(());
+        }
+        self.roll_locked(&mut writer)
+    }
+
+    /// Syncs and stores the active segment's indexes, then refuses further use. Idempotent.
+    pub fn close(&self) -> Result<()> {
+        self.close_inner(true)
+    }
+
+    /// Closes the log; with `sync` unset, writes without syncing, for a caller that syncs the
+    /// whole filesystem afterwards (a data directory closing thousands of logs at once).
+    pub(crate) fn close_inner(&self, sync: bool) -> Result<()> {
+        let writer = self.writer.lock();
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let active = &writer.active;
+        let fds = &self.shared.fds;
+        if !self.poisoned.load(Ordering::Acquire) {
+            if sync {
+                let file = active.file(fds)?;
+                file.sync_data()
+                    .map_err(|e| StorageError::io("fdatasync", &active.log_path, e))?;
+            }
+            if self.damage.lock().is_none() {
+                let idx = active.live_indexes.read();
+                if idx.offsets.is_empty() {
+                    // Small enough to walk at open: no index files to write (thousands of small
+                    // partitions close quickly), and none stale to trust.
+                    remove_if_present(&active.index_path)?;
+                    remove_if_present(&active.time_path)?;
+                } else {
+                    let stored = writer
+                        .builder
+                        .finished(&idx, active.relative(active.next_offset()));
+                    stored.write_files(&active.index_path, &active.time_path, sync)?;
+                }
+            }
+            if sync {
+                sync_dir(&self.dir)?;
+                self.sync_new_dir()?;
+            }
+            self.durable_end_offset
+                .fetch_max(self.log_end_offset(), Ordering::AcqRel);
+        }
+        for seg in self.segments.read().iter() {
+            fds.evict(seg.file_id);
+        }
+        Ok(())
+    }
+
+    /// Whether the log was closed.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn sync_segment(&self, segment: &Segment, end_offset: i64) -> Result<()> {
+        let file = segment.file(&self.shared.fds)?;
+        if let Err(err) = file.sync_data() {
+            self.poison(&err);
+            return Err(StorageError::io("fdatasync", &segment.log_path, err));
+        }
+        self.durable_end_offset
+            .fetch_max(end_offset, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Marks the log unusable for writes after a failed fsync (`LOG-4`).
+    pub(crate) fn poison(&self, err: &std::io::Error) {
+        if !self.poisoned.swap(true, Ordering::AcqRel) {
+            tracing::error!(log = %self.name, error = %err, "fsync failed; log poisoned");
+        }
+    }
+
+    pub(crate) fn mark_durable(&self, end_offset: i64) {
+        self.durable_end_offset
+            .fetch_max(end_offset, Ordering::AcqRel);
+    }
+
+    pub(crate) fn clear_dirty(&self) -> bool {
+        self.dirty.swap(false, Ordering::AcqRel)
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StorageError::Closed {
+                name: self.name.clone(),
+            });
+        }
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(StorageError::Poisoned {
+                name: self.name.clone(),
+            });
+        }
+        if let Some(damage) = self.damage.lock().clone() {
+            return Err(StorageError::Damaged(damage));
+        }
+        Ok(())
+    }
+
+    fn check_readable(&self, offset: i64) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StorageError::Closed {
+                name: self.name.clone(),
+            });
+        }
+        match &*self.damage.lock() {
+            Some(damage) if offset >= damage.offset => Err(StorageError::Damaged(damage.clone())),
+            _ => Ok(()),
+        }
+    }
+
+    fn mark_damaged(&self, damage: Damage) {
+        tracing::error!(log = %self.name, damage = %damage, "log damaged");
+        let mut current = self.damage.lock();
+        if current.as_ref().is_none_or(|d| damage.offset < d.offset) {
+            *current = Some(damage);
+        }
+    }
+
+    /// Records damage found by a read at `position` of `segment` and returns the error for it.
+    fn damaged_at(&self, segment: &Segment, position: u64, reason: String) -> StorageError {
+        // The offset of the damaged batch is unknown; the first offset not yet served from this
+        // segment is the conservative bound. Reads route by the index, so use the indexed floor.
+        let offset = self.offset_at_position(segment, position);
+        let damage = segment.damage(offset, position, reason);
+        self.mark_damaged(damage.clone());
+        StorageError::Damaged(damage)
+    }
+
+    /// The offset of the batch at `position`, found by walking from the segment start.
+    fn offset_at_position(&self, segment: &Segment, position: u64) -> i64 {
+        let Ok(file) = segment.file(&self.shared.fds) else {
+            return segment.base_offset;
+        };
+        let valid = segment.valid_bytes();
+        let mut at = 0u64;
+        let mut offset = segment.base_offset;
+        while at < position {
+            match segment.header_at(&file, at, valid) {
+                Ok(h) => {
+                    offset = h.next_offset();
+                    at += h.total_size() as u64;
+                }
+                Err(_) => break,
+            }
+        }
+        offset
+    }
+
+    fn gone_or(&self, err: StorageError, offset: i64) -> StorageError {
+        // A segment deleted by retention after this read picked it: the offset is now below start.
+        match &err {
+            StorageError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                StorageError::OffsetOutOfRange {
+                    offset,
+                    log_start_offset: self.log_start_offset(),
+                    log_end_offset: self.log_end_offset(),
+                }
+            }
+            _ => err,
+        }
+    }
+
+    fn floor_segment(&self, offset: i64) -> Arc<Segment> {
+        let segments = self.segments.read();
+        let i = segments.partition_point(|s| s.base_offset <= offset);
+        // LOG-3: never empty; an offset below the first base reads from the first segment.
+        Arc::clone(&segments[i.saturating_sub(1)])
+    }
+
+    fn segment_after(&self, base_offset: i64) -> Option<Arc<Segment>> {
+        let segments = self.segments.read();
+        let i = segments.partition_point(|s| s.base_offset <= base_offset);
+        segments.get(i).cloned()
+    }
+
+    fn roll_locked(&self, writer: &mut Writer) -> Result<()> {
+        let fds = &self.shared.fds;
+        let active = Arc::clone(&writer.active);
+        let file = active.file(fds)?;
+        if let Err(err) = file.sync_data() {
+            self.poison(&err);
+            return Err(StorageError::io("fdatasync", &active.log_path, err));
+        }
+        let next = self.log_end_offset();
+        let sealed_indexes = {
+            let idx = active.live_indexes.read();
+            Arc::new(writer.builder.finished(&idx, active.relative(next)))
+        };
+        sealed_indexes.write_files(&active.index_path, &active.time_path, true)?;
+        self.sync_new_dir()?;
+        sync_dir(&self.dir)?;
+        let _ = active.sealed_indexes.set(sealed_indexes);
+        active.sealed.store(true, Ordering::Release);
+        *active.live_indexes.write() = Indexes::default();
+        self.mark_durable(next);
+
+        let segment = Arc::new(Segment::new(&self.dir, next, fds.allocate_id()));
+        create_segment_file(&segment, fds)?;
+        sync_dir(&self.dir)?;
+        self.segments.write().push(Arc::clone(&segment));
+        writer.active = segment;
+        writer.builder = IndexBuilder::new(self.config.read().index_interval_bytes);
+        writer.first_append_ms = None;
+        tracing::debug!(log = %self.name, base_offset = next, "rolled segment");
+        Ok(())
+    }
+
+    /// Removes the `count` oldest segments (all sealed) and their files.
+    fn delete_oldest(&self, count: usize) -> Result<RetentionOutcome> {
+        if count == 0 {
+            return Ok(RetentionOutcome {
+                log_start_offset: self.log_start_offset(),
+                ..RetentionOutcome::default()
+            });
+        }
+        let removed: Vec<Arc<Segment>> = {
+            let mut segments = self.segments.write();
+            let count = count.min(segments.len() - 1); // LOG-3
+            let removed = segments.drain(..count).collect();
+            if let Some(first) = segments.first() {
+                self.log_start_offset
+                    .fetch_max(first.base_offset, Ordering::AcqRel);
+            }
+            removed
+        };
+        let mut outcome = RetentionOutcome::default();
+        for seg in &removed {
+            debug_assert!(seg.is_sealed());
+            self.shared.fds.evict(seg.file_id);
+            for path in [&seg.log_path, &seg.index_path, &seg.time_path] {
+                remove_if_present(path)?;
+            }
+            outcome.deleted_segments += 1;
+            outcome.deleted_bytes += seg.valid_bytes();
+        }
+        sync_dir(&self.dir)?;
+        outcome.log_start_offset = self.log_start_offset();
+        tracing::info!(
+            log = %self.name,
+            segments = outcome.deleted_segments,
+            bytes = outcome.deleted_bytes,
+            log_start_offset = outcome.log_start_offset,
+            "deleted segments"
+        );
+        Ok(outcome)
+    }
+}
+
+/// After a scan of the active segment stopped at `position` (where offset `next_offset` was
+/// expected): a torn tail unless a complete batch with a valid CRC and a later offset follows.
+///
+/// A crash can only leave garbage after the last write that completed; valid data *after* a bad
+/// batch means the bad batch was damaged in place, which is reported rather than cut away (cutting
+/// would silently drop the valid batches behind it).
+fn is_torn_tail(
+    segment: &Segment,
+    file: &std::fs::File,
+    position: u64,
+    next_offset: i64,
+    file_bytes: u64,
+) -> bool {
+    const CHUNK: u64 = 1 << 20;
+    let header_bytes = BATCH_HEADER_SIZE as u64;
+    let mut chunk_start = position + 1;
+    while chunk_start + header_bytes <= file_bytes {
+        let end = (chunk_start + CHUNK + header_bytes).min(file_bytes);
+        let Ok(buf) = segment.read_exact(file, chunk_start, (end - chunk_start) as usize) else {
+            return true;
+        };
+        let candidates = (buf.len() + 1)
+            .saturating_sub(BATCH_HEADER_SIZE)
+            .min(CHUNK as usize);
+        for i in 0..candidates {
+            if buf[i + 16] != basalt_record::MAGIC_V2 as u8 {
+                continue;
+            }
+            let Ok(h) = BatchHeader::parse_header(&buf[i..]) else {
+                continue;
+            };
+            let at = chunk_start + i as u64;
+            if h.base_offset < next_offset || at + h.total_size() as u64 > file_bytes {
+                continue;
+            }
+            let Ok(bytes) = segment.read_exact(file, at, h.total_size()) else {
+                continue;
+            };
+            if h.verify_crc(&bytes).is_ok() {
+                return false;
+            }
+        }
+        chunk_start += CHUNK;
+    }
+    true
+}
+
+/// Checks the active segment against the indexes stored at a clean close and finds where it
+/// ends: walks the batch headers from the last indexed batch to the end of the file, which must be
+/// reached exactly, with dense offsets, at the offset the final time entry names (when there is
+/// one). Returns the next offset and the segment's largest timestamp. Costs a few header reads:
+/// without index entries the segment holds at most one index interval of batches plus one.
+fn walk_tail(
+    segment: &Segment,
+    fds: &crate::fdcache::FdCache,
+    idx: &Indexes,
+    len: u64,
+) -> Option<(i64, i64)> {
+    let file = segment.file(fds).ok()?;
+    let (mut position, mut expected) = idx.offsets.last().map_or((0, segment.base_offset), |e| {
+        (
+            u64::from(e.position),
+            segment.base_offset + i64::from(e.relative_offset),
+        )
+    });
+    let mut max_timestamp = idx.max_timestamp().unwrap_or(-1);
+    while position < len {
+        match segment.header_at(&file, position, len) {
+            Ok(h) if h.base_offset == expected => {
+                expected = h.next_offset();
+                max_timestamp = max_timestamp.max(h.max_timestamp);
+                position += h.total_size() as u64;
+            }
+            _ => return None,
+        }
+    }
+    let consistent = idx
+        .times
+        .last()
+        .is_none_or(|e| segment.base_offset + i64::from(e.relative_offset) == expected);
+    (position == len && consistent).then_some((expected, max_timestamp))
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(StorageError::io("remove", path, e)),
+    }
+}
+
+fn create_segment_file(segment: &Segment, fds: &crate::fdcache::FdCache) -> Result<()> {
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&segment.log_path)
+        .map_err(|e| StorageError::io("create", &segment.log_path, e))?;
+    fds.insert(segment.file_id, Arc::new(file));
+    Ok(())
+}
+
+fn read_log_start(dir: &Path) -> Result<Option<i64>> {
+    let path = dir.join(LOG_START_FILE);
+    match fs::read_to_string(&path) {
+        Ok(s) => s
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| StorageError::BadFile {
+                path,
+                reason: format!("not an offset: {:?}", s.trim()),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StorageError::io("read", path, e)),
+    }
+}
+
+/// Fsyncs a directory so entries created, renamed or removed in it are durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    let d = fs::File::open(dir).map_err(|e| StorageError::io("open dir", dir, e))?;
+    d.sync_all()
+        .map_err(|e| StorageError::io("fsync dir", dir, e))
+}
+
+/// Writes every slice at `position`, continuing after short writes.
+fn write_all_vectored_at(
+    file: &std::fs::File,
+    slices: &mut [IoSlice<'_>],
+    mut position: u64,
+) -> std::io::Result<()> {
+    // IOV_MAX is 1024 on Linux.
+    const IOV_MAX: usize = 1024;
+    let mut slices = slices;
+    while !slices.is_empty() {
+        let chunk = slices.len().min(IOV_MAX);
+        let n = match rustix::io::pwritev(file, &slices[..chunk], position) {
+            Ok(n) => n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        position += n as u64;
+        IoSlice::advance_slices(&mut slices, n);
+    }
+    Ok(())
+}
