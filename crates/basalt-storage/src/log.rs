@@ -628,6 +628,43 @@ impl Log {
         Ok(None)
     }
 
+    /// Calls `f` with the header of every batch from the one containing `from_offset` to the end
+    /// of the log, in order, reading headers only (for rebuilding producer state).
+    pub fn for_each_batch_header(
+        &self,
+        from_offset: i64,
+        mut f: impl FnMut(&BatchHeader),
+    ) -> Result<()> {
+        let interval = self.config.read().index_interval_bytes;
+        let fds = &self.shared.fds;
+        let from = from_offset.max(self.log_start_offset());
+        let mut segment = Some(self.floor_segment(from));
+        while let Some(seg) = segment.take() {
+            let (idx, damage) = seg.indexes(fds, interval)?;
+            if let Some(damage) = damage {
+                self.mark_damaged(damage);
+            }
+            let valid = seg.valid_bytes();
+            let file = seg.file(fds)?;
+            let mut position = idx.position_for(seg.relative(from), valid);
+            while position < valid {
+                let header = match seg.header_at(&file, position, valid) {
+                    Ok(h) => h,
+                    Err(HeaderReadError::Io(e)) => return Err(e),
+                    Err(HeaderReadError::Batch(err)) => {
+                        return Err(self.damaged_at(&seg, position, err.to_string()));
+                    }
+                };
+                if header.last_offset() >= from {
+                    f(&header);
+                }
+                position += header.total_size() as u64;
+            }
+            segment = self.segment_after(seg.base_offset);
+        }
+        Ok(())
+    }
+
     /// The largest batch max timestamp in the log and the batch that holds it (for ListOffsets
     /// `MAX_TIMESTAMP`); `None` when the log is empty.
     pub fn max_timestamp(&self) -> Result<Option<BatchHeader>> {

@@ -70,6 +70,7 @@ pub struct Storage {
     shared: Arc<Shared>,
     logs: Mutex<HashMap<String, Arc<Log>>>,
     flusher: Mutex<Option<JoinHandle<()>>>,
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl Storage {
@@ -122,6 +123,7 @@ impl Storage {
             }),
             logs: Mutex::new(HashMap::new()),
             flusher: Mutex::new(Some(flusher)),
+            closed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -208,8 +210,12 @@ impl Storage {
     }
 
     /// Syncs and closes every log, stops the disk thread and writes the clean-shutdown marker.
-    /// If any log fails to close, the marker is not written and the next open recovers.
-    pub fn close(self) -> Result<()> {
+    /// If any log fails to close, the marker is not written and the next open recovers. Only the
+    /// first call does anything.
+    pub fn close(&self) -> Result<()> {
+        if self.closed.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            return Ok(());
+        }
         let logs: Vec<Arc<Log>> = self.logs.lock().drain().map(|(_, log)| log).collect();
         let mut first_error = None;
         for log in logs {
