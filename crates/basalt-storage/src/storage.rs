@@ -65,7 +65,8 @@ impl std::fmt::Debug for FlushMsg {
 #[derive(Debug)]
 pub struct Storage {
     dir: PathBuf,
-    _lock: File,
+    /// Held while open; released by `close` so the directory can be opened again.
+    lock: Mutex<Option<File>>,
     was_clean: bool,
     shared: Arc<Shared>,
     logs: Mutex<HashMap<String, Arc<Log>>>,
@@ -115,7 +116,7 @@ impl Storage {
         tracing::info!(dir = %dir.display(), clean = was_clean, "opened data directory");
         Ok(Storage {
             dir,
-            _lock: lock,
+            lock: Mutex::new(Some(lock)),
             was_clean,
             shared: Arc::new(Shared {
                 fds: FdCache::new(options.max_open_files),
@@ -233,6 +234,7 @@ impl Storage {
         rustix::fs::syncfs(&dir).map_err(|e| StorageError::io("syncfs", &self.dir, e.into()))?;
         crate::index::write_atomically(&self.dir.join(CLEAN_MARKER), b"", true)?;
         sync_dir(&self.dir)?;
+        self.lock.lock().take();
         tracing::info!(dir = %self.dir.display(), "closed data directory cleanly");
         Ok(())
     }
