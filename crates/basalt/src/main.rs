@@ -5,6 +5,7 @@
 //! command's own output (tables, JSON).
 
 mod bench;
+mod serve;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -22,6 +23,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the broker: a Kafka-compatible server on 127.0.0.1:9092 storing in ./basalt-data.
+    Serve(Box<serve::ServeArgs>),
     /// Measure the performance of Basalt's parts on this machine.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -31,6 +34,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     let result = match cli.command {
+        Command::Serve(args) => serve::run(*args),
         Command::Bench(command) => bench::run(command),
     };
     match result {

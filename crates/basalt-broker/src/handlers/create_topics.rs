@@ -1,0 +1,94 @@
+//! CreateTopics (key 19), v2–7: validated names, -1 defaults, manual assignments on this node,
+//! configs, and `validate_only`.
+
+use std::collections::BTreeMap;
+
+use basalt_protocol::ErrorCode;
+use basalt_protocol::messages::create_topics_request::CreateTopicsRequest;
+use basalt_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult, CreateTopicsResponse,
+};
+
+use crate::Broker;
+use crate::config::TOPIC_CONFIGS;
+
+pub fn handle(broker: &Broker, req: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
+    let node_id = broker.config().node_id;
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let mut result = CreatableTopicResult {
+                name: t.name.clone(),
+                num_partitions: -1,
+                replication_factor: -1,
+                ..CreatableTopicResult::default()
+            };
+            let mut partitions = t.num_partitions;
+            let mut replication = t.replication_factor;
+            if !t.assignments.is_empty() {
+                if partitions != -1 || replication != -1 {
+                    result.error_code = ErrorCode::InvalidRequest.into();
+                    result.error_message =
+                        Some("give either assignments or partitions and replication".into());
+                    return result;
+                }
+                let on_this_node = t.assignments.iter().all(|a| a.broker_ids == [node_id]);
+                if !on_this_node {
+                    result.error_code = ErrorCode::InvalidReplicaAssignment.into();
+                    result.error_message =
+                        Some(format!("replicas can only be assigned to broker {node_id}"));
+                    return result;
+                }
+                partitions = t.assignments.len() as i32;
+                replication = 1;
+            }
+            let configs: BTreeMap<String, String> = t
+                .configs
+                .into_iter()
+                .filter_map(|c| c.value.map(|v| (c.name, v)))
+                .collect();
+            match broker.create_topic(&t.name, partitions, replication, configs, req.validate_only)
+            {
+                Ok(topic) => {
+                    result.topic_id = topic.id;
+                    result.num_partitions = topic.meta.partitions;
+                    result.replication_factor = 1;
+                    if version >= 5 {
+                        let effective = &topic.meta.configs;
+                        result.configs =
+                            Some(
+                                TOPIC_CONFIGS
+                                    .iter()
+                                    .map(|d| CreatableTopicConfigs {
+                                        name: d.name.to_owned(),
+                                        value: Some(effective.get(d.name).cloned().unwrap_or_else(
+                                            || broker.config().broker_default(d.name),
+                                        )),
+                                        read_only: false,
+                                        // 1 = topic override, 5 = default (Kafka's ConfigSource).
+                                        config_source: if effective.contains_key(d.name) {
+                                            1
+                                        } else {
+                                            5
+                                        },
+                                        is_sensitive: false,
+                                        ..CreatableTopicConfigs::default()
+                                    })
+                                    .collect(),
+                            );
+                    }
+                }
+                Err(e) => {
+                    result.error_code = e.code.into();
+                    result.error_message = Some(e.message);
+                }
+            }
+            result
+        })
+        .collect();
+    CreateTopicsResponse {
+        topics,
+        ..CreateTopicsResponse::default()
+    }
+}

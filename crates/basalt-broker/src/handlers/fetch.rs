@@ -1,0 +1,126 @@
+//! Fetch (key 1), v4–12: batch-aligned bytes straight from the logs, with long polling.
+//!
+//! Each partition returns whole batches from the one containing the fetch offset, up to its
+//! partition budget and the request's overall budget (the first non-empty partition always
+//! returns at least one whole batch). Only offsets below the high watermark are served. If less
+//! than `min_bytes` is ready, the request waits up to `max_wait_ms` for new data. Fetch sessions
+//! are answered sessionless (session id 0), which every client handles by sending full fetches.
+//! Capped at v12 until fetches by topic id (v13+) are handled.
+
+use std::time::Duration;
+
+use basalt_protocol::ErrorCode;
+use basalt_protocol::messages::fetch_request::FetchRequest;
+use basalt_protocol::messages::fetch_response::{
+    FetchResponse, FetchableTopicResponse, PartitionData,
+};
+use basalt_storage::StorageError;
+
+use crate::Broker;
+use crate::errors::storage_error_code;
+
+/// Highest Fetch version handled.
+pub const MAX_VERSION: i16 = 12;
+
+/// Longest a fetch may wait, whatever it asks for.
+const MAX_WAIT_MS_CAP: i32 = 30_000;
+
+pub async fn handle(broker: &Broker, req: FetchRequest, _version: i16) -> FetchResponse {
+    let deadline = tokio::time::Instant::now()
+        + Duration::from_millis(req.max_wait_ms.clamp(0, MAX_WAIT_MS_CAP) as u64);
+    let mut visible = broker.watch_visible();
+    loop {
+        visible.borrow_and_update();
+        let (response, bytes, errors) = read_once(broker, &req);
+        let satisfied = bytes >= i64::from(req.min_bytes.max(1)) || errors;
+        if satisfied || tokio::time::Instant::now() >= deadline {
+            return response;
+        }
+        tokio::select! {
+            changed = visible.changed() => if changed.is_err() { return response },
+            _ = tokio::time::sleep_until(deadline) => {}
+        }
+    }
+}
+
+/// One pass over the requested partitions: the response, bytes returned, and whether any
+/// partition had an error (which answers at once).
+fn read_once(broker: &Broker, req: &FetchRequest) -> (FetchResponse, i64, bool) {
+    let mut budget = if req.max_bytes <= 0 {
+        i64::from(i32::MAX)
+    } else {
+        i64::from(req.max_bytes)
+    };
+    let mut total = 0i64;
+    let mut errors = false;
+    let mut responses = Vec::with_capacity(req.topics.len());
+    for t in &req.topics {
+        let topic = broker.topic(&t.topic);
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for fp in &t.partitions {
+            let mut pd = PartitionData {
+                partition_index: fp.partition,
+                high_watermark: -1,
+                last_stable_offset: -1,
+                log_start_offset: -1,
+                preferred_read_replica: -1,
+                records: Some(bytes::Bytes::new()),
+                ..PartitionData::default()
+            };
+            let partition = topic.as_ref().and_then(|topic| {
+                usize::try_from(fp.partition)
+                    .ok()
+                    .and_then(|i| topic.partitions.get(i))
+            });
+            match partition {
+                None => {
+                    pd.error_code = ErrorCode::UnknownTopicOrPartition.into();
+                    errors = true;
+                }
+                Some(partition) => {
+                    let hw = partition.high_watermark();
+                    pd.high_watermark = hw;
+                    pd.last_stable_offset = hw;
+                    pd.log_start_offset = partition.log.log_start_offset();
+                    let partition_budget = i64::from(fp.partition_max_bytes.max(0)).min(budget);
+                    // The first non-empty partition returns at least one batch (max(.., 1)).
+                    let max_bytes = if total == 0 {
+                        partition_budget.max(1)
+                    } else {
+                        partition_budget
+                    };
+                    if max_bytes > 0 || total == 0 {
+                        match partition.log.read(fp.fetch_offset, max_bytes as usize, hw) {
+                            Ok(read) => {
+                                let n = read.records.len() as i64;
+                                total += n;
+                                budget -= n;
+                                pd.records = Some(read.records);
+                            }
+                            Err(e) => {
+                                // Past the high watermark but within the log: nothing visible yet.
+                                let not_yet_visible = matches!(e, StorageError::OffsetOutOfRange { offset, .. } if offset > hw && offset <= partition.log.log_end_offset());
+                                if !not_yet_visible {
+                                    pd.error_code = storage_error_code(&e).into();
+                                    errors = true;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            partitions.push(pd);
+        }
+        responses.push(FetchableTopicResponse {
+            topic: t.topic.clone(),
+            partitions,
+            ..FetchableTopicResponse::default()
+        });
+    }
+    let response = FetchResponse {
+        responses,
+        session_id: 0,
+        ..FetchResponse::default()
+    };
+    (response, total, errors)
+}

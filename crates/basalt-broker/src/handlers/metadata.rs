@@ -1,0 +1,87 @@
+//! Metadata (key 3), v0–12: this node as the only broker and the leader of every partition.
+//!
+//! Topics are named or (v10+) given by id; a missing named topic is auto-created when the client
+//! allows it (always before v4) and `auto.create.topics.enable` is on. Leader epochs are -1 until
+//! replication exists, so clients do not validate positions with OffsetForLeaderEpoch.
+
+use basalt_protocol::ErrorCode;
+use basalt_protocol::messages::metadata_request::MetadataRequest;
+use basalt_protocol::messages::metadata_response::{
+    MetadataResponse, MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+
+use crate::{Broker, Topic};
+
+/// Highest Metadata version handled.
+pub const MAX_VERSION: i16 = 12;
+
+pub fn handle(broker: &Broker, req: MetadataRequest, version: i16) -> MetadataResponse {
+    let config = broker.config();
+    let node_id = config.node_id;
+    let allow_auto_create = version < 4 || req.allow_auto_topic_creation;
+    let topics = match req.topics {
+        None => broker
+            .topics()
+            .iter()
+            .map(|t| topic_entry(t, node_id))
+            .collect(),
+        Some(requested) => requested
+            .into_iter()
+            .map(|t| match t.name {
+                Some(name) => match broker.topic_or_auto_create(&name, allow_auto_create) {
+                    Ok(topic) => topic_entry(&topic, node_id),
+                    Err(e) => MetadataResponseTopic {
+                        error_code: e.code.into(),
+                        name: Some(name),
+                        ..MetadataResponseTopic::default()
+                    },
+                },
+                None => match broker.topic_by_id(&t.topic_id) {
+                    Some(topic) => topic_entry(&topic, node_id),
+                    None => MetadataResponseTopic {
+                        error_code: ErrorCode::UnknownTopicId.into(),
+                        topic_id: t.topic_id,
+                        ..MetadataResponseTopic::default()
+                    },
+                },
+            })
+            .collect(),
+    };
+    MetadataResponse {
+        brokers: vec![MetadataResponseBroker {
+            node_id,
+            host: config.advertised_host.clone(),
+            port: config.advertised_port,
+            rack: config.rack.clone(),
+            ..MetadataResponseBroker::default()
+        }],
+        cluster_id: Some(config.cluster_id.clone()),
+        controller_id: node_id,
+        topics,
+        cluster_authorized_operations: i32::MIN,
+        ..MetadataResponse::default()
+    }
+}
+
+fn topic_entry(topic: &Topic, node_id: i32) -> MetadataResponseTopic {
+    MetadataResponseTopic {
+        error_code: 0,
+        name: Some(topic.meta.name.clone()),
+        topic_id: topic.id,
+        is_internal: false,
+        partitions: (0..topic.meta.partitions)
+            .map(|p| MetadataResponsePartition {
+                error_code: 0,
+                partition_index: p,
+                leader_id: node_id,
+                leader_epoch: -1,
+                replica_nodes: vec![node_id],
+                isr_nodes: vec![node_id],
+                offline_replicas: Vec::new(),
+                ..MetadataResponsePartition::default()
+            })
+            .collect(),
+        topic_authorized_operations: i32::MIN,
+        ..MetadataResponseTopic::default()
+    }
+}

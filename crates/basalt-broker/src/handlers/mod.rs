@@ -1,0 +1,127 @@
+//! One handler per Kafka API, each in its own file with the version range it implements.
+//!
+//! [`SUPPORTED`] is the registry: ApiVersions is built from it and the dispatcher refuses any
+//! version outside it (`BRK-1`).
+
+mod api_versions;
+mod create_topics;
+mod delete_topics;
+mod fetch;
+mod init_producer_id;
+mod list_offsets;
+mod metadata;
+mod produce;
+
+use std::sync::Arc;
+
+use basalt_protocol::{ApiKey, RequestBody, RequestHeader, ResponseBody};
+use basalt_server::{ConnectionInfo, Handler, Outcome};
+
+use crate::Broker;
+
+/// An API this broker implements: the versions it advertises, and the first version it handles
+/// (Produce v0–2 are advertised, as Kafka 4 does for old librdkafka, but refused: KAFKA-18659).
+#[derive(Debug, Clone, Copy)]
+pub struct Supported {
+    /// The API.
+    pub api_key: ApiKey,
+    /// Lowest advertised version.
+    pub advertised_min: i16,
+    /// Lowest version handled.
+    pub handled_min: i16,
+    /// Highest version advertised and handled.
+    pub max: i16,
+}
+
+const fn api(api_key: ApiKey, min: i16, max: i16) -> Supported {
+    Supported {
+        api_key,
+        advertised_min: min,
+        handled_min: min,
+        max,
+    }
+}
+
+/// Every API and version range this broker implements.
+pub const SUPPORTED: &[Supported] = &[
+    Supported {
+        api_key: ApiKey::Produce,
+        advertised_min: 0,
+        handled_min: 3,
+        max: produce::MAX_VERSION,
+    },
+    api(ApiKey::Fetch, 4, fetch::MAX_VERSION),
+    api(ApiKey::ListOffsets, 1, list_offsets::MAX_VERSION),
+    api(ApiKey::Metadata, 0, metadata::MAX_VERSION),
+    api(ApiKey::ApiVersions, 0, 4),
+    api(ApiKey::CreateTopics, 2, 7),
+    api(ApiKey::DeleteTopics, 1, 6),
+    api(ApiKey::InitProducerId, 0, 5),
+];
+
+fn supported(api_key: ApiKey, version: i16) -> bool {
+    SUPPORTED
+        .iter()
+        .any(|s| s.api_key == api_key && (s.handled_min..=s.max).contains(&version))
+}
+
+impl Handler for Broker {
+    async fn handle(
+        self: Arc<Self>,
+        conn: Arc<ConnectionInfo>,
+        header: RequestHeader,
+        body: RequestBody,
+    ) -> Outcome {
+        let api_key = body.api_key();
+        let version = header.request_api_version;
+        if !supported(api_key, version) {
+            return self.unsupported_version(api_key, &header);
+        }
+        let _ = &conn;
+        let response = match body {
+            RequestBody::ApiVersions(_) => ResponseBody::ApiVersions(api_versions::handle(0)),
+            RequestBody::Metadata(r) => ResponseBody::Metadata(metadata::handle(&self, r, version)),
+            RequestBody::Produce(r) => match produce::handle(&self, r, version).await {
+                Some(resp) => ResponseBody::Produce(resp),
+                None => return Outcome::NoResponse,
+            },
+            RequestBody::Fetch(r) => ResponseBody::Fetch(fetch::handle(&self, r, version).await),
+            RequestBody::ListOffsets(r) => {
+                ResponseBody::ListOffsets(list_offsets::handle(&self, r, version))
+            }
+            RequestBody::CreateTopics(r) => {
+                ResponseBody::CreateTopics(create_topics::handle(&self, r, version))
+            }
+            RequestBody::DeleteTopics(r) => {
+                ResponseBody::DeleteTopics(delete_topics::handle(&self, r, version))
+            }
+            RequestBody::InitProducerId(r) => {
+                ResponseBody::InitProducerId(init_producer_id::handle(&self, r))
+            }
+            other => {
+                return Outcome::Close {
+                    reason: format!("{:?} is not implemented", other.api_key()),
+                };
+            }
+        };
+        Outcome::Respond(response)
+    }
+
+    fn unsupported_version(&self, api_key: ApiKey, header: &RequestHeader) -> Outcome {
+        if api_key == ApiKey::ApiVersions {
+            // KIP-511: a v0 response carrying the error and the whole table.
+            return Outcome::RespondAt {
+                body: ResponseBody::ApiVersions(api_versions::handle(
+                    basalt_protocol::ErrorCode::UnsupportedVersion.into(),
+                )),
+                version: 0,
+            };
+        }
+        Outcome::Close {
+            reason: format!(
+                "unsupported version {} of {api_key:?}",
+                header.request_api_version
+            ),
+        }
+    }
+}

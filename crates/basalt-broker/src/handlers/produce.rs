@@ -1,0 +1,118 @@
+//! Produce (key 0), v3–11 handled (v0–2 advertised but refused, as Kafka 4 does).
+//!
+//! Batches are validated (framing, CRC, size, producer sequence) and appended as they came;
+//! `acks=-1` is answered once the partition's fsync policy says the batch is durable, `acks=1`
+//! once it is written, `acks=0` never. Capped at v11 so Java producers keep the classic
+//! transaction flow (KIP-890 needs v12+).
+
+use basalt_protocol::ErrorCode;
+use basalt_protocol::messages::produce_request::ProduceRequest;
+use basalt_protocol::messages::produce_response::{
+    PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
+};
+
+use crate::{Broker, now_ms};
+
+/// Highest Produce version handled.
+pub const MAX_VERSION: i16 = 11;
+
+/// Handles a produce request; `None` when `acks = 0` (no response is sent).
+pub async fn handle(
+    broker: &Broker,
+    req: ProduceRequest,
+    _version: i16,
+) -> Option<ProduceResponse> {
+    let acks = req.acks;
+    let valid_acks = matches!(acks, -1..=1);
+    let now = now_ms();
+    let mut tickets = Vec::new();
+    let mut responses = Vec::with_capacity(req.topic_data.len());
+    for topic_data in req.topic_data {
+        let topic = broker.topic_or_auto_create(&topic_data.name, true);
+        let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
+        for pd in topic_data.partition_data {
+            let mut resp = PartitionProduceResponse {
+                index: pd.index,
+                base_offset: -1,
+                log_append_time_ms: -1,
+                log_start_offset: -1,
+                ..PartitionProduceResponse::default()
+            };
+            let outcome = if !valid_acks {
+                Err((
+                    ErrorCode::InvalidRequiredAcks,
+                    format!("acks must be -1, 0 or 1, got {acks}"),
+                ))
+            } else {
+                match &topic {
+                    Err(e) => Err((e.code, e.message.clone())),
+                    Ok(topic) => match usize::try_from(pd.index)
+                        .ok()
+                        .and_then(|i| topic.partitions.get(i))
+                    {
+                        None => Err((
+                            ErrorCode::UnknownTopicOrPartition,
+                            format!("{} has no partition {}", topic.meta.name, pd.index),
+                        )),
+                        Some(partition) => match pd.records.as_deref() {
+                            None | Some([]) => {
+                                Err((ErrorCode::CorruptMessage, "no records".into()))
+                            }
+                            Some(records) => partition
+                                .produce(records, now)
+                                .map_err(|e| (e.code, e.message)),
+                        },
+                    },
+                }
+            };
+            match outcome {
+                Ok(produced) => {
+                    resp.base_offset = produced.base_offset;
+                    resp.log_append_time_ms = produced.log_append_time_ms;
+                    resp.log_start_offset = produced.log_start_offset;
+                    if let Some(ticket) = produced.durable {
+                        tickets.push((ticket, responses.len(), partitions.len()));
+                    }
+                }
+                Err((code, message)) => {
+                    tracing::debug!(topic = %topic_data.name, partition = pd.index, %code, %message, "produce refused");
+                    resp.error_code = code.into();
+                    resp.error_message = Some(message);
+                }
+            }
+            partitions.push(resp);
+        }
+        responses.push(TopicProduceResponse {
+            name: topic_data.name,
+            partition_responses: partitions,
+            ..TopicProduceResponse::default()
+        });
+    }
+    if acks == -1 {
+        for (ticket, t, p) in tickets {
+            if let Err(e) = ticket.await {
+                let resp = &mut responses[t].partition_responses[p];
+                resp.error_code = crate::errors::storage_error_code(&e).into();
+                resp.error_message = Some(e.to_string());
+                resp.base_offset = -1;
+            }
+        }
+        broker.notify_visible();
+    } else {
+        broker.notify_visible();
+        if !tickets.is_empty() {
+            // Consumers see the data once it is durable; wake them then.
+            let visible = broker.watch_visible_sender();
+            tokio::spawn(async move {
+                for (ticket, _, _) in tickets {
+                    let _ = ticket.await;
+                }
+                visible.send_modify(|v| *v = v.wrapping_add(1));
+            });
+        }
+    }
+    (acks != 0).then_some(ProduceResponse {
+        responses,
+        ..ProduceResponse::default()
+    })
+}

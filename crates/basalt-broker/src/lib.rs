@@ -1,0 +1,429 @@
+//! Basalt's Kafka broker on one node: topics and their partitions, idempotent producer state,
+//! and one handler per Kafka API (`handlers/`), behind the [`basalt_server::Handler`] trait.
+//!
+//! The broker owns the [`Storage`] of its data directory and the topic metadata next to it. It
+//! turns wire types into storage calls and storage facts into Kafka error codes (in `errors` only).
+//!
+//! # Invariants
+//! - `BRK-1`: the ApiVersions table is generated from the handler registry
+//!   ([`handlers::SUPPORTED`]), so the broker never advertises a version it does not handle.
+//! - `BRK-2`: topic creation and deletion are serialised and persisted before they are answered.
+//! - `BRK-3`: no lock is held across an `.await`.
+
+pub mod config;
+pub mod errors;
+pub mod handlers;
+pub mod partition;
+pub mod producer;
+pub mod topics;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use basalt_protocol::{ErrorCode, Uuid};
+use basalt_storage::{Storage, StorageOptions};
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::watch;
+
+pub use config::BrokerConfig;
+use partition::Partition;
+use topics::{TopicMeta, TopicStore, format_uuid, new_topic_id, validate_topic_name};
+
+/// A topic hosted on this node.
+#[derive(Debug)]
+pub struct Topic {
+    /// Persisted metadata.
+    pub meta: TopicMeta,
+    /// The topic id.
+    pub id: Uuid,
+    /// Partitions, by index.
+    pub partitions: Vec<Arc<Partition>>,
+}
+
+/// Why a topic could not be created.
+#[derive(Debug, Clone)]
+pub struct TopicError {
+    /// The Kafka error code.
+    pub code: ErrorCode,
+    /// A message for the client.
+    pub message: String,
+}
+
+impl TopicError {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        TopicError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// The broker.
+#[derive(Debug)]
+pub struct Broker {
+    config: BrokerConfig,
+    storage: Storage,
+    store: TopicStore,
+    topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    /// Serialises topic creation, deletion and config changes (`BRK-2`); never held across an
+    /// await.
+    topic_ops: Mutex<()>,
+    /// Bumped whenever new data may be visible to consumers; long-polling fetches watch it.
+    visible: Arc<watch::Sender<u64>>,
+    producer_ids: ProducerIds,
+}
+
+impl Broker {
+    /// Opens the data directory, recovering logs as needed, and loads every topic.
+    pub fn open(data_dir: &Path, config: BrokerConfig) -> anyhow_like::Result<Arc<Broker>> {
+        let storage = Storage::open(data_dir, StorageOptions::default())?;
+        let store = TopicStore::new(data_dir);
+        let metas = store.load()?;
+        let mut topics = BTreeMap::new();
+        for meta in metas {
+            let topic = open_topic(&storage, &config, meta)?;
+            topics.insert(topic.meta.name.clone(), Arc::new(topic));
+        }
+        let producer_ids = ProducerIds::open(data_dir)?;
+        tracing::info!(
+            dir = %data_dir.display(),
+            topics = topics.len(),
+            clean = storage.was_clean_shutdown(),
+            "broker storage ready"
+        );
+        let visible = Arc::new(watch::channel(0).0);
+        Ok(Arc::new(Broker {
+            config,
+            storage,
+            store,
+            topics: RwLock::new(topics),
+            topic_ops: Mutex::new(()),
+            visible,
+            producer_ids,
+        }))
+    }
+
+    /// The broker's settings.
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    /// The topic `name`, if it exists.
+    pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.topics.read().get(name).cloned()
+    }
+
+    /// The topic with id `id`, if it exists.
+    pub fn topic_by_id(&self, id: &Uuid) -> Option<Arc<Topic>> {
+        self.topics.read().values().find(|t| &t.id == id).cloned()
+    }
+
+    /// All topics, by name.
+    pub fn topics(&self) -> Vec<Arc<Topic>> {
+        self.topics.read().values().cloned().collect()
+    }
+
+    /// The partition `index` of `topic`, if both exist.
+    pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
+        let topic = self.topic(topic)?;
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| topic.partitions.get(i).cloned())
+    }
+
+    /// Creates a topic (or only validates it). `partitions`/`replication` of -1 take defaults.
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication: i16,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<Arc<Topic>, TopicError> {
+        validate_topic_name(name)
+            .map_err(|m| TopicError::new(ErrorCode::InvalidTopicException, m))?;
+        let partitions = if partitions == -1 {
+            self.config.num_partitions
+        } else {
+            partitions
+        };
+        if !(1..=100_000).contains(&partitions) {
+            return Err(TopicError::new(
+                ErrorCode::InvalidPartitions,
+                format!("number of partitions must be between 1 and 100000, got {partitions}"),
+            ));
+        }
+        let replication = if replication == -1 {
+            self.config.default_replication_factor
+        } else {
+            replication
+        };
+        if replication != 1 {
+            return Err(TopicError::new(
+                ErrorCode::InvalidReplicationFactor,
+                format!("replication factor {replication} is larger than the 1 available broker"),
+            ));
+        }
+        for (k, v) in &configs {
+            config::validate_topic_config(k, v)
+                .map_err(|e| TopicError::new(ErrorCode::InvalidConfig, e.to_string()))?;
+        }
+        let _ops = self.topic_ops.lock();
+        if self.topics.read().contains_key(name) {
+            return Err(TopicError::new(
+                ErrorCode::TopicAlreadyExists,
+                format!("topic {name} already exists"),
+            ));
+        }
+        let collides = self
+            .topics
+            .read()
+            .keys()
+            .any(|t| t != name && t.replace('.', "_") == name.replace('.', "_"));
+        if collides {
+            return Err(TopicError::new(
+                ErrorCode::InvalidTopicException,
+                format!("topic {name} collides with an existing topic ('.' and '_' are alike)"),
+            ));
+        }
+        let meta = TopicMeta {
+            name: name.to_owned(),
+            id: format_uuid(&new_topic_id()),
+            partitions,
+            configs,
+        };
+        if validate_only {
+            return Ok(Arc::new(Topic {
+                id: meta.uuid(),
+                meta,
+                partitions: Vec::new(),
+            }));
+        }
+        let topic = open_topic(&self.storage, &self.config, meta)
+            .map_err(|e| TopicError::new(ErrorCode::KafkaStorageError, e.to_string()))?;
+        let topic = Arc::new(topic);
+        let mut all: Vec<TopicMeta> = self
+            .topics
+            .read()
+            .values()
+            .map(|t| t.meta.clone())
+            .collect();
+        all.push(topic.meta.clone());
+        self.store
+            .save(&all)
+            .map_err(|e| TopicError::new(ErrorCode::KafkaStorageError, e.to_string()))?;
+        self.topics
+            .write()
+            .insert(name.to_owned(), Arc::clone(&topic));
+        tracing::info!(topic = name, partitions, "created topic");
+        Ok(topic)
+    }
+
+    /// The topic `name`, created with defaults if it is missing and auto-creation is enabled.
+    pub fn topic_or_auto_create(
+        &self,
+        name: &str,
+        allowed: bool,
+    ) -> Result<Arc<Topic>, TopicError> {
+        if let Some(t) = self.topic(name) {
+            return Ok(t);
+        }
+        if !(allowed && self.config.auto_create_topics_enable) {
+            return Err(TopicError::new(
+                ErrorCode::UnknownTopicOrPartition,
+                format!("unknown topic {name}"),
+            ));
+        }
+        match self.create_topic(name, -1, -1, BTreeMap::new(), false) {
+            Ok(t) => Ok(t),
+            // Created concurrently by another request.
+            Err(e) if e.code == ErrorCode::TopicAlreadyExists => {
+                self.topic(name).ok_or_else(|| {
+                    TopicError::new(ErrorCode::UnknownTopicOrPartition, "topic vanished")
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes a topic and its data.
+    pub fn delete_topic(&self, name: &str) -> Result<Uuid, TopicError> {
+        if !self.config.delete_topic_enable {
+            return Err(TopicError::new(
+                ErrorCode::TopicDeletionDisabled,
+                "delete.topic.enable is false",
+            ));
+        }
+        let _ops = self.topic_ops.lock();
+        let Some(topic) = self.topic(name) else {
+            return Err(TopicError::new(
+                ErrorCode::UnknownTopicOrPartition,
+                format!("unknown topic {name}"),
+            ));
+        };
+        let remaining: Vec<TopicMeta> = self
+            .topics
+            .read()
+            .values()
+            .filter(|t| t.meta.name != name)
+            .map(|t| t.meta.clone())
+            .collect();
+        self.store
+            .save(&remaining)
+            .map_err(|e| TopicError::new(ErrorCode::KafkaStorageError, e.to_string()))?;
+        self.topics.write().remove(name);
+        for p in 0..topic.meta.partitions {
+            if let Err(e) = self.storage.delete_log(&topic.meta.log_name(p)) {
+                tracing::error!(topic = name, partition = p, error = %e, "could not delete partition data");
+            }
+        }
+        tracing::info!(topic = name, "deleted topic");
+        Ok(topic.id)
+    }
+
+    /// A new producer id for an idempotent producer.
+    pub fn allocate_producer_id(&self) -> std::io::Result<i64> {
+        self.producer_ids.next()
+    }
+
+    /// Signals long-polling fetches that new data may be visible.
+    pub fn notify_visible(&self) {
+        self.visible.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// The sender behind [`Broker::notify_visible`], for tasks that outlive a request.
+    pub fn watch_visible_sender(&self) -> Arc<watch::Sender<u64>> {
+        Arc::clone(&self.visible)
+    }
+
+    /// A receiver that changes whenever new data may be visible.
+    pub fn watch_visible(&self) -> watch::Receiver<u64> {
+        self.visible.subscribe()
+    }
+
+    /// Applies retention to every partition once.
+    pub fn enforce_retention(&self) {
+        let now = now_ms();
+        for topic in self.topics() {
+            for p in &topic.partitions {
+                if let Err(e) = p.log.enforce_retention(now) {
+                    tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "retention failed");
+                }
+            }
+        }
+    }
+
+    /// Runs retention periodically until the broker is dropped.
+    pub fn spawn_background(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let period = Duration::from_millis(self.config.log_retention_check_interval_ms.max(100));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(broker) = weak.upgrade() else { break };
+                let b = Arc::clone(&broker);
+                let _ = tokio::task::spawn_blocking(move || b.enforce_retention()).await;
+            }
+        });
+    }
+
+    /// Syncs every partition and writes the clean-shutdown marker.
+    pub fn shutdown(&self) -> Result<(), basalt_storage::StorageError> {
+        self.storage.close()
+    }
+}
+
+fn open_topic(
+    storage: &Storage,
+    config: &BrokerConfig,
+    meta: TopicMeta,
+) -> Result<Topic, basalt_storage::StorageError> {
+    let effective = config.effective(&meta.configs);
+    let mut partitions = Vec::with_capacity(meta.partitions as usize);
+    for p in 0..meta.partitions {
+        let (log, report) = storage.open_log(&meta.log_name(p), effective.log.clone())?;
+        if report.truncated_bytes > 0 {
+            tracing::warn!(topic = %meta.name, partition = p, bytes = report.truncated_bytes, "recovered a torn tail");
+        }
+        if let Some(d) = &report.damage {
+            tracing::error!(topic = %meta.name, partition = p, damage = %d, "partition damaged");
+        }
+        partitions.push(Arc::new(Partition::open(
+            &meta.name,
+            p,
+            log,
+            effective.clone(),
+        )?));
+    }
+    Ok(Topic {
+        id: meta.uuid(),
+        meta,
+        partitions,
+    })
+}
+
+/// Wall-clock milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Producer ids, unique across restarts: blocks of ids are reserved in a file before use.
+#[derive(Debug)]
+struct ProducerIds {
+    path: std::path::PathBuf,
+    next: AtomicI64,
+    reserved_end: Mutex<i64>,
+}
+
+const PRODUCER_ID_BLOCK: i64 = 1000;
+
+impl ProducerIds {
+    fn open(dir: &Path) -> std::io::Result<Self> {
+        let path = dir.join("producer-ids");
+        let start = match std::fs::read_to_string(&path) {
+            Ok(s) => s.trim().parse::<i64>().map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{}: not a number", path.display()),
+                )
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(e),
+        };
+        Ok(ProducerIds {
+            path,
+            next: AtomicI64::new(start),
+            reserved_end: Mutex::new(start),
+        })
+    }
+
+    fn next(&self) -> std::io::Result<i64> {
+        let id = self.next.fetch_add(1, Ordering::AcqRel);
+        let mut end = self.reserved_end.lock();
+        if id >= *end {
+            let new_end = id + PRODUCER_ID_BLOCK;
+            let tmp = self.path.with_extension("tmp");
+            std::fs::write(&tmp, new_end.to_string())?;
+            std::fs::File::open(&tmp)?.sync_all()?;
+            std::fs::rename(&tmp, &self.path)?;
+            if let Some(dir) = self.path.parent() {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            *end = new_end;
+        }
+        Ok(id)
+    }
+}
+
+/// A boxed error for broker start-up.
+pub mod anyhow_like {
+    /// Start-up result.
+    pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+}

@@ -1,0 +1,191 @@
+//! One topic partition on this node: its log, its idempotent producer state, its settings.
+//!
+//! # Invariants
+//! - `PART-1`: the producer table is checked and updated under the same lock as the append, so
+//!   two retries of one batch can never both be appended (`PID-2`).
+//! - `PART-2`: consumers see offsets below the high watermark only; on a single node that is the
+//!   durable end of the log under `flush.policy=always` and the log end otherwise.
+
+use std::sync::Arc;
+
+use basalt_protocol::ErrorCode;
+use basalt_record::BatchHeader;
+use basalt_storage::{FsyncPolicy, Log, StorageError, SyncTicket};
+use parking_lot::{Mutex, RwLock};
+
+use crate::config::EffectiveTopicConfig;
+use crate::errors::storage_error_code;
+use crate::producer::{ProducerTable, SequenceCheck};
+
+/// A partition hosted on this node.
+#[derive(Debug)]
+pub struct Partition {
+    /// The topic name.
+    pub topic: String,
+    /// The partition index.
+    pub index: i32,
+    /// The partition's log.
+    pub log: Arc<Log>,
+    producers: Mutex<ProducerTable>,
+    config: RwLock<EffectiveTopicConfig>,
+}
+
+/// A successful produce to one partition.
+#[derive(Debug)]
+pub struct Produced {
+    /// Offset of the first record written (or of the original, for a retried batch).
+    pub base_offset: i64,
+    /// Broker time stamped on the batch, or -1 for CreateTime topics.
+    pub log_append_time_ms: i64,
+    /// Log start offset after the append.
+    pub log_start_offset: i64,
+    /// Completes when the append is durable; `None` for a retried duplicate.
+    pub durable: Option<SyncTicket>,
+}
+
+/// A refused produce to one partition.
+#[derive(Debug)]
+pub struct ProduceError {
+    /// The Kafka error code.
+    pub code: ErrorCode,
+    /// A message for the client.
+    pub message: String,
+}
+
+impl ProduceError {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ProduceError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl Partition {
+    /// Wraps an open log, rebuilding the producer state from its batch headers.
+    pub fn open(
+        topic: &str,
+        index: i32,
+        log: Arc<Log>,
+        config: EffectiveTopicConfig,
+    ) -> Result<Self, StorageError> {
+        let mut producers = ProducerTable::default();
+        log.for_each_batch_header(log.log_start_offset(), |h| producers.on_appended(h))?;
+        Ok(Partition {
+            topic: topic.to_owned(),
+            index,
+            log,
+            producers: Mutex::new(producers),
+            config: RwLock::new(config),
+        })
+    }
+
+    /// The partition's effective settings.
+    pub fn config(&self) -> EffectiveTopicConfig {
+        self.config.read().clone()
+    }
+
+    /// Applies new settings to the partition and its log.
+    pub fn set_config(&self, config: EffectiveTopicConfig) {
+        self.log.set_config(config.log.clone());
+        *self.config.write() = config;
+    }
+
+    /// The high watermark (`PART-2`).
+    pub fn high_watermark(&self) -> i64 {
+        match self.log.config().fsync {
+            FsyncPolicy::Always => self.log.durable_end_offset(),
+            _ => self.log.log_end_offset(),
+        }
+    }
+
+    /// Validates and appends the record batches of one produce request partition.
+    pub fn produce(&self, records: &[u8], now_ms: i64) -> Result<Produced, ProduceError> {
+        let config = self.config();
+        let mut headers = Vec::new();
+        let mut at = 0;
+        while at < records.len() {
+            let header = BatchHeader::parse(&records[at..]).map_err(|e| {
+                ProduceError::new(
+                    ErrorCode::CorruptMessage,
+                    format!("invalid record batch: {e}"),
+                )
+            })?;
+            if header.total_size() > config.max_message_bytes {
+                return Err(ProduceError::new(
+                    ErrorCode::MessageTooLarge,
+                    format!(
+                        "batch of {} bytes exceeds max.message.bytes {}",
+                        header.total_size(),
+                        config.max_message_bytes
+                    ),
+                ));
+            }
+            if header.is_control() {
+                return Err(ProduceError::new(
+                    ErrorCode::InvalidRecord,
+                    "clients may not produce control batches",
+                ));
+            }
+            at += header.total_size();
+            headers.push(header);
+        }
+        if headers.is_empty() {
+            return Err(ProduceError::new(
+                ErrorCode::CorruptMessage,
+                "no record batch",
+            ));
+        }
+        if headers.len() > 1 && headers.iter().any(|h| h.has_producer_id()) {
+            return Err(ProduceError::new(
+                ErrorCode::InvalidRecord,
+                "an idempotent produce carries exactly one batch per partition",
+            ));
+        }
+        let mut stamped;
+        let bytes = if config.log_append_time {
+            stamped = records.to_vec();
+            let mut at = 0;
+            for h in &headers {
+                basalt_record::set_log_append_time(&mut stamped[at..at + h.total_size()], now_ms);
+                at += h.total_size();
+            }
+            &stamped[..]
+        } else {
+            records
+        };
+        // PART-1: check and append under one lock.
+        let mut producers = self.producers.lock();
+        match producers.check(&headers[0]) {
+            SequenceCheck::Append => {}
+            SequenceCheck::Duplicate(kept) => {
+                return Ok(Produced {
+                    base_offset: kept.base_offset,
+                    log_append_time_ms: if config.log_append_time { now_ms } else { -1 },
+                    log_start_offset: self.log.log_start_offset(),
+                    durable: None,
+                });
+            }
+            SequenceCheck::Reject(code) => {
+                return Err(ProduceError::new(
+                    code,
+                    format!("{code} for producer {}", headers[0].producer_id),
+                ));
+            }
+        }
+        let appended = self.log.append(bytes, now_ms).map_err(|e| {
+            let code = storage_error_code(&e);
+            ProduceError::new(code, e.to_string())
+        })?;
+        for h in &appended.batches {
+            producers.on_appended(h);
+        }
+        drop(producers);
+        Ok(Produced {
+            base_offset: appended.base_offset,
+            log_append_time_ms: if config.log_append_time { now_ms } else { -1 },
+            log_start_offset: appended.log_start_offset,
+            durable: Some(appended.durable),
+        })
+    }
+}

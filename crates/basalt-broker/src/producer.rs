@@ -1,0 +1,202 @@
+//! Idempotent producer state of one partition: a pure state machine over batch headers.
+//!
+//! For each producer id it keeps the epoch and the last [`BATCHES_KEPT`] batches (sequence
+//! range and offsets), which is what Kafka keeps, so a retried batch is answered with its
+//! original offsets and nothing is written twice.
+//!
+//! # Invariants
+//! - `PID-1`: for one producer id and epoch, appended sequences are contiguous: each batch's base
+//!   sequence is the previous batch's last sequence + 1 (wrapping at `i32::MAX`).
+//! - `PID-2`: a batch whose sequence range equals a kept batch's is never appended again.
+
+use std::collections::{HashMap, VecDeque};
+
+use basalt_protocol::ErrorCode;
+use basalt_record::BatchHeader;
+
+/// Batches remembered per producer (Kafka's `max.in.flight.requests.per.connection` limit).
+pub const BATCHES_KEPT: usize = 5;
+
+/// A batch remembered for duplicate detection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeptBatch {
+    /// First sequence.
+    pub first_seq: i32,
+    /// Last sequence.
+    pub last_seq: i32,
+    /// Offset of the first record.
+    pub base_offset: i64,
+    /// Offset of the last record.
+    pub last_offset: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+struct ProducerEntry {
+    epoch: i16,
+    batches: VecDeque<KeptBatch>,
+}
+
+/// What to do with an incoming batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SequenceCheck {
+    /// Append it.
+    Append,
+    /// Already appended: answer with the original offsets (`PID-2`).
+    Duplicate(KeptBatch),
+    /// Refuse it with this error.
+    Reject(ErrorCode),
+}
+
+/// Producer state of one partition.
+#[derive(Debug, Default)]
+pub struct ProducerTable {
+    producers: HashMap<i64, ProducerEntry>,
+}
+
+impl ProducerTable {
+    /// Decides whether `batch` (not yet appended) may be appended.
+    pub fn check(&self, batch: &BatchHeader) -> SequenceCheck {
+        if batch.producer_id < 0 || batch.base_sequence < 0 {
+            return SequenceCheck::Append;
+        }
+        let Some(entry) = self.producers.get(&batch.producer_id) else {
+            // Unknown producer (new, or its state expired with old segments): accept.
+            return SequenceCheck::Append;
+        };
+        if batch.producer_epoch < entry.epoch {
+            return SequenceCheck::Reject(ErrorCode::InvalidProducerEpoch);
+        }
+        if batch.producer_epoch > entry.epoch {
+            // A new epoch starts its sequences at zero.
+            return if batch.base_sequence == 0 {
+                SequenceCheck::Append
+            } else {
+                SequenceCheck::Reject(ErrorCode::OutOfOrderSequenceNumber)
+            };
+        }
+        let last_seq = batch.last_sequence();
+        if let Some(kept) = entry
+            .batches
+            .iter()
+            .find(|b| b.first_seq == batch.base_sequence && b.last_seq == last_seq)
+        {
+            return SequenceCheck::Duplicate(*kept);
+        }
+        let expected = entry
+            .batches
+            .back()
+            .map_or(0, |b| next_sequence(b.last_seq));
+        if batch.base_sequence == expected {
+            SequenceCheck::Append
+        } else {
+            SequenceCheck::Reject(ErrorCode::OutOfOrderSequenceNumber)
+        }
+    }
+
+    /// Records an appended batch (`batch` carries its assigned base offset).
+    pub fn on_appended(&mut self, batch: &BatchHeader) {
+        if batch.producer_id < 0 || batch.base_sequence < 0 {
+            return;
+        }
+        let entry = self.producers.entry(batch.producer_id).or_default();
+        if batch.producer_epoch != entry.epoch {
+            entry.epoch = batch.producer_epoch;
+            entry.batches.clear();
+        }
+        if entry.batches.len() == BATCHES_KEPT {
+            entry.batches.pop_front();
+        }
+        entry.batches.push_back(KeptBatch {
+            first_seq: batch.base_sequence,
+            last_seq: batch.last_sequence(),
+            base_offset: batch.base_offset,
+            last_offset: batch.last_offset(),
+        });
+    }
+
+    /// Number of producers tracked.
+    pub fn len(&self) -> usize {
+        self.producers.len()
+    }
+
+    /// Whether no producer is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.producers.is_empty()
+    }
+}
+
+fn next_sequence(seq: i32) -> i32 {
+    if seq == i32::MAX { 0 } else { seq + 1 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(pid: i64, epoch: i16, seq: i32, records: i32, base_offset: i64) -> BatchHeader {
+        BatchHeader {
+            base_offset,
+            batch_length: 100,
+            partition_leader_epoch: -1,
+            crc: 0,
+            attributes: 0,
+            last_offset_delta: records - 1,
+            base_timestamp: 0,
+            max_timestamp: 0,
+            producer_id: pid,
+            producer_epoch: epoch,
+            base_sequence: seq,
+            record_count: records,
+        }
+    }
+
+    #[test]
+    fn sequences_must_be_contiguous_and_retries_are_recognised() {
+        let mut t = ProducerTable::default();
+        let b0 = header(7, 0, 0, 3, 0);
+        assert_eq!(t.check(&b0), SequenceCheck::Append);
+        t.on_appended(&b0);
+        let b1 = header(7, 0, 3, 2, 3);
+        assert_eq!(t.check(&b1), SequenceCheck::Append);
+        t.on_appended(&b1);
+        // A retry of b0 is a duplicate with its original offsets.
+        match t.check(&header(7, 0, 0, 3, -1)) {
+            SequenceCheck::Duplicate(k) => assert_eq!((k.base_offset, k.last_offset), (0, 2)),
+            other => panic!("{other:?}"),
+        }
+        // A gap is out of order.
+        assert_eq!(
+            t.check(&header(7, 0, 9, 1, -1)),
+            SequenceCheck::Reject(ErrorCode::OutOfOrderSequenceNumber)
+        );
+        // An older epoch is fenced; a newer one must restart at zero.
+        assert_eq!(
+            t.check(&header(7, -1, 5, 1, -1)),
+            SequenceCheck::Reject(ErrorCode::InvalidProducerEpoch)
+        );
+        assert_eq!(
+            t.check(&header(7, 1, 5, 1, -1)),
+            SequenceCheck::Reject(ErrorCode::OutOfOrderSequenceNumber)
+        );
+        assert_eq!(t.check(&header(7, 1, 0, 1, -1)), SequenceCheck::Append);
+        // Non-idempotent batches are never checked.
+        assert_eq!(t.check(&header(-1, -1, -1, 1, -1)), SequenceCheck::Append);
+    }
+
+    #[test]
+    fn only_the_last_five_batches_are_kept() {
+        let mut t = ProducerTable::default();
+        for i in 0..7 {
+            t.on_appended(&header(1, 0, i, 1, i64::from(i)));
+        }
+        assert_eq!(
+            t.check(&header(1, 0, 1, 1, -1)),
+            SequenceCheck::Reject(ErrorCode::OutOfOrderSequenceNumber)
+        );
+        assert!(matches!(
+            t.check(&header(1, 0, 2, 1, -1)),
+            SequenceCheck::Duplicate(_)
+        ));
+        assert_eq!(t.check(&header(1, 0, 7, 1, -1)), SequenceCheck::Append);
+    }
+}

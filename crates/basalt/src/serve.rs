@@ -1,0 +1,368 @@
+//! `basalt serve`: runs the broker.
+//!
+//! Settings come from the embedded defaults, then a TOML file (`--config`), then `BASALT_*`
+//! environment variables, then flags, each overriding the one before. Names are Kafka's broker
+//! config names (`num.partitions`, `log.retention.ms`, ...); in the TOML file they may be written
+//! as dotted keys (`log.retention.ms = 3600000`) or quoted (`"log.retention.ms" = 3600000`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use basalt_broker::{Broker, BrokerConfig};
+use basalt_server::ServerLimits;
+use basalt_storage::FsyncPolicy;
+use clap::Args;
+
+/// Flags of `basalt serve`. Every setting is optional here: what is not given falls back to the
+/// config file, then to the default shown.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TOML file with settings under Kafka's names.
+    #[arg(long, env = "BASALT_CONFIG")]
+    config: Option<PathBuf>,
+    /// `listeners`: address to listen on [default: 127.0.0.1:9092].
+    #[arg(
+        long = "listen",
+        visible_alias = "listeners",
+        env = "BASALT_LISTEN",
+        value_name = "HOST:PORT"
+    )]
+    listen: Option<String>,
+    /// `advertised.listeners`: address given to clients in metadata [default: the listen address].
+    #[arg(
+        long = "advertised",
+        visible_alias = "advertised.listeners",
+        env = "BASALT_ADVERTISED",
+        value_name = "HOST:PORT"
+    )]
+    advertised: Option<String>,
+    /// `log.dirs`: data directory [default: ./basalt-data].
+    #[arg(
+        long = "data-dir",
+        visible_alias = "log.dirs",
+        env = "BASALT_DATA_DIR",
+        value_name = "DIR"
+    )]
+    data_dir: Option<PathBuf>,
+    /// `node.id` [default: 0].
+    #[arg(long = "node-id", visible_alias = "node.id", env = "BASALT_NODE_ID")]
+    node_id: Option<i32>,
+    /// `cluster.id` reported to clients [default: basalt-cluster].
+    #[arg(long = "cluster.id", env = "BASALT_CLUSTER_ID")]
+    cluster_id: Option<String>,
+    /// `broker.rack` [default: none].
+    #[arg(long = "broker.rack", env = "BASALT_BROKER_RACK")]
+    rack: Option<String>,
+    /// `num.partitions`: partitions of auto-created topics [default: 1].
+    #[arg(long = "num.partitions", env = "BASALT_NUM_PARTITIONS")]
+    num_partitions: Option<i32>,
+    /// `auto.create.topics.enable` [default: true].
+    #[arg(
+        long = "auto.create.topics.enable",
+        env = "BASALT_AUTO_CREATE_TOPICS_ENABLE"
+    )]
+    auto_create: Option<bool>,
+    /// `delete.topic.enable` [default: true].
+    #[arg(long = "delete.topic.enable", env = "BASALT_DELETE_TOPIC_ENABLE")]
+    delete_topic: Option<bool>,
+    /// `log.retention.ms`: default retention time; -1 keeps forever [default: 604800000].
+    #[arg(
+        long = "log.retention.ms",
+        env = "BASALT_LOG_RETENTION_MS",
+        allow_hyphen_values = true
+    )]
+    retention_ms: Option<i64>,
+    /// `log.retention.bytes`: default size limit per partition; -1 is none [default: -1].
+    #[arg(
+        long = "log.retention.bytes",
+        env = "BASALT_LOG_RETENTION_BYTES",
+        allow_hyphen_values = true
+    )]
+    retention_bytes: Option<i64>,
+    /// `log.segment.bytes` [default: 1073741824].
+    #[arg(long = "log.segment.bytes", env = "BASALT_LOG_SEGMENT_BYTES")]
+    segment_bytes: Option<i64>,
+    /// `log.roll.ms` [default: 604800000].
+    #[arg(long = "log.roll.ms", env = "BASALT_LOG_ROLL_MS")]
+    roll_ms: Option<i64>,
+    /// `log.index.interval.bytes` [default: 4096].
+    #[arg(
+        long = "log.index.interval.bytes",
+        env = "BASALT_LOG_INDEX_INTERVAL_BYTES"
+    )]
+    index_interval: Option<i64>,
+    /// `message.max.bytes`: largest record batch [default: 1048588].
+    #[arg(long = "message.max.bytes", env = "BASALT_MESSAGE_MAX_BYTES")]
+    message_max_bytes: Option<i64>,
+    /// `log.message.timestamp.type`: CreateTime or LogAppendTime [default: CreateTime].
+    #[arg(
+        long = "log.message.timestamp.type",
+        env = "BASALT_LOG_MESSAGE_TIMESTAMP_TYPE"
+    )]
+    timestamp_type: Option<String>,
+    /// `log.flush.policy`: always (fsync before acks=all is answered, group commit),
+    /// interval:<ms>, or os [default: always].
+    #[arg(long = "log.flush.policy", env = "BASALT_LOG_FLUSH_POLICY")]
+    flush_policy: Option<String>,
+    /// `log.retention.check.interval.ms` [default: 300000].
+    #[arg(
+        long = "log.retention.check.interval.ms",
+        env = "BASALT_LOG_RETENTION_CHECK_INTERVAL_MS"
+    )]
+    retention_check_ms: Option<u64>,
+    /// `socket.request.max.bytes`: largest request [default: 104857600].
+    #[arg(
+        long = "socket.request.max.bytes",
+        env = "BASALT_SOCKET_REQUEST_MAX_BYTES"
+    )]
+    request_max_bytes: Option<usize>,
+    /// `max.connections` [default: 10000].
+    #[arg(long = "max.connections", env = "BASALT_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+}
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// Settings from the config file, flattened to dotted names.
+struct FileSettings(toml::Table);
+
+impl FileSettings {
+    fn load(path: Option<&PathBuf>) -> Result<Self, Error> {
+        let Some(path) = path else {
+            return Ok(FileSettings(toml::Table::new()));
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e| format!("config file {}: {e}", path.display()))?;
+        let mut flat = toml::Table::new();
+        flatten("", table, &mut flat);
+        Ok(FileSettings(flat))
+    }
+
+    /// The value of `key` parsed as `T`, if the file has it.
+    fn get<T: FromStr>(&self, key: &str) -> Result<Option<T>, Error>
+    where
+        T::Err: std::fmt::Display,
+    {
+        let Some(value) = self.0.get(key) else {
+            return Ok(None);
+        };
+        let text = match value {
+            toml::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        text.parse::<T>()
+            .map(Some)
+            .map_err(|e| format!("config file: invalid {key} = {text}: {e}").into())
+    }
+}
+
+fn flatten(prefix: &str, table: toml::Table, out: &mut toml::Table) {
+    for (k, v) in table {
+        let key = if prefix.is_empty() {
+            k
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            toml::Value::Table(t) => flatten(&key, t, out),
+            v => {
+                out.insert(key, v);
+            }
+        }
+    }
+}
+
+/// Strips Kafka's `PLAINTEXT://` listener prefix.
+fn host_port(s: &str) -> &str {
+    s.split_once("://").map_or(s, |(_, rest)| rest)
+}
+
+/// Everything `serve` needs, resolved.
+pub struct Resolved {
+    listen: String,
+    advertised: Option<String>,
+    data_dir: PathBuf,
+    broker: BrokerConfig,
+    limits: ServerLimits,
+}
+
+/// Resolves the settings: flag or env, else file, else default.
+pub fn resolve(args: ServeArgs) -> Result<Resolved, Error> {
+    let file = FileSettings::load(args.config.as_ref())?;
+    let d = BrokerConfig::default();
+    macro_rules! pick {
+        ($cli:expr, $key:literal, $default:expr) => {
+            match $cli {
+                Some(v) => v,
+                None => file.get($key)?.unwrap_or($default),
+            }
+        };
+    }
+    let listen: String = pick!(args.listen, "listeners", "127.0.0.1:9092".to_owned());
+    let advertised: Option<String> = match args.advertised {
+        Some(a) => Some(a),
+        None => file.get("advertised.listeners")?,
+    };
+    let flush: String = pick!(
+        args.flush_policy,
+        "log.flush.policy",
+        d.log_flush_policy.to_string()
+    );
+    let log_flush_policy = FsyncPolicy::parse(&flush).ok_or_else(|| {
+        format!("log.flush.policy must be always, os or interval:<ms>, not {flush:?}")
+    })?;
+    let timestamp_type: String = pick!(
+        args.timestamp_type,
+        "log.message.timestamp.type",
+        d.log_message_timestamp_type.clone()
+    );
+    if timestamp_type != "CreateTime" && timestamp_type != "LogAppendTime" {
+        return Err(format!(
+            "log.message.timestamp.type must be CreateTime or LogAppendTime, not {timestamp_type:?}"
+        )
+        .into());
+    }
+    let broker = BrokerConfig {
+        node_id: pick!(args.node_id, "node.id", d.node_id),
+        cluster_id: pick!(args.cluster_id, "cluster.id", d.cluster_id.clone()),
+        rack: match args.rack {
+            Some(r) => Some(r),
+            None => file.get("broker.rack")?,
+        },
+        num_partitions: pick!(args.num_partitions, "num.partitions", d.num_partitions),
+        auto_create_topics_enable: pick!(
+            args.auto_create,
+            "auto.create.topics.enable",
+            d.auto_create_topics_enable
+        ),
+        delete_topic_enable: pick!(
+            args.delete_topic,
+            "delete.topic.enable",
+            d.delete_topic_enable
+        ),
+        log_retention_ms: pick!(args.retention_ms, "log.retention.ms", d.log_retention_ms),
+        log_retention_bytes: pick!(
+            args.retention_bytes,
+            "log.retention.bytes",
+            d.log_retention_bytes
+        ),
+        log_segment_bytes: pick!(args.segment_bytes, "log.segment.bytes", d.log_segment_bytes),
+        log_roll_ms: pick!(args.roll_ms, "log.roll.ms", d.log_roll_ms),
+        log_index_interval_bytes: pick!(
+            args.index_interval,
+            "log.index.interval.bytes",
+            d.log_index_interval_bytes
+        ),
+        message_max_bytes: pick!(
+            args.message_max_bytes,
+            "message.max.bytes",
+            d.message_max_bytes
+        ),
+        log_message_timestamp_type: timestamp_type,
+        log_flush_policy,
+        log_retention_check_interval_ms: pick!(
+            args.retention_check_ms,
+            "log.retention.check.interval.ms",
+            d.log_retention_check_interval_ms
+        ),
+        ..d
+    };
+    if broker.num_partitions < 1 {
+        return Err("num.partitions must be at least 1".into());
+    }
+    let limits = ServerLimits {
+        max_frame_bytes: pick!(
+            args.request_max_bytes,
+            "socket.request.max.bytes",
+            ServerLimits::default().max_frame_bytes
+        ),
+        max_connections: pick!(
+            args.max_connections,
+            "max.connections",
+            ServerLimits::default().max_connections
+        ),
+        ..ServerLimits::default()
+    };
+    Ok(Resolved {
+        listen: host_port(&listen).to_owned(),
+        advertised: advertised.map(|a| host_port(&a).to_owned()),
+        data_dir: pick!(args.data_dir, "log.dirs", PathBuf::from("basalt-data")),
+        broker,
+        limits,
+    })
+}
+
+/// Runs the broker until SIGINT or SIGTERM, then shuts down cleanly.
+pub fn run(args: ServeArgs) -> Result<(), Error> {
+    let resolved = resolve(args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("basalt-worker")
+        .build()?;
+    runtime.block_on(serve(resolved))
+}
+
+async fn serve(mut r: Resolved) -> Result<(), Error> {
+    let listener = tokio::net::TcpListener::bind(&r.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", r.listen))?;
+    let local: SocketAddr = listener.local_addr()?;
+    let advertised = r.advertised.clone().unwrap_or_else(|| local.to_string());
+    let (host, port) = advertised
+        .rsplit_once(':')
+        .ok_or_else(|| format!("advertised address {advertised:?} is not HOST:PORT"))?;
+    r.broker.advertised_host = host.trim_matches(['[', ']']).to_owned();
+    r.broker.advertised_port = port
+        .parse()
+        .map_err(|_| format!("advertised port {port:?} is not a number"))?;
+    let data_dir = r.data_dir.clone();
+    let broker = {
+        let config = r.broker.clone();
+        let dir = data_dir.clone();
+        tokio::task::spawn_blocking(move || Broker::open(&dir, config)).await??
+    };
+    broker.spawn_background();
+    tracing::info!(
+        listen = %local,
+        advertised = %advertised,
+        data_dir = %data_dir.display(),
+        flush_policy = %r.broker.log_flush_policy,
+        "basalt is serving the Kafka protocol"
+    );
+    basalt_server::serve(listener, Arc::clone(&broker), r.limits, shutdown_signal()).await;
+    tracing::info!("syncing data and writing the clean-shutdown marker");
+    let b = Arc::clone(&broker);
+    tokio::task::spawn_blocking(move || b.shutdown()).await??;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+    tracing::info!("shutdown requested");
+}
