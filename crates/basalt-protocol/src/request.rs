@@ -3,8 +3,8 @@
 //!
 //! Invariants: the header is parsed with the version [`header_versions`] prescribes; unknown API
 //! keys and versions outside the spec range are distinct errors that keep what was parsed (the
-//! header, or at least the correlation ID) so the broker can answer `UNSUPPORTED_VERSION`; a body
-//! that does not consume the whole frame is an error.
+//! header, or at least the correlation ID) so the broker can answer `UNSUPPORTED_VERSION`; bytes
+//! after a body are ignored, as Kafka does.
 
 use bytes::{Buf, Bytes, BytesMut};
 
@@ -52,16 +52,6 @@ pub enum RequestError {
         /// What was wrong.
         source: DecodeError,
     },
-    /// Bytes remained after the body.
-    #[error("{remaining} unexpected bytes after the {api_key} request body")]
-    TrailingBytes {
-        /// The API.
-        api_key: ApiKey,
-        /// The parsed header.
-        header: RequestHeader,
-        /// How many bytes remained.
-        remaining: usize,
-    },
 }
 
 impl RequestError {
@@ -70,9 +60,9 @@ impl RequestError {
         match self {
             RequestError::Header { correlation_id, .. } => *correlation_id,
             RequestError::UnknownApiKey { correlation_id, .. } => Some(*correlation_id),
-            RequestError::UnsupportedVersion { header, .. }
-            | RequestError::Body { header, .. }
-            | RequestError::TrailingBytes { header, .. } => Some(header.correlation_id),
+            RequestError::UnsupportedVersion { header, .. } | RequestError::Body { header, .. } => {
+                Some(header.correlation_id)
+            }
         }
     }
 
@@ -80,9 +70,9 @@ impl RequestError {
     pub fn header(&self) -> Option<&RequestHeader> {
         match self {
             RequestError::Header { .. } | RequestError::UnknownApiKey { .. } => None,
-            RequestError::UnsupportedVersion { header, .. }
-            | RequestError::Body { header, .. }
-            | RequestError::TrailingBytes { header, .. } => Some(header),
+            RequestError::UnsupportedVersion { header, .. } | RequestError::Body { header, .. } => {
+                Some(header)
+            }
         }
     }
 }
@@ -152,13 +142,8 @@ pub fn decode_request_frame(frame: Bytes) -> Result<(RequestHeader, RequestBody)
             });
         }
     };
-    if buf.has_remaining() {
-        return Err(RequestError::TrailingBytes {
-            api_key,
-            header,
-            remaining: buf.remaining(),
-        });
-    }
+    // Bytes after the body are ignored, as Kafka brokers do: librdkafka 2.x appends three zero
+    // bytes to its all-topics Metadata request (librdkafka issue 5049), and Kafka accepts it.
     Ok((header, body))
 }
 
