@@ -7,7 +7,8 @@
 //! # Invariants
 //! - `BRK-1`: the ApiVersions table is generated from the handler registry
 //!   ([`handlers::SUPPORTED`]), so the broker never advertises a version it does not handle.
-//! - `BRK-2`: topic creation and deletion are serialised and persisted before they are answered.
+//! - `BRK-2`: topic creation, deletion, partition growth and config changes are serialised (under
+//!   `topic_ops`) and persisted in `topics.json` before they are answered or take effect.
 //! - `BRK-3`: no lock is held across an `.await`.
 
 pub mod config;
@@ -31,6 +32,9 @@ use tokio::sync::watch;
 pub use config::BrokerConfig;
 use partition::Partition;
 use topics::{TopicMeta, TopicStore, format_uuid, new_topic_id, validate_topic_name};
+
+/// Most partitions a topic may have.
+pub const MAX_PARTITIONS: i32 = 100_000;
 
 /// A topic hosted on this node.
 #[derive(Debug)]
@@ -111,6 +115,11 @@ impl Broker {
         &self.config
     }
 
+    /// The data directory: the one log dir of this node.
+    pub fn data_dir(&self) -> &Path {
+        self.storage.dir()
+    }
+
     /// The topic `name`, if it exists.
     pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
         self.topics.read().get(name).cloned()
@@ -150,10 +159,12 @@ impl Broker {
         } else {
             partitions
         };
-        if !(1..=100_000).contains(&partitions) {
+        if !(1..=MAX_PARTITIONS).contains(&partitions) {
             return Err(TopicError::new(
                 ErrorCode::InvalidPartitions,
-                format!("number of partitions must be between 1 and 100000, got {partitions}"),
+                format!(
+                    "number of partitions must be between 1 and {MAX_PARTITIONS}, got {partitions}"
+                ),
             ));
         }
         let replication = if replication == -1 {
@@ -282,6 +293,174 @@ impl Broker {
         }
         tracing::info!(topic = name, "deleted topic");
         Ok(topic.id)
+    }
+
+    /// Grows topic `name` to `count` partitions (or only validates that it could), opening the
+    /// new partitions' logs, then persisting, then publishing the grown topic (`BRK-2`).
+    /// `assignments`, if given, names the replicas of each new partition: exactly this node.
+    pub fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        assignments: Option<&[Vec<i32>]>,
+        validate_only: bool,
+    ) -> Result<Arc<Topic>, TopicError> {
+        let _ops = self.topic_ops.lock();
+        let topic = self.topic(name).ok_or_else(|| {
+            TopicError::new(
+                ErrorCode::UnknownTopicOrPartition,
+                format!("unknown topic {name}"),
+            )
+        })?;
+        let current = topic.meta.partitions;
+        if count <= current {
+            let message = if count == current {
+                format!("topic {name} already has {current} partitions")
+            } else {
+                format!(
+                    "topic {name} has {current} partitions, more than the {count} requested; \
+                     partitions cannot be removed"
+                )
+            };
+            return Err(TopicError::new(ErrorCode::InvalidPartitions, message));
+        }
+        if count > MAX_PARTITIONS {
+            return Err(TopicError::new(
+                ErrorCode::InvalidPartitions,
+                format!("number of partitions must be at most {MAX_PARTITIONS}, got {count}"),
+            ));
+        }
+        if let Some(assignments) = assignments {
+            let added = count - current;
+            if assignments.len() != added as usize {
+                return Err(TopicError::new(
+                    ErrorCode::InvalidReplicaAssignment,
+                    format!(
+                        "adding {added} partitions but {} assignments were given",
+                        assignments.len()
+                    ),
+                ));
+            }
+            let node_id = self.config.node_id;
+            if let Some(bad) = assignments.iter().find(|a| a.as_slice() != [node_id]) {
+                return Err(TopicError::new(
+                    ErrorCode::InvalidReplicaAssignment,
+                    format!("replicas can only be assigned to broker {node_id}, got {bad:?}"),
+                ));
+            }
+        }
+        let meta = TopicMeta {
+            partitions: count,
+            ..topic.meta.clone()
+        };
+        if validate_only {
+            return Ok(Arc::new(Topic {
+                meta,
+                id: topic.id,
+                partitions: Vec::new(),
+            }));
+        }
+        let effective = self.config.effective(&meta.configs);
+        let mut partitions = topic.partitions.clone();
+        for p in current..count {
+            let opened = self
+                .storage
+                .open_log(&meta.log_name(p), effective.log.clone())
+                .and_then(|(log, _)| Partition::open(name, p, log, effective.clone()));
+            match opened {
+                Ok(partition) => partitions.push(Arc::new(partition)),
+                Err(e) => {
+                    self.discard_logs(&meta, current..p + 1);
+                    return Err(TopicError::new(ErrorCode::KafkaStorageError, e.to_string()));
+                }
+            }
+        }
+        if let Err(e) = self.save_replacing(&meta) {
+            self.discard_logs(&meta, current..count);
+            return Err(TopicError::new(ErrorCode::KafkaStorageError, e.to_string()));
+        }
+        let grown = Arc::new(Topic {
+            meta,
+            id: topic.id,
+            partitions,
+        });
+        self.topics
+            .write()
+            .insert(name.to_owned(), Arc::clone(&grown));
+        tracing::info!(topic = name, from = current, to = count, "added partitions");
+        Ok(grown)
+    }
+
+    /// Replaces the config overrides of topic `name` with what `edit` makes of the current ones
+    /// (or only validates them): validates every override, persists, publishes the topic with the
+    /// new overrides and applies the effective settings to its partitions (`BRK-2`). `edit` runs
+    /// under the topic lock, so concurrent incremental changes are not lost.
+    pub fn alter_topic_configs(
+        &self,
+        name: &str,
+        validate_only: bool,
+        edit: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, TopicError>,
+    ) -> Result<(), TopicError> {
+        let _ops = self.topic_ops.lock();
+        let topic = self.topic(name).ok_or_else(|| {
+            TopicError::new(
+                ErrorCode::UnknownTopicOrPartition,
+                format!("unknown topic {name}"),
+            )
+        })?;
+        let configs = edit(&topic.meta.configs)?;
+        for (k, v) in &configs {
+            config::validate_topic_config(k, v)
+                .map_err(|e| TopicError::new(ErrorCode::InvalidConfig, e.to_string()))?;
+        }
+        if validate_only || configs == topic.meta.configs {
+            return Ok(());
+        }
+        let meta = TopicMeta {
+            configs,
+            ..topic.meta.clone()
+        };
+        self.save_replacing(&meta)
+            .map_err(|e| TopicError::new(ErrorCode::KafkaStorageError, e.to_string()))?;
+        let effective = self.config.effective(&meta.configs);
+        let updated = Arc::new(Topic {
+            meta,
+            id: topic.id,
+            partitions: topic.partitions.clone(),
+        });
+        self.topics.write().insert(name.to_owned(), updated);
+        for p in &topic.partitions {
+            p.set_config(effective.clone());
+        }
+        tracing::info!(topic = name, "altered topic configs");
+        Ok(())
+    }
+
+    /// Persists every topic's metadata, with `meta` replacing the topic of the same name.
+    /// Callers hold `topic_ops`.
+    fn save_replacing(&self, meta: &TopicMeta) -> std::io::Result<()> {
+        let all: Vec<TopicMeta> = self
+            .topics
+            .read()
+            .values()
+            .map(|t| {
+                if t.meta.name == meta.name {
+                    meta.clone()
+                } else {
+                    t.meta.clone()
+                }
+            })
+            .collect();
+        self.store.save(&all)
+    }
+
+    /// Deletes the logs of partitions `range` of `meta`, after a failed partition growth.
+    fn discard_logs(&self, meta: &TopicMeta, range: std::ops::Range<i32>) {
+        for p in range {
+            if let Err(e) = self.storage.delete_log(&meta.log_name(p)) {
+                tracing::warn!(topic = %meta.name, partition = p, error = %e, "could not remove a new partition's log");
+            }
+        }
     }
 
     /// A new producer id for an idempotent producer.

@@ -10,7 +10,6 @@ use basalt_protocol::messages::create_topics_response::{
 };
 
 use crate::Broker;
-use crate::config::TOPIC_CONFIGS;
 
 pub fn handle(broker: &Broker, req: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
     let node_id = broker.config().node_id;
@@ -55,28 +54,21 @@ pub fn handle(broker: &Broker, req: CreateTopicsRequest, version: i16) -> Create
                     result.num_partitions = topic.meta.partitions;
                     result.replication_factor = 1;
                     if version >= 5 {
-                        let effective = &topic.meta.configs;
-                        result.configs =
-                            Some(
-                                TOPIC_CONFIGS
-                                    .iter()
-                                    .map(|d| CreatableTopicConfigs {
-                                        name: d.name.to_owned(),
-                                        value: Some(effective.get(d.name).cloned().unwrap_or_else(
-                                            || broker.config().broker_default(d.name),
-                                        )),
-                                        read_only: false,
-                                        // 1 = topic override, 5 = default (Kafka's ConfigSource).
-                                        config_source: if effective.contains_key(d.name) {
-                                            1
-                                        } else {
-                                            5
-                                        },
-                                        is_sensitive: false,
-                                        ..CreatableTopicConfigs::default()
-                                    })
-                                    .collect(),
-                            );
+                        result.configs = Some(
+                            broker
+                                .config()
+                                .describe_topic_configs(&topic.meta.configs)
+                                .into_iter()
+                                .map(|c| CreatableTopicConfigs {
+                                    name: c.name,
+                                    value: Some(c.value),
+                                    read_only: c.read_only,
+                                    config_source: c.source,
+                                    is_sensitive: false,
+                                    ..CreatableTopicConfigs::default()
+                                })
+                                .collect(),
+                        );
                     }
                 }
                 Err(e) => {

@@ -3,15 +3,25 @@
 //! [`SUPPORTED`] is the registry: ApiVersions is built from it and the dispatcher refuses any
 //! version outside it (`BRK-1`).
 
+mod alter_configs;
 mod api_versions;
+mod create_partitions;
 mod create_topics;
+mod delete_records;
 mod delete_topics;
+mod describe_cluster;
+mod describe_configs;
+mod describe_log_dirs;
 mod fetch;
+mod find_coordinator;
+mod incremental_alter_configs;
 mod init_producer_id;
 mod list_offsets;
 mod metadata;
+mod offset_for_leader_epoch;
 mod produce;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use basalt_protocol::{ApiKey, RequestBody, RequestHeader, ResponseBody};
@@ -53,11 +63,53 @@ pub const SUPPORTED: &[Supported] = &[
     api(ApiKey::Fetch, 4, fetch::MAX_VERSION),
     api(ApiKey::ListOffsets, 1, list_offsets::MAX_VERSION),
     api(ApiKey::Metadata, 0, metadata::MAX_VERSION),
+    api(ApiKey::FindCoordinator, 0, 6),
     api(ApiKey::ApiVersions, 0, 4),
     api(ApiKey::CreateTopics, 2, 7),
     api(ApiKey::DeleteTopics, 1, 6),
+    api(ApiKey::DeleteRecords, 0, 2),
     api(ApiKey::InitProducerId, 0, 5),
+    api(ApiKey::OffsetForLeaderEpoch, 2, 4),
+    api(ApiKey::DescribeConfigs, 1, 4),
+    api(ApiKey::AlterConfigs, 0, 2),
+    api(ApiKey::DescribeLogDirs, 1, describe_log_dirs::MAX_VERSION),
+    api(ApiKey::CreatePartitions, 0, 3),
+    api(ApiKey::IncrementalAlterConfigs, 0, 1),
+    api(ApiKey::DescribeCluster, 0, 2),
 ];
+
+/// ConfigResource type of a topic.
+const RESOURCE_TOPIC: i8 = 2;
+/// ConfigResource type of a broker.
+const RESOURCE_BROKER: i8 = 4;
+
+/// Checks the name of a BROKER config resource: this node's id, or empty for the cluster-wide
+/// defaults (which on a single node are this node's settings).
+fn check_broker_resource(broker: &Broker, name: &str) -> Result<(), String> {
+    let node_id = broker.config().node_id;
+    if name.is_empty() || name.parse::<i32>().ok() == Some(node_id) {
+        Ok(())
+    } else {
+        Err(format!(
+            "unexpected broker id {name:?}: this is broker {node_id} (or use an empty name)"
+        ))
+    }
+}
+
+/// The `(type, name)` of config resources named more than once in one request.
+fn duplicate_resources<'a>(
+    resources: impl Iterator<Item = (i8, &'a str)>,
+) -> BTreeSet<(i8, String)> {
+    let mut counts: BTreeMap<(i8, String), usize> = BTreeMap::new();
+    for (t, n) in resources {
+        *counts.entry((t, n.to_owned())).or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .filter(|(_, c)| *c > 1)
+        .map(|(k, _)| k)
+        .collect()
+}
 
 fn supported(api_key: ApiKey, version: i16) -> bool {
     SUPPORTED
@@ -95,8 +147,35 @@ impl Handler for Broker {
             RequestBody::DeleteTopics(r) => {
                 ResponseBody::DeleteTopics(delete_topics::handle(&self, r, version))
             }
+            RequestBody::FindCoordinator(r) => {
+                ResponseBody::FindCoordinator(find_coordinator::handle(&self, r, version))
+            }
             RequestBody::InitProducerId(r) => {
                 ResponseBody::InitProducerId(init_producer_id::handle(&self, r))
+            }
+            RequestBody::DeleteRecords(r) => {
+                ResponseBody::DeleteRecords(delete_records::handle(&self, r, version))
+            }
+            RequestBody::OffsetForLeaderEpoch(r) => ResponseBody::OffsetForLeaderEpoch(
+                offset_for_leader_epoch::handle(&self, r, version),
+            ),
+            RequestBody::DescribeConfigs(r) => {
+                ResponseBody::DescribeConfigs(describe_configs::handle(&self, r, version))
+            }
+            RequestBody::AlterConfigs(r) => {
+                ResponseBody::AlterConfigs(alter_configs::handle(&self, r, version))
+            }
+            RequestBody::DescribeLogDirs(r) => {
+                ResponseBody::DescribeLogDirs(describe_log_dirs::handle(&self, r, version))
+            }
+            RequestBody::CreatePartitions(r) => {
+                ResponseBody::CreatePartitions(create_partitions::handle(&self, r, version))
+            }
+            RequestBody::IncrementalAlterConfigs(r) => ResponseBody::IncrementalAlterConfigs(
+                incremental_alter_configs::handle(&self, r, version),
+            ),
+            RequestBody::DescribeCluster(r) => {
+                ResponseBody::DescribeCluster(describe_cluster::handle(&self, r, version))
             }
             other => {
                 return Outcome::Close {

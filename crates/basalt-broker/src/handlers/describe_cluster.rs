@@ -1,0 +1,70 @@
+//! DescribeCluster (key 60), v0–2: this node as the only broker and the controller.
+//!
+//! Only broker endpoints are described (`endpoint_type` 1). A request for controller endpoints
+//! (2) gets MISMATCHED_ENDPOINT_TYPE and any other type UNSUPPORTED_ENDPOINT_TYPE, as a Kafka
+//! broker answers. Without an authorizer every cluster operation is allowed, so the authorized
+//! operations, when asked for, are all those Kafka defines for the cluster resource.
+
+use basalt_protocol::ErrorCode;
+use basalt_protocol::messages::describe_cluster_request::DescribeClusterRequest;
+use basalt_protocol::messages::describe_cluster_response::{
+    DescribeClusterBroker, DescribeClusterResponse,
+};
+
+use crate::Broker;
+
+/// `EndpointType.BROKER`.
+const ENDPOINT_BROKER: i8 = 1;
+/// `EndpointType.CONTROLLER`.
+const ENDPOINT_CONTROLLER: i8 = 2;
+
+/// Kafka's `AclOperation` codes of the operations on the cluster resource: CREATE (5), ALTER (7),
+/// DESCRIBE (8), CLUSTER_ACTION (9), DESCRIBE_CONFIGS (10), ALTER_CONFIGS (11),
+/// IDEMPOTENT_WRITE (12).
+const CLUSTER_OPERATIONS: [u32; 7] = [5, 7, 8, 9, 10, 11, 12];
+
+pub fn handle(
+    broker: &Broker,
+    req: DescribeClusterRequest,
+    version: i16,
+) -> DescribeClusterResponse {
+    let config = broker.config();
+    let mut resp = DescribeClusterResponse {
+        endpoint_type: ENDPOINT_BROKER,
+        cluster_id: config.cluster_id.clone(),
+        controller_id: config.node_id,
+        cluster_authorized_operations: i32::MIN,
+        ..DescribeClusterResponse::default()
+    };
+    if version >= 1 && req.endpoint_type != ENDPOINT_BROKER {
+        let (code, message) = if req.endpoint_type == ENDPOINT_CONTROLLER {
+            (
+                ErrorCode::MismatchedEndpointType,
+                "this is a broker endpoint; controller endpoints are not exposed",
+            )
+        } else {
+            (
+                ErrorCode::UnsupportedEndpointType,
+                "unsupported endpoint type",
+            )
+        };
+        resp.error_code = code.into();
+        resp.error_message = Some(message.into());
+        resp.controller_id = -1;
+        return resp;
+    }
+    resp.brokers = vec![DescribeClusterBroker {
+        broker_id: config.node_id,
+        host: config.advertised_host.clone(),
+        port: config.advertised_port,
+        rack: config.rack.clone(),
+        is_fenced: false,
+        ..DescribeClusterBroker::default()
+    }];
+    if req.include_cluster_authorized_operations {
+        resp.cluster_authorized_operations = CLUSTER_OPERATIONS
+            .iter()
+            .fold(0i32, |bits, op| bits | (1 << op));
+    }
+    resp
+}
