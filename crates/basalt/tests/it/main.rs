@@ -1,3 +1,10 @@
-//! Integration tests of the `basalt` binary: each module runs the built command as a user would.
+//! Integration tests of the `basalt` binary: each module runs the built command as a user would,
+//! or serves the broker to real Kafka clients (librdkafka) over TCP.
+
+#![allow(clippy::unwrap_used)]
 
 mod bench;
+mod clients;
+mod common;
+mod durability;
+mod faults;

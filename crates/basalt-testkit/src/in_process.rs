@@ -1,0 +1,148 @@
+//! [`TestBroker`]: the broker and its network server on a private tokio runtime in this process.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use basalt_broker::{Broker, BrokerConfig};
+use basalt_server::ServerLimits;
+use tokio::runtime::Runtime;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// How long a stop may take before the test fails instead of hanging.
+const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A broker serving the Kafka protocol on a free loopback port, with its data in a temporary
+/// directory. Dropping it stops the server, syncs the data and removes the directory.
+pub struct TestBroker {
+    addr: SocketAddr,
+    broker: Arc<Broker>,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<()>>,
+    runtime: Option<Runtime>,
+    dir: tempfile::TempDir,
+}
+
+impl TestBroker {
+    /// Starts a broker with the default configuration.
+    pub fn start() -> TestBroker {
+        TestBroker::start_with(|_| {})
+    }
+
+    /// Starts a broker whose configuration `configure` may change. The advertised address is
+    /// already set to the bound port when `configure` runs, so it can point clients elsewhere
+    /// (at a proxy, say).
+    pub fn start_with(configure: impl FnOnce(&mut BrokerConfig)) -> TestBroker {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("test-broker")
+            .enable_all()
+            .build()
+            .expect("cannot build the broker's runtime");
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("cannot bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("listener has no address");
+        let dir = tempfile::tempdir().expect("cannot create a temporary data directory");
+        let mut config = BrokerConfig {
+            advertised_host: addr.ip().to_string(),
+            advertised_port: i32::from(addr.port()),
+            ..BrokerConfig::default()
+        };
+        configure(&mut config);
+        let broker = Broker::open(dir.path(), config)
+            .unwrap_or_else(|e| panic!("cannot open a broker in {}: {e}", dir.path().display()));
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let server = {
+            let _guard = runtime.enter();
+            broker.spawn_background();
+            let limits = ServerLimits {
+                shutdown_grace: Duration::from_secs(5),
+                ..ServerLimits::default()
+            };
+            runtime.spawn(basalt_server::serve(
+                listener,
+                Arc::clone(&broker),
+                limits,
+                async move {
+                    let _ = stop_rx.await;
+                },
+            ))
+        };
+        TestBroker {
+            addr,
+            broker,
+            stop: Some(stop_tx),
+            server: Some(server),
+            runtime: Some(runtime),
+            dir,
+        }
+    }
+
+    /// The address the broker listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `bootstrap.servers` for a client.
+    pub fn bootstrap(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// The broker itself, to look at its state directly.
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.broker
+    }
+
+    /// The broker's data directory.
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Stops the server, waits for its connections to drain and syncs the data; panics if that
+    /// does not happen in time or the sync fails.
+    pub fn stop(mut self) {
+        self.stop_inner(true);
+    }
+
+    fn stop_inner(&mut self, strict: bool) {
+        let Some(runtime) = self.runtime.take() else {
+            return;
+        };
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let joined =
+                runtime.block_on(async { tokio::time::timeout(STOP_TIMEOUT, server).await });
+            if strict {
+                assert!(
+                    matches!(joined, Ok(Ok(()))),
+                    "the server did not stop cleanly"
+                );
+            }
+        }
+        // Storage closes on a blocking thread of the runtime it was opened under, as in
+        // `basalt serve`.
+        let broker = Arc::clone(&self.broker);
+        let closed = runtime
+            .block_on(async { tokio::task::spawn_blocking(move || broker.shutdown()).await });
+        if strict {
+            match closed {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => panic!("broker shutdown failed: {e}"),
+                Err(e) => panic!("broker shutdown panicked: {e}"),
+            }
+        }
+        runtime.shutdown_timeout(Duration::from_secs(5));
+    }
+}
+
+impl Drop for TestBroker {
+    fn drop(&mut self) {
+        // Not strict: a test that is already panicking must not panic again here.
+        self.stop_inner(false);
+    }
+}

@@ -1,0 +1,150 @@
+//! Shared plumbing of the end-to-end tests with real Kafka clients: librdkafka clients set up for
+//! a local broker, synchronous waits on their futures, and bounded consumption.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::producer::future_producer::Delivery;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+
+/// Upper bound of any single wait on the broker.
+pub const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs a future to completion on a small runtime of its own.
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(future)
+}
+
+/// Settings every client gets: the broker, and quick reconnects.
+fn base_config(bootstrap: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("reconnect.backoff.ms", "20")
+        .set("reconnect.backoff.max.ms", "500")
+        .set("retry.backoff.ms", "20");
+    config
+}
+
+/// A producer with acks=all, a short linger and `extra` settings on top.
+pub fn producer(bootstrap: &str, extra: &[(&str, &str)]) -> FutureProducer {
+    let mut config = base_config(bootstrap);
+    config
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "30000");
+    for (k, v) in extra {
+        config.set(*k, *v);
+    }
+    config.create().unwrap()
+}
+
+/// A consumer for `assign` (group.id is set because librdkafka requires it; nothing is
+/// committed).
+pub fn consumer(bootstrap: &str) -> BaseConsumer {
+    base_config(bootstrap)
+        .set("group.id", "basalt-e2e")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false")
+        .set("fetch.wait.max.ms", "100")
+        .set("allow.auto.create.topics", "false")
+        .create()
+        .unwrap()
+}
+
+/// An admin client.
+pub fn admin(bootstrap: &str) -> AdminClient<DefaultClientContext> {
+    base_config(bootstrap).create().unwrap()
+}
+
+/// Admin options with a bounded wait.
+pub fn admin_options() -> AdminOptions {
+    AdminOptions::new()
+        .request_timeout(Some(TIMEOUT))
+        .operation_timeout(Some(TIMEOUT))
+}
+
+/// Creates a topic and asserts that it worked.
+pub fn create_topic(bootstrap: &str, name: &str, partitions: i32, configs: &[(&str, &str)]) {
+    let admin = admin(bootstrap);
+    let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    for (k, v) in configs {
+        topic = topic.set(k, v);
+    }
+    let results = block_on(admin.create_topics(&[topic], &admin_options())).unwrap();
+    assert_eq!(results, vec![Ok(name.to_owned())], "creating {name}");
+}
+
+/// Sends one record and waits for its delivery report; panics if it fails.
+pub fn send_one(producer: &FutureProducer, record: FutureRecord<'_, [u8], [u8]>) -> Delivery {
+    let future = producer
+        .send_result(record)
+        .unwrap_or_else(|(e, _)| panic!("could not enqueue: {e}"));
+    block_on(future)
+        .expect("delivery report lost")
+        .unwrap_or_else(|(e, _)| panic!("delivery failed: {e}"))
+}
+
+/// Reads every record of `partitions` of `topic` from the beginning until each partition has
+/// given `expected[i]` records; panics with what it got if that takes longer than [`TIMEOUT`].
+/// Returns the records per partition, in offset order.
+pub fn consume_exactly(
+    bootstrap: &str,
+    topic: &str,
+    expected: &[(i32, usize)],
+) -> BTreeMap<i32, Vec<OwnedMessage>> {
+    let consumer = consumer(bootstrap);
+    let mut tpl = TopicPartitionList::new();
+    for (p, _) in expected {
+        tpl.add_partition_offset(topic, *p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let want: BTreeMap<i32, usize> = expected.iter().copied().collect();
+    let mut got: BTreeMap<i32, Vec<OwnedMessage>> = want.keys().map(|p| (*p, Vec::new())).collect();
+    let deadline = Instant::now() + TIMEOUT;
+    while want.iter().any(|(p, n)| got[p].len() < *n) {
+        assert!(
+            Instant::now() < deadline,
+            "{topic}: wanted {want:?} records, got {:?} within {TIMEOUT:?}",
+            got.iter().map(|(p, v)| (*p, v.len())).collect::<Vec<_>>()
+        );
+        match consumer.poll(Duration::from_millis(100)) {
+            None => {}
+            Some(Ok(m)) => {
+                let list = got.get_mut(&m.partition()).expect("an assigned partition");
+                list.push(m.detach());
+            }
+            Some(Err(e)) => panic!("{topic}: consume error: {e}"),
+        }
+    }
+    for (p, n) in &want {
+        let (low, high) = consumer.fetch_watermarks(topic, *p, TIMEOUT).unwrap();
+        assert_eq!(
+            (low, high),
+            (0, *n as i64),
+            "{topic}/{p}: watermarks after reading {n} records"
+        );
+        let offsets: Vec<i64> = got[p].iter().map(Message::offset).collect();
+        let contiguous: Vec<i64> = (0..*n as i64).collect();
+        assert_eq!(offsets, contiguous, "{topic}/{p}: offsets read");
+    }
+    got
+}
+
+/// The value of a record as text.
+pub fn text(m: &OwnedMessage) -> &str {
+    std::str::from_utf8(m.payload().expect("a value")).expect("UTF-8 value")
+}
