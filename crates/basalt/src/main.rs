@@ -5,6 +5,7 @@
 //! command's own output (tables, JSON).
 
 mod bench;
+mod cli;
 mod serve;
 
 use std::io::IsTerminal;
@@ -28,6 +29,12 @@ enum Command {
     /// Measure the performance of Basalt's parts on this machine.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Create, list, describe, alter and delete topics on any Kafka-compatible broker.
+    Topic(cli::topic::TopicArgs),
+    /// Write lines from stdin or a file to a topic, one record per line.
+    Produce(cli::produce::ProduceArgs),
+    /// Read records from a topic and print them.
+    Consume(cli::consume::ConsumeArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +43,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(*args),
         Command::Bench(command) => bench::run(command),
+        Command::Topic(args) => cli::topic::run(args),
+        Command::Produce(args) => cli::produce::run(args),
+        Command::Consume(args) => cli::consume::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
