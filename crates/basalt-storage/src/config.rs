@@ -5,10 +5,10 @@
 /// # Contract
 /// - [`FsyncPolicy::Always`]: an append's [`crate::SyncTicket`] completes only after an
 ///   `fdatasync` of the segment file that holds it has returned successfully, so the batch survives
-///   a process kill and a power loss (on hardware that honours flushes). Appends that arrive while a
-///   sync runs, on any log of the same [`crate::Storage`], share the next round of syncs (group
-///   commit). A failed `fdatasync` poisons the log: the tickets of the affected appends fail and no
-///   further append is accepted.
+///   a process kill and a power loss (on hardware that honours flushes). Appends to a segment file that arrive
+///   while that file's sync runs share its next sync (group commit); different files sync in
+///   parallel on a fixed pool of sync threads. A failed `fdatasync` poisons the log: the tickets of
+///   the affected appends fail and no further append is accepted.
 /// - [`FsyncPolicy::Interval`]: the ticket completes as soon as the bytes are written to the page
 ///   cache; a background thread syncs each dirty log at least every `interval_ms`. A process kill
 ///   loses nothing; a power loss may lose up to about `interval_ms` of acknowledged appends.

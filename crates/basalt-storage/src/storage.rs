@@ -1,5 +1,5 @@
 //! The data directory: its lock, the clean-shutdown marker, the logs in it, and the shared parts
-//! (file descriptor cache and disk thread).
+//! (file descriptor cache and sync workers).
 //!
 //! # Contract
 //! - Only one process uses a data directory at a time (`.lock`, held with an OS file lock).
@@ -11,15 +11,13 @@ use std::collections::HashMap;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::mpsc;
-use std::thread::JoinHandle;
 
 use parking_lot::Mutex;
 
 use crate::config::LogConfig;
 use crate::error::{Result, StorageError};
 use crate::fdcache::FdCache;
-use crate::flusher::{self, FlushMsg};
+use crate::flusher::{FlushMsg, Flusher};
 use crate::log::{Log, RecoveryReport, sync_dir};
 
 const LOCK_FILE: &str = ".lock";
@@ -45,19 +43,14 @@ impl Default for StorageOptions {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) fds: FdCache,
-    flusher: mpsc::Sender<FlushMsg>,
+    flusher: Flusher,
 }
 
 impl Shared {
-    /// Hands a message to the disk thread; if it is gone, the ticket inside reports `Closed`.
+    /// Hands a request to the sync workers; once they are stopped, the ticket inside reports
+    /// `Closed`.
     pub(crate) fn flush(&self, msg: FlushMsg) {
-        let _ = self.flusher.send(msg);
-    }
-}
-
-impl std::fmt::Debug for FlushMsg {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("FlushMsg")
+        self.flusher.submit(msg);
     }
 }
 
@@ -70,7 +63,6 @@ pub struct Storage {
     was_clean: bool,
     shared: Arc<Shared>,
     logs: Mutex<HashMap<String, Arc<Log>>>,
-    flusher: Mutex<Option<JoinHandle<()>>>,
     closed: std::sync::atomic::AtomicBool,
 }
 
@@ -108,11 +100,8 @@ impl Storage {
             }
         }
         sync_dir(&dir)?;
-        let (tx, rx) = mpsc::channel();
-        let flusher = std::thread::Builder::new()
-            .name("basalt-disk".into())
-            .spawn(move || flusher::run(rx))
-            .map_err(|e| StorageError::io("spawn disk thread", &dir, e))?;
+        let flusher =
+            Flusher::start().map_err(|e| StorageError::io("spawn sync threads", &dir, e))?;
         tracing::info!(dir = %dir.display(), clean = was_clean, "opened data directory");
         Ok(Storage {
             dir,
@@ -120,10 +109,9 @@ impl Storage {
             was_clean,
             shared: Arc::new(Shared {
                 fds: FdCache::new(options.max_open_files),
-                flusher: tx,
+                flusher,
             }),
             logs: Mutex::new(HashMap::new()),
-            flusher: Mutex::new(Some(flusher)),
             closed: std::sync::atomic::AtomicBool::new(false),
         })
     }
@@ -191,8 +179,10 @@ impl Storage {
         validate_name(name)?;
         let log = self.logs.lock().remove(name);
         if let Some(log) = log {
-            // Its data is going away: no need for a final sync or index files.
-            let _ = log.close();
+            // Its data is going away: no final sync. Tickets still pending fail or complete.
+            if let Err(err) = log.close_inner(false) {
+                tracing::debug!(log = name, error = %err, "close before delete failed");
+            }
         }
         let path = self.dir.join(name);
         if !path.exists() {
@@ -210,9 +200,10 @@ impl Storage {
         self.shared.fds.len()
     }
 
-    /// Syncs and closes every log, stops the disk thread and writes the clean-shutdown marker.
-    /// If any log fails to close, the marker is not written and the next open recovers. Only the
-    /// first call does anything.
+    /// Closes every log, stops the sync workers (answering every pending ticket), syncs the
+    /// filesystem, writes the clean-shutdown marker and releases the lock. If any log fails to
+    /// close, the marker is not written and the next open recovers. Only the first call does
+    /// anything.
     pub fn close(&self) -> Result<()> {
         if self.closed.swap(true, std::sync::atomic::Ordering::AcqRel) {
             return Ok(());
@@ -225,7 +216,7 @@ impl Storage {
                 first_error.get_or_insert(err);
             }
         }
-        self.stop_disk_thread();
+        self.shared.flusher.shutdown();
         if let Some(err) = first_error {
             return Err(err);
         }
@@ -238,18 +229,13 @@ impl Storage {
         tracing::info!(dir = %self.dir.display(), "closed data directory cleanly");
         Ok(())
     }
-
-    fn stop_disk_thread(&self) {
-        if let Some(handle) = self.flusher.lock().take() {
-            self.shared.flush(FlushMsg::Shutdown);
-            let _ = handle.join();
-        }
-    }
 }
 
 impl Drop for Storage {
+    /// Stops the sync workers after they answer every pending ticket; logs are not closed (the
+    /// next open recovers).
     fn drop(&mut self) {
-        self.stop_disk_thread();
+        self.shared.flusher.shutdown();
     }
 }
 
