@@ -4,15 +4,21 @@
 //!
 //! # Invariants
 //! - `NET-1`: responses leave a connection in the order its requests arrived, whatever order the
-//!   handler finishes them in (requests are handled concurrently, up to `max_in_flight`).
+//!   deferred parts of their handling finish in (up to `max_in_flight` at once).
 //! - `NET-2`: a connection buffers at most one frame of `max_frame_bytes` plus the read chunk; a
 //!   larger size prefix closes that connection before its body is read.
 //! - `NET-3`: a malformed frame or request closes only its own connection, with a log line.
 //! - `NET-4`: on shutdown the listener stops accepting, connections stop reading new requests,
 //!   requests already read are answered, then connections close.
+//! - `NET-5`: a request's handling starts only after the previous request of the same connection
+//!   finished its first stage ([`Handler::handle`]); only what a handler defers
+//!   ([`Outcome::Later`]) overlaps with later requests. Appends from one connection therefore
+//!   reach the log in the order they were sent, as with Kafka, while waiting for an fsync or a long
+//!   poll does not hold the connection up.
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -39,7 +45,6 @@ pub struct ConnectionInfo {
 }
 
 /// What the handler wants done with a request.
-#[derive(Debug)]
 pub enum Outcome {
     /// Send this response, encoded at the request's version.
     Respond(ResponseBody),
@@ -53,11 +58,30 @@ pub enum Outcome {
     },
     /// Send nothing (a produce request with `acks = 0`).
     NoResponse,
+    /// Finish later: the future runs concurrently with the requests after this one (a produce
+    /// waiting for its fsync, a long-polling fetch); its outcome is still sent in order.
+    Later(Pin<Box<dyn Future<Output = Outcome> + Send>>),
     /// Close the connection after the responses before this one.
     Close {
         /// Why, for the log.
         reason: String,
     },
+}
+
+impl std::fmt::Debug for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Respond(body) => f.debug_tuple("Respond").field(body).finish(),
+            Outcome::RespondAt { body, version } => f
+                .debug_struct("RespondAt")
+                .field("body", body)
+                .field("version", version)
+                .finish(),
+            Outcome::NoResponse => f.write_str("NoResponse"),
+            Outcome::Later(_) => f.write_str("Later(..)"),
+            Outcome::Close { reason } => f.debug_struct("Close").field("reason", reason).finish(),
+        }
+    }
 }
 
 /// The broker side of the server: turns requests into outcomes.
@@ -221,7 +245,7 @@ async fn serve_connection<H: Handler>(
                     if slots_tx.send(slot_rx).await.is_err() {
                         break 'read;
                     }
-                    let close = dispatch(frame, &info, &handler, slot_tx);
+                    let close = dispatch(frame, &info, &handler, slot_tx).await;
                     if close {
                         break 'read;
                     }
@@ -254,8 +278,9 @@ async fn serve_connection<H: Handler>(
     tracing::debug!(conn = info.id, "connection closed");
 }
 
-/// Decodes one frame and starts handling it; returns whether the connection must close now.
-fn dispatch<H: Handler>(
+/// Decodes one frame and handles it (its deferred part in a task of its own); returns whether
+/// the connection must close now.
+async fn dispatch<H: Handler>(
     frame: Bytes,
     info: &Arc<ConnectionInfo>,
     handler: &Arc<H>,
@@ -263,16 +288,29 @@ fn dispatch<H: Handler>(
 ) -> bool {
     match decode_request_frame(frame) {
         Ok((header, body)) => {
-            let handler = Arc::clone(handler);
-            let info = Arc::clone(info);
-            tokio::spawn(async move {
-                let api_key = body.api_key();
-                let correlation_id = header.correlation_id;
-                let version = header.request_api_version;
-                let outcome = handler.handle(Arc::clone(&info), header, body).await;
-                let _ = slot.send(encode(&info, api_key, correlation_id, version, outcome));
-            });
-            false
+            let api_key = body.api_key();
+            let correlation_id = header.correlation_id;
+            let version = header.request_api_version;
+            // NET-5: the handler's first stage runs here, in arrival order, before the next
+            // request is read; only what it defers runs concurrently.
+            let outcome = Arc::clone(handler)
+                .handle(Arc::clone(info), header, body)
+                .await;
+            match outcome {
+                Outcome::Later(later) => {
+                    let info = Arc::clone(info);
+                    tokio::spawn(async move {
+                        let outcome = later.await;
+                        let _ = slot.send(encode(&info, api_key, correlation_id, version, outcome));
+                    });
+                    false
+                }
+                outcome => {
+                    let close = matches!(outcome, Outcome::Close { .. });
+                    let _ = slot.send(encode(info, api_key, correlation_id, version, outcome));
+                    close
+                }
+            }
         }
         Err(RequestError::UnsupportedVersion { api_key, header }) => {
             let outcome = handler.unsupported_version(api_key, &header);
@@ -304,6 +342,7 @@ fn encode(
         Outcome::Respond(body) => (body, request_version),
         Outcome::RespondAt { body, version } => (body, version),
         Outcome::NoResponse => return Slot::Nothing,
+        Outcome::Later(_) => return Slot::Close("a deferred outcome deferred again".into()),
         Outcome::Close { reason } => return Slot::Close(reason),
     };
     let (_, header_version) = header_versions(api_key, version);

@@ -22,7 +22,7 @@ use basalt_protocol::messages::incremental_alter_configs_response::{
     AlterConfigsResourceResponse, IncrementalAlterConfigsResponse,
 };
 
-use super::{RESOURCE_BROKER, RESOURCE_TOPIC, check_broker_resource, duplicate_resources};
+use super::{RESOURCE_BROKER, RESOURCE_TOPIC, alter_each, check_broker_resource};
 use crate::config::{AlterOp, ConfigError, IncrementalChange};
 use crate::{Broker, TopicError};
 
@@ -31,35 +31,22 @@ pub fn handle(
     req: IncrementalAlterConfigsRequest,
     _version: i16,
 ) -> IncrementalAlterConfigsResponse {
-    let duplicates = duplicate_resources(
-        req.resources
-            .iter()
-            .map(|r| (r.resource_type, r.resource_name.as_str())),
-    );
-    let responses = req
-        .resources
-        .into_iter()
-        .map(|r| {
-            let mut resp = AlterConfigsResourceResponse {
-                resource_type: r.resource_type,
-                resource_name: r.resource_name.clone(),
-                ..AlterConfigsResourceResponse::default()
-            };
-            let outcome = if duplicates.contains(&(r.resource_type, r.resource_name.clone())) {
-                Err(TopicError {
-                    code: ErrorCode::InvalidRequest,
-                    message: format!("resource {} is named twice", r.resource_name),
-                })
-            } else {
-                alter(broker, r, req.validate_only)
-            };
-            if let Err(e) = outcome {
-                resp.error_code = e.code.into();
-                resp.error_message = Some(e.message);
-            }
-            resp
-        })
-        .collect();
+    let responses = alter_each(
+        req.resources,
+        |r| (r.resource_type, r.resource_name.clone()),
+        |r| alter(broker, r, req.validate_only),
+    )
+    .into_iter()
+    .map(
+        |(resource_type, resource_name, error)| AlterConfigsResourceResponse {
+            resource_type,
+            resource_name,
+            error_code: error.as_ref().map_or(0, |e| e.code.into()),
+            error_message: error.map(|e| e.message),
+            ..AlterConfigsResourceResponse::default()
+        },
+    )
+    .collect();
     IncrementalAlterConfigsResponse {
         responses,
         ..IncrementalAlterConfigsResponse::default()

@@ -97,17 +97,37 @@ fn check_broker_resource(broker: &Broker, name: &str) -> Result<(), String> {
 }
 
 /// The `(type, name)` of config resources named more than once in one request.
-fn duplicate_resources<'a>(
-    resources: impl Iterator<Item = (i8, &'a str)>,
-) -> BTreeSet<(i8, String)> {
+/// Applies `alter` to each config resource of an (Incremental)AlterConfigs request, refusing
+/// resources named twice (INVALID_REQUEST, as Kafka does); returns each resource's type, name and
+/// error, in request order.
+fn alter_each<R>(
+    resources: Vec<R>,
+    key: impl Fn(&R) -> (i8, String),
+    mut alter: impl FnMut(R) -> Result<(), crate::TopicError>,
+) -> Vec<(i8, String, Option<crate::TopicError>)> {
     let mut counts: BTreeMap<(i8, String), usize> = BTreeMap::new();
-    for (t, n) in resources {
-        *counts.entry((t, n.to_owned())).or_default() += 1;
+    for r in &resources {
+        *counts.entry(key(r)).or_default() += 1;
     }
-    counts
+    let duplicates: BTreeSet<(i8, String)> = counts
         .into_iter()
         .filter(|(_, c)| *c > 1)
         .map(|(k, _)| k)
+        .collect();
+    resources
+        .into_iter()
+        .map(|r| {
+            let (resource_type, name) = key(&r);
+            let outcome = if duplicates.contains(&(resource_type, name.clone())) {
+                Err(crate::TopicError {
+                    code: basalt_protocol::ErrorCode::InvalidRequest,
+                    message: format!("resource {name} is named twice"),
+                })
+            } else {
+                alter(r)
+            };
+            (resource_type, name, outcome.err())
+        })
         .collect()
 }
 
@@ -133,11 +153,15 @@ impl Handler for Broker {
         let response = match body {
             RequestBody::ApiVersions(_) => ResponseBody::ApiVersions(api_versions::handle(0)),
             RequestBody::Metadata(r) => ResponseBody::Metadata(metadata::handle(&self, r, version)),
-            RequestBody::Produce(r) => match produce::handle(&self, r, version).await {
-                Some(resp) => ResponseBody::Produce(resp),
-                None => return Outcome::NoResponse,
-            },
-            RequestBody::Fetch(r) => ResponseBody::Fetch(fetch::handle(&self, r, version).await),
+            RequestBody::Produce(r) => return produce::handle(&self, r, version),
+            RequestBody::Fetch(r) => {
+                let broker = Arc::clone(&self);
+                return Outcome::Later(Box::pin(async move {
+                    Outcome::Respond(ResponseBody::Fetch(
+                        fetch::handle(&broker, r, version).await,
+                    ))
+                }));
+            }
             RequestBody::ListOffsets(r) => {
                 ResponseBody::ListOffsets(list_offsets::handle(&self, r, version))
             }

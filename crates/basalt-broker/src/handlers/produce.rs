@@ -11,17 +11,19 @@ use basalt_protocol::messages::produce_response::{
     PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
 };
 
+use std::sync::Arc;
+
+use basalt_protocol::ResponseBody;
+use basalt_server::Outcome;
+
 use crate::{Broker, now_ms};
 
 /// Highest Produce version handled.
 pub const MAX_VERSION: i16 = 11;
 
-/// Handles a produce request; `None` when `acks = 0` (no response is sent).
-pub async fn handle(
-    broker: &Broker,
-    req: ProduceRequest,
-    _version: i16,
-) -> Option<ProduceResponse> {
+/// Handles a produce request: appends now, in the connection's request order (`NET-5`), and
+/// defers only the wait for durability.
+pub fn handle(broker: &Arc<Broker>, req: ProduceRequest, _version: i16) -> Outcome {
     let acks = req.acks;
     let valid_acks = matches!(acks, -1..=1);
     let now = now_ms();
@@ -88,31 +90,40 @@ pub async fn handle(
             ..TopicProduceResponse::default()
         });
     }
-    if acks == -1 {
-        for (ticket, t, p) in tickets {
-            if let Err(e) = ticket.await {
-                let resp = &mut responses[t].partition_responses[p];
-                resp.error_code = crate::errors::storage_error_code(&e).into();
-                resp.error_message = Some(e.to_string());
-                resp.base_offset = -1;
-            }
-        }
-        broker.notify_visible();
-    } else {
-        broker.notify_visible();
-        if !tickets.is_empty() {
-            // Consumers see the data once it is durable; wake them then.
-            let visible = broker.watch_visible_sender();
-            tokio::spawn(async move {
-                for (ticket, _, _) in tickets {
-                    let _ = ticket.await;
-                }
-                visible.send_modify(|v| *v = v.wrapping_add(1));
-            });
-        }
-    }
-    (acks != 0).then_some(ProduceResponse {
+    let response = ProduceResponse {
         responses,
         ..ProduceResponse::default()
-    })
+    };
+    if acks == -1 && !tickets.is_empty() {
+        let broker = Arc::clone(broker);
+        return Outcome::Later(Box::pin(async move {
+            let mut response = response;
+            for (ticket, t, p) in tickets {
+                if let Err(e) = ticket.await {
+                    let resp = &mut response.responses[t].partition_responses[p];
+                    resp.error_code = crate::errors::storage_error_code(&e).into();
+                    resp.error_message = Some(e.to_string());
+                    resp.base_offset = -1;
+                }
+            }
+            broker.notify_visible();
+            Outcome::Respond(ResponseBody::Produce(response))
+        }));
+    }
+    broker.notify_visible();
+    if !tickets.is_empty() {
+        // Consumers see the data once it is durable; wake them then.
+        let visible = broker.watch_visible_sender();
+        tokio::spawn(async move {
+            for (ticket, _, _) in tickets {
+                let _ = ticket.await;
+            }
+            visible.send_modify(|v| *v = v.wrapping_add(1));
+        });
+    }
+    if acks == 0 {
+        Outcome::NoResponse
+    } else {
+        Outcome::Respond(ResponseBody::Produce(response))
+    }
 }

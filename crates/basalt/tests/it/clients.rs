@@ -274,6 +274,51 @@ fn idempotent_producer_delivers_each_record_once_in_order() {
     }
 }
 
+/// librdkafka pipelines produce requests on one connection (`max.in.flight` defaults to a
+/// million); the broker must append them in the order they were sent (`NET-5`), or a producer's
+/// batches land swapped with no error (found by librdkafka's tests 0038 and 0041).
+#[test]
+fn pipelined_produce_requests_on_one_connection_keep_their_order() {
+    let broker = TestBroker::start();
+    let b = broker.bootstrap();
+    create_topic(&b, "pipelined", 1, &[]);
+    let producer = producer(
+        &b,
+        &[
+            ("acks", "all"),
+            ("linger.ms", "0"),
+            ("batch.num.messages", "20"),
+            ("max.in.flight.requests.per.connection", "1000000"),
+        ],
+    );
+    const COUNT: usize = 5000;
+    let futures: Vec<_> = (0..COUNT)
+        .map(|seq| {
+            let value = seq.to_string();
+            producer
+                .send_result(
+                    FutureRecord::<[u8], [u8]>::to("pipelined")
+                        .partition(0)
+                        .payload(value.as_bytes()),
+                )
+                .unwrap_or_else(|(e, _)| panic!("enqueue: {e}"))
+        })
+        .collect();
+    block_on(async {
+        for (seq, f) in futures.into_iter().enumerate() {
+            let d = f
+                .await
+                .unwrap()
+                .unwrap_or_else(|(e, _)| panic!("delivery: {e}"));
+            assert_eq!(d.offset, seq as i64, "record {seq}");
+        }
+    });
+    let got = consume_exactly(&b, "pipelined", &[(0, COUNT)]);
+    let values: Vec<&str> = got[&0].iter().map(text).collect();
+    let expected: Vec<String> = (0..COUNT).map(|s| s.to_string()).collect();
+    assert_eq!(values, expected);
+}
+
 #[test]
 fn topics_are_created_described_and_deleted() {
     let broker = TestBroker::start();
