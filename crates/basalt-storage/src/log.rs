@@ -539,13 +539,7 @@ impl Log {
             let file = seg.file(fds).map_err(|e| self.gone_or(e, offset))?;
             let mut position = idx.position_for(seg.relative(offset), valid);
             while position < valid {
-                let header = match seg.header_at(&file, position, valid) {
-                    Ok(h) => h,
-                    Err(HeaderReadError::Io(e)) => return Err(e),
-                    Err(HeaderReadError::Batch(err)) => {
-                        return Err(self.damaged_at(&seg, position, err.to_string()));
-                    }
-                };
+                let header = self.header_at(&seg, &file, position, valid)?;
                 if header.last_offset() < offset {
                     position += header.total_size() as u64;
                     continue;
@@ -612,13 +606,7 @@ impl Log {
             let start = idx.scan_start_for_time(timestamp);
             let mut position = idx.position_for(start, valid);
             while position < valid {
-                let header = match seg.header_at(&file, position, valid) {
-                    Ok(h) => h,
-                    Err(HeaderReadError::Io(e)) => return Err(e),
-                    Err(HeaderReadError::Batch(err)) => {
-                        return Err(self.damaged_at(&seg, position, err.to_string()));
-                    }
-                };
+                let header = self.header_at(&seg, &file, position, valid)?;
                 if header.max_timestamp >= timestamp && header.last_offset() >= log_start {
                     return Ok(Some(header));
                 }
@@ -648,13 +636,7 @@ impl Log {
             let file = seg.file(fds)?;
             let mut position = idx.position_for(seg.relative(from), valid);
             while position < valid {
-                let header = match seg.header_at(&file, position, valid) {
-                    Ok(h) => h,
-                    Err(HeaderReadError::Io(e)) => return Err(e),
-                    Err(HeaderReadError::Batch(err)) => {
-                        return Err(self.damaged_at(&seg, position, err.to_string()));
-                    }
-                };
+                let header = self.header_at(&seg, &file, position, valid)?;
                 if header.last_offset() >= from {
                     f(&header);
                 }
@@ -889,6 +871,23 @@ impl Log {
         if current.as_ref().is_none_or(|d| damage.offset < d.offset) {
             *current = Some(damage);
         }
+    }
+
+    /// The header of the batch at `position` of `segment`; bad framing there is damage, recorded
+    /// on the log and returned as its error.
+    fn header_at(
+        &self,
+        segment: &Segment,
+        file: &std::fs::File,
+        position: u64,
+        valid: u64,
+    ) -> Result<BatchHeader> {
+        segment
+            .header_at(file, position, valid)
+            .map_err(|err| match err {
+                HeaderReadError::Io(e) => e,
+                HeaderReadError::Batch(err) => self.damaged_at(segment, position, err.to_string()),
+            })
     }
 
     /// Records damage found by a read at `position` of `segment` and returns the error for it.
