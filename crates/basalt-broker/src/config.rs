@@ -48,6 +48,10 @@ pub struct BrokerConfig {
     pub log_flush_policy: FsyncPolicy,
     /// `log.retention.check.interval.ms`.
     pub log_retention_check_interval_ms: u64,
+    /// `offsets.topic.num.partitions`: partitions of `__consumer_offsets`.
+    pub offsets_topic_num_partitions: i32,
+    /// The group coordinator's settings (`group.*`, `offsets.retention.minutes`, ...).
+    pub groups: basalt_coordinator::GroupConfig,
 }
 
 impl Default for BrokerConfig {
@@ -71,6 +75,8 @@ impl Default for BrokerConfig {
             log_message_timestamp_type: "CreateTime".into(),
             log_flush_policy: FsyncPolicy::Always,
             log_retention_check_interval_ms: 300_000,
+            offsets_topic_num_partitions: 50,
+            groups: basalt_coordinator::GroupConfig::default(),
         }
     }
 }

@@ -13,6 +13,7 @@
 
 pub mod config;
 pub mod errors;
+pub mod groups;
 pub mod handlers;
 pub mod partition;
 pub mod producer;
@@ -29,6 +30,8 @@ use basalt_storage::{Storage, StorageOptions};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
+pub use basalt_coordinator as coordinator;
+pub use basalt_coordinator::GroupConfig;
 pub use config::BrokerConfig;
 use partition::Partition;
 use topics::{TopicMeta, TopicStore, format_uuid, new_topic_id, validate_topic_name};
@@ -78,6 +81,7 @@ pub struct Broker {
     /// Bumped whenever new data may be visible to consumers; long-polling fetches watch it.
     visible: Arc<watch::Sender<u64>>,
     producer_ids: ProducerIds,
+    coordinator: groups::Coordinator,
 }
 
 impl Broker {
@@ -99,7 +103,9 @@ impl Broker {
             "broker storage ready"
         );
         let visible = Arc::new(watch::channel(0).0);
-        Ok(Arc::new(Broker {
+        let coordinator =
+            groups::Coordinator::new(config.groups.clone(), config.offsets_topic_num_partitions);
+        let broker = Arc::new(Broker {
             config,
             storage,
             store,
@@ -107,7 +113,15 @@ impl Broker {
             topic_ops: Mutex::new(()),
             visible,
             producer_ids,
-        }))
+            coordinator,
+        });
+        broker.coordinator.load(&broker);
+        Ok(broker)
+    }
+
+    /// The group coordinator.
+    pub fn coordinator(&self) -> &groups::Coordinator {
+        &self.coordinator
     }
 
     /// The broker's settings.
@@ -495,8 +509,19 @@ impl Broker {
         }
     }
 
-    /// Runs retention periodically until the broker is dropped.
+    /// Runs retention and the group coordinator's timers periodically until the broker is
+    /// dropped.
     pub fn spawn_background(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(50));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(broker) = weak.upgrade() else { break };
+                broker.coordinator.tick(&broker);
+            }
+        });
         let weak = Arc::downgrade(self);
         let period = Duration::from_millis(self.config.log_retention_check_interval_ms.max(100));
         tokio::spawn(async move {

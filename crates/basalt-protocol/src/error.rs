@@ -979,6 +979,13 @@ impl ErrorCode {
     }
 }
 
+impl Default for ErrorCode {
+    /// Success: `NONE`.
+    fn default() -> Self {
+        ErrorCode::None
+    }
+}
+
 impl From<ErrorCode> for i16 {
     fn from(e: ErrorCode) -> i16 {
         e.code()

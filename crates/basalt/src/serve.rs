@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 
+use basalt_broker::GroupConfig;
 use basalt_broker::{Broker, BrokerConfig};
 use basalt_server::ServerLimits;
 use basalt_storage::FsyncPolicy;
@@ -55,6 +56,53 @@ pub struct ServeArgs {
     /// `broker.rack` [default: none].
     #[arg(long = "broker.rack", env = "BASALT_BROKER_RACK")]
     rack: Option<String>,
+    /// `group.initial.rebalance.delay.ms`: how long the first rebalance of an empty group
+    /// waits for more members [default: 3000].
+    #[arg(
+        long = "group.initial.rebalance.delay.ms",
+        env = "BASALT_GROUP_INITIAL_REBALANCE_DELAY_MS"
+    )]
+    group_initial_delay: Option<i64>,
+    /// `group.min.session.timeout.ms` [default: 6000].
+    #[arg(
+        long = "group.min.session.timeout.ms",
+        env = "BASALT_GROUP_MIN_SESSION_TIMEOUT_MS"
+    )]
+    group_min_session: Option<i32>,
+    /// `group.max.session.timeout.ms` [default: 1800000].
+    #[arg(
+        long = "group.max.session.timeout.ms",
+        env = "BASALT_GROUP_MAX_SESSION_TIMEOUT_MS"
+    )]
+    group_max_session: Option<i32>,
+    /// `group.consumer.session.timeout.ms`: session timeout of KIP-848 consumer group members
+    /// [default: 45000].
+    #[arg(
+        long = "group.consumer.session.timeout.ms",
+        env = "BASALT_GROUP_CONSUMER_SESSION_TIMEOUT_MS"
+    )]
+    group_consumer_session: Option<i32>,
+    /// `group.consumer.heartbeat.interval.ms`: heartbeat interval of KIP-848 consumer group
+    /// members [default: 5000].
+    #[arg(
+        long = "group.consumer.heartbeat.interval.ms",
+        env = "BASALT_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS"
+    )]
+    group_consumer_heartbeat: Option<i32>,
+    /// `offsets.retention.minutes`: committed offsets of an empty group are kept this long
+    /// [default: 10080].
+    #[arg(
+        long = "offsets.retention.minutes",
+        env = "BASALT_OFFSETS_RETENTION_MINUTES"
+    )]
+    offsets_retention_minutes: Option<i64>,
+    /// `offsets.topic.num.partitions`: partitions of the internal `__consumer_offsets` topic,
+    /// fixed when it is first created [default: 50].
+    #[arg(
+        long = "offsets.topic.num.partitions",
+        env = "BASALT_OFFSETS_TOPIC_NUM_PARTITIONS"
+    )]
+    offsets_partitions: Option<i32>,
     /// `num.partitions`: partitions of auto-created topics [default: 1].
     #[arg(long = "num.partitions", env = "BASALT_NUM_PARTITIONS")]
     num_partitions: Option<i32>,
@@ -195,6 +243,7 @@ pub struct Resolved {
 pub fn resolve(args: ServeArgs) -> Result<Resolved, Error> {
     let file = FileSettings::load(args.config.as_ref())?;
     let d = BrokerConfig::default();
+    let dg = d.groups.clone();
     macro_rules! pick {
         ($cli:expr, $key:literal, $default:expr) => {
             match $cli {
@@ -270,8 +319,50 @@ pub fn resolve(args: ServeArgs) -> Result<Resolved, Error> {
             "log.retention.check.interval.ms",
             d.log_retention_check_interval_ms
         ),
+        offsets_topic_num_partitions: pick!(
+            args.offsets_partitions,
+            "offsets.topic.num.partitions",
+            d.offsets_topic_num_partitions
+        ),
+        groups: GroupConfig {
+            initial_rebalance_delay_ms: pick!(
+                args.group_initial_delay,
+                "group.initial.rebalance.delay.ms",
+                dg.initial_rebalance_delay_ms
+            ),
+            min_session_timeout_ms: pick!(
+                args.group_min_session,
+                "group.min.session.timeout.ms",
+                dg.min_session_timeout_ms
+            ),
+            max_session_timeout_ms: pick!(
+                args.group_max_session,
+                "group.max.session.timeout.ms",
+                dg.max_session_timeout_ms
+            ),
+            consumer_session_timeout_ms: pick!(
+                args.group_consumer_session,
+                "group.consumer.session.timeout.ms",
+                dg.consumer_session_timeout_ms
+            ),
+            consumer_heartbeat_interval_ms: pick!(
+                args.group_consumer_heartbeat,
+                "group.consumer.heartbeat.interval.ms",
+                dg.consumer_heartbeat_interval_ms
+            ),
+            offsets_retention_ms: pick!(
+                args.offsets_retention_minutes,
+                "offsets.retention.minutes",
+                dg.offsets_retention_ms / 60_000
+            )
+            .saturating_mul(60_000),
+            ..dg.clone()
+        },
         ..d
     };
+    if !(1..=1000).contains(&broker.offsets_topic_num_partitions) {
+        return Err("offsets.topic.num.partitions must be between 1 and 1000".into());
+    }
     if broker.num_partitions < 1 {
         return Err("num.partitions must be at least 1".into());
     }

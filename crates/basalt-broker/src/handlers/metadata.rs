@@ -68,7 +68,7 @@ fn topic_entry(topic: &Topic, node_id: i32) -> MetadataResponseTopic {
         error_code: 0,
         name: Some(topic.meta.name.clone()),
         topic_id: topic.id,
-        is_internal: false,
+        is_internal: crate::groups::is_internal(&topic.meta.name),
         partitions: (0..topic.meta.partitions)
             .map(|p| MetadataResponsePartition {
                 error_code: 0,

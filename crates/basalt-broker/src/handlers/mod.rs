@@ -5,21 +5,33 @@
 
 mod alter_configs;
 mod api_versions;
+mod consumer_group_describe;
+mod consumer_group_heartbeat;
 mod create_partitions;
 mod create_topics;
+mod delete_groups;
 mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
+mod describe_groups;
 mod describe_log_dirs;
 mod fetch;
 mod find_coordinator;
+mod heartbeat;
 mod incremental_alter_configs;
 mod init_producer_id;
+mod join_group;
+mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_delete;
+mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod sync_group;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -76,7 +88,35 @@ pub const SUPPORTED: &[Supported] = &[
     api(ApiKey::CreatePartitions, 0, 3),
     api(ApiKey::IncrementalAlterConfigs, 0, 1),
     api(ApiKey::DescribeCluster, 0, 2),
+    api(ApiKey::OffsetCommit, 2, offset_commit::MAX_VERSION),
+    api(ApiKey::OffsetFetch, 1, offset_fetch::MAX_VERSION),
+    api(ApiKey::JoinGroup, 0, join_group::MAX_VERSION),
+    api(ApiKey::Heartbeat, 0, heartbeat::MAX_VERSION),
+    api(ApiKey::LeaveGroup, 0, leave_group::MAX_VERSION),
+    api(ApiKey::SyncGroup, 0, sync_group::MAX_VERSION),
+    api(ApiKey::DescribeGroups, 0, describe_groups::MAX_VERSION),
+    api(ApiKey::ListGroups, 0, list_groups::MAX_VERSION),
+    api(ApiKey::DeleteGroups, 0, 2),
+    api(ApiKey::OffsetDelete, 0, 0),
+    api(
+        ApiKey::ConsumerGroupHeartbeat,
+        0,
+        consumer_group_heartbeat::MAX_VERSION,
+    ),
+    api(
+        ApiKey::ConsumerGroupDescribe,
+        0,
+        consumer_group_describe::MAX_VERSION,
+    ),
 ];
+
+/// The client id of a request and the host of its connection, as group members report them.
+fn client_of(header: &RequestHeader, conn: &ConnectionInfo) -> (String, String) {
+    (
+        header.client_id.clone().unwrap_or_default(),
+        format!("/{}", conn.peer.ip()),
+    )
+}
 
 /// ConfigResource type of a topic.
 const RESOURCE_TOPIC: i8 = 2;
@@ -149,7 +189,6 @@ impl Handler for Broker {
         if !supported(api_key, version) {
             return self.unsupported_version(api_key, &header);
         }
-        let _ = &conn;
         let response = match body {
             RequestBody::ApiVersions(_) => ResponseBody::ApiVersions(api_versions::handle(0)),
             RequestBody::Metadata(r) => ResponseBody::Metadata(metadata::handle(&self, r, version)),
@@ -200,6 +239,67 @@ impl Handler for Broker {
             ),
             RequestBody::DescribeCluster(r) => {
                 ResponseBody::DescribeCluster(describe_cluster::handle(&self, r, version))
+            }
+            RequestBody::JoinGroup(r) => {
+                let broker = Arc::clone(&self);
+                let (client_id, host) = client_of(&header, &conn);
+                return Outcome::Later(Box::pin(async move {
+                    Outcome::Respond(ResponseBody::JoinGroup(
+                        join_group::handle(&broker, r, version, client_id, host).await,
+                    ))
+                }));
+            }
+            RequestBody::SyncGroup(r) => {
+                let broker = Arc::clone(&self);
+                return Outcome::Later(Box::pin(async move {
+                    Outcome::Respond(ResponseBody::SyncGroup(
+                        sync_group::handle(&broker, r).await,
+                    ))
+                }));
+            }
+            RequestBody::Heartbeat(r) => ResponseBody::Heartbeat(heartbeat::handle(&self, r)),
+            RequestBody::LeaveGroup(r) => {
+                ResponseBody::LeaveGroup(leave_group::handle(&self, r, version))
+            }
+            RequestBody::OffsetCommit(r) => {
+                let broker = Arc::clone(&self);
+                return Outcome::Later(Box::pin(async move {
+                    Outcome::Respond(ResponseBody::OffsetCommit(
+                        offset_commit::handle(&broker, r).await,
+                    ))
+                }));
+            }
+            RequestBody::OffsetFetch(r) => {
+                ResponseBody::OffsetFetch(offset_fetch::handle(&self, r, version))
+            }
+            RequestBody::OffsetDelete(r) => {
+                let broker = Arc::clone(&self);
+                return Outcome::Later(Box::pin(async move {
+                    Outcome::Respond(ResponseBody::OffsetDelete(
+                        offset_delete::handle(&broker, r).await,
+                    ))
+                }));
+            }
+            RequestBody::DescribeGroups(r) => {
+                ResponseBody::DescribeGroups(describe_groups::handle(&self, r, version))
+            }
+            RequestBody::ListGroups(r) => ResponseBody::ListGroups(list_groups::handle(&self, r)),
+            RequestBody::DeleteGroups(r) => {
+                let broker = Arc::clone(&self);
+                return Outcome::Later(Box::pin(async move {
+                    Outcome::Respond(ResponseBody::DeleteGroups(
+                        delete_groups::handle(&broker, r).await,
+                    ))
+                }));
+            }
+            RequestBody::ConsumerGroupHeartbeat(r) => {
+                let (client_id, host) = client_of(&header, &conn);
+                ResponseBody::ConsumerGroupHeartbeat(consumer_group_heartbeat::handle(
+                    &self, r, version, client_id, host,
+                ))
+            }
+            RequestBody::ConsumerGroupDescribe(r) => {
+                ResponseBody::ConsumerGroupDescribe(consumer_group_describe::handle(&self, r))
             }
             other => {
                 return Outcome::Close {

@@ -30,7 +30,17 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest, _version: i16) -> Outco
     let mut tickets = Vec::new();
     let mut responses = Vec::with_capacity(req.topic_data.len());
     for topic_data in req.topic_data {
-        let topic = broker.topic_or_auto_create(&topic_data.name, true);
+        let topic = if crate::groups::is_internal(&topic_data.name) {
+            Err(crate::TopicError::new(
+                ErrorCode::InvalidTopicException,
+                format!(
+                    "{} is an internal topic: clients may not write to it",
+                    topic_data.name
+                ),
+            ))
+        } else {
+            broker.topic_or_auto_create(&topic_data.name, true)
+        };
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
         for pd in topic_data.partition_data {
             let mut resp = PartitionProduceResponse {

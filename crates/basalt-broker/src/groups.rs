@@ -1,0 +1,425 @@
+//! The group coordinator on this node: runs the pure group state machines of
+//! `basalt-coordinator`, keeps them in memory, persists their records in the internal
+//! `__consumer_offsets` topic and replays it at start, parks requests that must wait and drives
+//! the timers.
+//!
+//! # Invariants
+//! - `GC-1`: records are appended to `__consumer_offsets` under the same lock that changed the
+//!   state they describe, so the log order is the order of the changes (`OFS-1`).
+//! - `GC-2`: an OffsetCommit is answered only once its records are durable under the topic's
+//!   fsync policy.
+//! - `GC-3`: no lock is held across an `.await` (`BRK-3`): parked requests wait on a oneshot
+//!   after the lock is released.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use basalt_coordinator::record::{Decoded, GroupValue};
+use basalt_coordinator::{
+    ClassicGroup, Completion, ConsumerGroup, Effects, Group, GroupConfig, GroupKind, Record, Reply,
+    Ticket, TopicLookup,
+};
+use basalt_record::{BatchBuilder, BatchIter, decode_records};
+use basalt_storage::SyncTicket;
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+
+use crate::{Broker, Topic, now_ms};
+
+/// The internal topic holding committed offsets and group metadata.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// Whether `name` is one of the broker's internal topics.
+pub fn is_internal(name: &str) -> bool {
+    name == OFFSETS_TOPIC
+}
+
+/// The partition of `__consumer_offsets` for `group`: Java's `String.hashCode`, as Kafka picks it.
+pub fn partition_for(group: &str, partitions: i32) -> i32 {
+    let mut h: i32 = 0;
+    for unit in group.encode_utf16() {
+        h = h.wrapping_mul(31).wrapping_add(i32::from(unit));
+    }
+    let abs = if h == i32::MIN { 0 } else { h.abs() };
+    abs % partitions.max(1)
+}
+
+/// The coordinator.
+#[derive(Debug)]
+pub struct Coordinator {
+    config: GroupConfig,
+    offsets_partitions: i32,
+    groups: Mutex<HashMap<String, Group>>,
+    waiters: Mutex<HashMap<Ticket, oneshot::Sender<Reply>>>,
+    next_ticket: AtomicU64,
+}
+
+/// Tickets for the durability of appended records, one per partition written.
+pub type Durable = Vec<SyncTicket>;
+
+/// Waits until every ticket is durable; false if any sync failed.
+pub async fn durable(tickets: Durable) -> bool {
+    let mut ok = true;
+    for t in tickets {
+        ok &= t.await.is_ok();
+    }
+    ok
+}
+
+/// A parked request's receiver.
+pub type Waiter = oneshot::Receiver<Reply>;
+
+impl Coordinator {
+    /// An empty coordinator.
+    pub fn new(config: GroupConfig, offsets_partitions: i32) -> Self {
+        Coordinator {
+            config,
+            offsets_partitions: offsets_partitions.max(1),
+            groups: Mutex::new(HashMap::new()),
+            waiters: Mutex::new(HashMap::new()),
+            next_ticket: AtomicU64::new(1),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &GroupConfig {
+        &self.config
+    }
+
+    /// A new ticket with its receiver.
+    pub fn park(&self) -> (Ticket, Waiter) {
+        let ticket = self.next_ticket.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.waiters.lock().insert(ticket, tx);
+        (ticket, rx)
+    }
+
+    /// Forgets a ticket that was answered directly.
+    pub fn unpark(&self, ticket: Ticket) {
+        self.waiters.lock().remove(&ticket);
+    }
+
+    fn deliver(&self, completions: Vec<Completion>) {
+        if completions.is_empty() {
+            return;
+        }
+        let mut waiters = self.waiters.lock();
+        for c in completions {
+            if let Some(tx) = waiters.remove(&c.ticket) {
+                // The requester may have gone away; nothing to do then.
+                let _ = tx.send(c.reply);
+            }
+        }
+    }
+
+    /// Runs `f` on the group `id` (created by `create` if missing and `create` gives one), then
+    /// persists what it produced and answers the parked requests it completed. Returns `f`'s
+    /// result and a ticket for the durability of the records.
+    pub fn with_group<R>(
+        &self,
+        broker: &Broker,
+        id: &str,
+        create: impl FnOnce(i64) -> Option<Group>,
+        f: impl FnOnce(Option<&mut Group>, i64) -> (R, Effects),
+    ) -> (R, Durable) {
+        let now = now_ms();
+        let mut groups = self.groups.lock();
+        if !groups.contains_key(id)
+            && let Some(g) = create(now)
+        {
+            groups.insert(id.to_owned(), g);
+        }
+        let group = groups.get_mut(id);
+        let (result, mut effects) = f(group, now);
+        if let Some(g) = groups.get_mut(id) {
+            collect_dirty(g, &mut effects);
+        }
+        // GC-1: append under the lock.
+        let durable = self.append(broker, &effects.records);
+        drop(groups);
+        self.deliver(effects.completions);
+        (result, durable)
+    }
+
+    /// Removes a group entirely (after DeleteGroups), appending its tombstones.
+    pub fn remove_group(&self, broker: &Broker, id: &str) -> Durable {
+        let mut groups = self.groups.lock();
+        let Some(mut g) = groups.remove(id) else {
+            return Vec::new();
+        };
+        let mut effects = match &mut g.kind {
+            GroupKind::Classic(c) => c.mark_dead(now_ms()),
+            GroupKind::Consumer(c) => {
+                c.clear(now_ms());
+                Effects::default()
+            }
+        };
+        for (topic, partition) in g.offsets.clear() {
+            effects
+                .records
+                .push(Record::offset_tombstone(id, &topic, partition));
+        }
+        effects.records.push(Record::group_tombstone(id));
+        let durable = self.append(broker, &effects.records);
+        drop(groups);
+        self.deliver(effects.completions);
+        durable
+    }
+
+    /// A snapshot view of every group: `f` sees each one under the lock.
+    pub fn for_each<R>(&self, mut f: impl FnMut(&Group) -> Option<R>) -> Vec<R> {
+        let groups = self.groups.lock();
+        let mut ids: Vec<&String> = groups.keys().collect();
+        ids.sort();
+        ids.into_iter().filter_map(|id| f(&groups[id])).collect()
+    }
+
+    /// Reads the group `id` under the lock.
+    pub fn read<R>(&self, id: &str, f: impl FnOnce(Option<&Group>) -> R) -> R {
+        let groups = self.groups.lock();
+        f(groups.get(id))
+    }
+
+    /// Advances every group's timers.
+    pub fn tick(&self, broker: &Broker) {
+        let now = now_ms();
+        let lookup = BrokerTopics(broker);
+        let mut groups = self.groups.lock();
+        let mut effects = Effects::default();
+        for g in groups.values_mut() {
+            let due = g.next_deadline(&self.config).is_some_and(|d| d <= now)
+                || (g.is_empty() && !g.offsets.is_empty());
+            if !due {
+                continue;
+            }
+            let mut e = g.tick(now, &self.config, &lookup);
+            collect_dirty(g, &mut e);
+            effects.completions.extend(e.completions);
+            effects.records.extend(e.records);
+        }
+        let _ = self.append(broker, &effects.records);
+        drop(groups);
+        self.deliver(effects.completions);
+    }
+
+    /// Appends records to their partitions of `__consumer_offsets`, creating the topic on first
+    /// use; returns a ticket for the durability of each partition's append.
+    fn append(&self, broker: &Broker, records: &[Record]) -> Durable {
+        if records.is_empty() {
+            return Vec::new();
+        }
+        let topic = match self.offsets_topic(broker) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e.message, "cannot create {OFFSETS_TOPIC}");
+                return Vec::new();
+            }
+        };
+        let mut by_partition: BTreeMap<i32, Vec<&Record>> = BTreeMap::new();
+        for r in records {
+            by_partition
+                .entry(partition_for(&r.group, topic.meta.partitions))
+                .or_default()
+                .push(r);
+        }
+        let now = now_ms();
+        let mut tickets = Vec::new();
+        for (p, recs) in by_partition {
+            let Some(partition) = usize::try_from(p)
+                .ok()
+                .and_then(|i| topic.partitions.get(i))
+            else {
+                continue;
+            };
+            let mut b = BatchBuilder::new(0);
+            for r in recs {
+                b.push(now, Some(&r.key), r.value.as_deref(), &[]);
+            }
+            match partition.produce(&b.build(), now) {
+                Ok(produced) => tickets.extend(produced.durable),
+                Err(e) => {
+                    tracing::error!(partition = p, error = %e.message, "cannot persist group state");
+                }
+            }
+        }
+        tickets
+    }
+
+    fn offsets_topic(&self, broker: &Broker) -> Result<Arc<Topic>, crate::TopicError> {
+        if let Some(t) = broker.topic(OFFSETS_TOPIC) {
+            return Ok(t);
+        }
+        match broker.create_topic(
+            OFFSETS_TOPIC,
+            self.offsets_partitions,
+            -1,
+            BTreeMap::new(),
+            false,
+        ) {
+            Ok(t) => Ok(t),
+            Err(e) if e.code == basalt_protocol::ErrorCode::TopicAlreadyExists => {
+                broker.topic(OFFSETS_TOPIC).ok_or(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Rebuilds every group from `__consumer_offsets`, if it exists.
+    pub fn load(&self, broker: &Broker) {
+        let Some(topic) = broker.topic(OFFSETS_TOPIC) else {
+            return;
+        };
+        let now = now_ms();
+        let mut groups = self.groups.lock();
+        let mut count = 0usize;
+        for partition in &topic.partitions {
+            let log = &partition.log;
+            let mut offset = log.log_start_offset();
+            let end = log.log_end_offset();
+            while offset < end {
+                let read = match log.read(offset, 1 << 20, end) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!(partition = partition.index, error = %e, "cannot replay {OFFSETS_TOPIC}");
+                        break;
+                    }
+                };
+                if read.next_offset <= offset {
+                    break;
+                }
+                for batch in BatchIter::new(&read.records) {
+                    let Ok((_, range)) = batch else { break };
+                    let bytes = read.records.slice(range);
+                    let Ok(records) = decode_records(&bytes) else {
+                        continue;
+                    };
+                    for r in records {
+                        match basalt_coordinator::record::decode(
+                            r.key.as_deref().unwrap_or_default(),
+                            r.value.as_deref(),
+                        ) {
+                            Ok(d) => {
+                                apply(&mut groups, d, now, &self.config);
+                                count += 1;
+                            }
+                            Err(e) => tracing::warn!(error = %e, "skipping a group record"),
+                        }
+                    }
+                }
+                offset = read.next_offset;
+            }
+        }
+        tracing::info!(
+            groups = groups.len(),
+            records = count,
+            "loaded consumer groups"
+        );
+    }
+}
+
+fn collect_dirty(g: &mut Group, effects: &mut Effects) {
+    let dirty = match &mut g.kind {
+        GroupKind::Classic(c) => c.take_dirty(),
+        GroupKind::Consumer(c) => c.take_dirty(),
+    };
+    if dirty {
+        effects.records.push(g.metadata_record());
+    }
+}
+
+fn apply(groups: &mut HashMap<String, Group>, d: Decoded, now: i64, config: &GroupConfig) {
+    match d {
+        Decoded::Offset {
+            group,
+            topic,
+            partition,
+            value,
+        } => {
+            let g = groups
+                .entry(group.clone())
+                .or_insert_with(|| Group::new_classic(&group, now));
+            match value {
+                Some(v) => g.offsets.commit(&topic, partition, v),
+                None => {
+                    g.offsets.remove(&topic, partition);
+                }
+            }
+        }
+        Decoded::Group { group, value } => match value {
+            Some(GroupValue::Classic(image)) => {
+                let restored: ClassicGroup = image.restore(&group, now);
+                let g = groups
+                    .entry(group.clone())
+                    .or_insert_with(|| Group::new_classic(&group, now));
+                g.kind = GroupKind::Classic(restored);
+            }
+            Some(GroupValue::Consumer(image)) => {
+                let restored = ConsumerGroup::restore(&group, image, now, config);
+                let g = groups
+                    .entry(group.clone())
+                    .or_insert_with(|| Group::new_consumer(&group, now));
+                g.kind = GroupKind::Consumer(restored);
+            }
+            None => {
+                if let Some(g) = groups.get(&group)
+                    && g.offsets.is_empty()
+                {
+                    groups.remove(&group);
+                } else if let Some(g) = groups.get_mut(&group) {
+                    g.kind = GroupKind::Classic(ClassicGroup::new(&group, now));
+                }
+            }
+        },
+    }
+}
+
+/// The broker's topics as the coordinator sees them (internal topics excluded).
+pub struct BrokerTopics<'a>(pub &'a Broker);
+
+impl TopicLookup for BrokerTopics<'_> {
+    fn topic(&self, name: &str) -> Option<([u8; 16], i32)> {
+        if is_internal(name) {
+            return None;
+        }
+        self.0.topic(name).map(|t| (t.id.0, t.meta.partitions))
+    }
+
+    fn topic_name(&self, id: &[u8; 16]) -> Option<String> {
+        self.0
+            .topic_by_id(&basalt_protocol::Uuid(*id))
+            .map(|t| t.meta.name.clone())
+    }
+
+    fn topic_names(&self) -> Vec<String> {
+        self.0
+            .topics()
+            .iter()
+            .map(|t| t.meta.name.clone())
+            .filter(|n| !is_internal(n))
+            .collect()
+    }
+}
+
+/// A member id as Kafka makes them: the client id, a dash and a random UUID.
+pub fn new_member_id(client_id: &str) -> String {
+    let id = crate::topics::format_uuid(&crate::topics::new_topic_id());
+    format!("{client_id}-{id}")
+}
+
+/// Waits for a parked request's answer.
+pub async fn wait(waiter: Waiter) -> Option<Reply> {
+    waiter.await.ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_matches_java_hash() {
+        // "group".hashCode() == 98629247 in Java.
+        assert_eq!(partition_for("group", 50), 98_629_247 % 50);
+        assert_eq!(partition_for("", 50), 0);
+    }
+}

@@ -1,0 +1,37 @@
+//! ListGroups (key 16), v0–5: every group on this coordinator with its protocol type; v4+
+//! filters by state (case-insensitive), v5+ by type (`classic`, `consumer`).
+
+use basalt_coordinator::type_name;
+use basalt_protocol::messages::list_groups_request::ListGroupsRequest;
+use basalt_protocol::messages::list_groups_response::{ListGroupsResponse, ListedGroup};
+
+use crate::Broker;
+
+/// Highest version handled.
+pub const MAX_VERSION: i16 = 5;
+
+pub fn handle(broker: &Broker, req: ListGroupsRequest) -> ListGroupsResponse {
+    let states: Vec<String> = req.states_filter.iter().map(|s| s.to_lowercase()).collect();
+    let types: Vec<String> = req.types_filter.iter().map(|s| s.to_lowercase()).collect();
+    let groups = broker.coordinator().for_each(|g| {
+        let state = g.state_name();
+        let kind = type_name(&g.kind);
+        if !states.is_empty() && !states.contains(&state.to_lowercase()) {
+            return None;
+        }
+        if !types.is_empty() && !types.contains(&kind.to_owned()) {
+            return None;
+        }
+        Some(ListedGroup {
+            group_id: g.id.clone(),
+            protocol_type: g.protocol_type(),
+            group_state: state.to_owned(),
+            group_type: kind.to_owned(),
+            ..ListedGroup::default()
+        })
+    });
+    ListGroupsResponse {
+        groups,
+        ..ListGroupsResponse::default()
+    }
+}

@@ -1,0 +1,84 @@
+//! OffsetDelete (key 47), v0: removes a group's commits for partitions of topics the group is
+//! not consuming (GROUP_SUBSCRIBED_TO_TOPIC otherwise).
+
+use basalt_coordinator::{Effects, GroupKind, Record};
+use basalt_protocol::ErrorCode;
+use basalt_protocol::messages::offset_delete_request::OffsetDeleteRequest;
+use basalt_protocol::messages::offset_delete_response::{
+    OffsetDeleteResponse, OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
+};
+
+use crate::Broker;
+use crate::groups;
+
+pub async fn handle(broker: &Broker, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
+    let coordinator = broker.coordinator();
+    let (result, durable) = coordinator.with_group(
+        broker,
+        &req.group_id,
+        |_| None,
+        |group, _now| {
+            let mut effects = Effects::default();
+            let Some(group) = group else {
+                return (Err(ErrorCode::GroupIdNotFound), effects);
+            };
+            let subscribed = match &group.kind {
+                GroupKind::Classic(g) if !g.members().is_empty() => {
+                    g.subscribed_topics().unwrap_or_default()
+                }
+                GroupKind::Consumer(g) if !g.members().is_empty() => g.subscribed_topic_names(),
+                _ => Default::default(),
+            };
+            let topics = req
+                .topics
+                .iter()
+                .map(|t| {
+                    let partitions = t
+                        .partitions
+                        .iter()
+                        .map(|p| {
+                            let code = if subscribed.contains(&t.name) {
+                                ErrorCode::GroupSubscribedToTopic
+                            } else {
+                                if group.offsets.remove(&t.name, p.partition_index) {
+                                    effects.records.push(Record::offset_tombstone(
+                                        &group.id,
+                                        &t.name,
+                                        p.partition_index,
+                                    ));
+                                }
+                                ErrorCode::None
+                            };
+                            (p.partition_index, code)
+                        })
+                        .collect::<Vec<_>>();
+                    (t.name.clone(), partitions)
+                })
+                .collect::<Vec<_>>();
+            (Ok(topics), effects)
+        },
+    );
+    groups::durable(durable).await;
+    match result {
+        Err(code) => OffsetDeleteResponse {
+            error_code: code.into(),
+            ..OffsetDeleteResponse::default()
+        },
+        Ok(topics) => OffsetDeleteResponse {
+            topics: topics
+                .into_iter()
+                .map(|(name, ps)| OffsetDeleteResponseTopic {
+                    name,
+                    partitions: ps
+                        .into_iter()
+                        .map(|(p, c)| OffsetDeleteResponsePartition {
+                            partition_index: p,
+                            error_code: c.into(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            ..OffsetDeleteResponse::default()
+        },
+    }
+}

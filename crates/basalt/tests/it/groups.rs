@@ -1,0 +1,558 @@
+//! Consumer groups with real librdkafka consumers: partitions split between members, rebalances
+//! on join, leave and session expiry, committed offsets across restarts, static membership and
+//! cooperative rebalancing, for the classic protocol and for KIP-848 (`group.protocol=consumer`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use basalt_protocol::messages::consumer_protocol_subscription::ConsumerProtocolSubscription;
+use basalt_protocol::messages::join_group_request::{JoinGroupRequest, JoinGroupRequestProtocol};
+use basalt_protocol::messages::sync_group_request::SyncGroupRequest;
+use basalt_protocol::request::{decode_response_frame, encode_request_frame};
+use basalt_protocol::{ErrorCode, RequestBody, RequestHeader, ResponseBody};
+use basalt_testkit::{ProcessBroker, TestBroker};
+use bytes::{BufMut, Bytes, BytesMut};
+use rdkafka::ClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::message::Message;
+use rdkafka::producer::FutureRecord;
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::common::{TIMEOUT, create_topic, producer, send_one};
+
+/// Counts the rebalance callbacks a consumer saw.
+#[derive(Default, Clone)]
+struct Rebalances(Arc<Mutex<Vec<String>>>);
+
+impl ClientContext for Rebalances {}
+
+impl ConsumerContext for Rebalances {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let what = match rebalance {
+            Rebalance::Assign(tpl) => format!("assign {}", tpl.count()),
+            Rebalance::Revoke(tpl) => format!("revoke {}", tpl.count()),
+            Rebalance::Error(e) => format!("error {e}"),
+        };
+        self.0.lock().unwrap().push(what);
+    }
+}
+
+type GroupConsumer = BaseConsumer<Rebalances>;
+
+/// Which group protocol a test runs with.
+#[derive(Clone, Copy, Debug)]
+enum Protocol {
+    Classic,
+    Consumer,
+}
+
+fn group_consumer(
+    bootstrap: &str,
+    group: &str,
+    protocol: Protocol,
+    extra: &[(&str, &str)],
+) -> (GroupConsumer, Rebalances) {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .set("fetch.wait.max.ms", "100")
+        .set("reconnect.backoff.ms", "20")
+        .set("retry.backoff.ms", "20");
+    match protocol {
+        Protocol::Classic => {
+            config
+                .set("group.protocol", "classic")
+                .set("session.timeout.ms", "6000")
+                .set("heartbeat.interval.ms", "200");
+        }
+        Protocol::Consumer => {
+            config.set("group.protocol", "consumer");
+        }
+    }
+    for (k, v) in extra {
+        config.set(*k, *v);
+    }
+    let context = Rebalances::default();
+    let consumer: GroupConsumer = config.create_with_context(context.clone()).unwrap();
+    (consumer, context)
+}
+
+/// A broker whose groups rebalance without the initial delay and whose KIP-848 members
+/// heartbeat quickly.
+fn quick_broker() -> TestBroker {
+    TestBroker::start_with(|c| {
+        c.groups.initial_rebalance_delay_ms = 0;
+        c.groups.min_session_timeout_ms = 1000;
+        c.groups.consumer_heartbeat_interval_ms = 200;
+        c.groups.consumer_session_timeout_ms = 3000;
+        c.offsets_topic_num_partitions = 4;
+    })
+}
+
+fn produce_n(bootstrap: &str, topic: &str, partitions: i32, per_partition: usize) {
+    let p = producer(bootstrap, &[]);
+    for part in 0..partitions {
+        for i in 0..per_partition {
+            let value = format!("{part}-{i}");
+            send_one(
+                &p,
+                FutureRecord::to(topic)
+                    .partition(part)
+                    .payload(value.as_bytes()),
+            );
+        }
+    }
+}
+
+fn assigned(c: &GroupConsumer) -> BTreeSet<i32> {
+    c.assignment()
+        .map(|tpl| tpl.elements().iter().map(|e| e.partition()).collect())
+        .unwrap_or_default()
+}
+
+/// Polls every consumer until `done` says so, collecting (consumer index, partition, value).
+fn poll_until(
+    consumers: &[&GroupConsumer],
+    seen: &mut Vec<(usize, i32, String)>,
+    what: &str,
+    mut done: impl FnMut(&[(usize, i32, String)], &[&GroupConsumer]) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done(seen, consumers) {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        for (i, c) in consumers.iter().enumerate() {
+            match c.poll(Duration::from_millis(20)) {
+                Some(Ok(m)) => seen.push((
+                    i,
+                    m.partition(),
+                    String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
+                )),
+                Some(Err(e)) => panic!("{what}: consumer {i}: {e}"),
+                None => {}
+            }
+        }
+    }
+}
+
+fn split_and_leave(protocol: Protocol) {
+    let broker = quick_broker();
+    let b = broker.bootstrap();
+    let topic = "split";
+    create_topic(&b, topic, 4, &[]);
+    produce_n(&b, topic, 4, 5);
+    let (c1, _) = group_consumer(&b, "g-split", protocol, &[]);
+    let (c2, _) = group_consumer(&b, "g-split", protocol, &[]);
+    c1.subscribe(&[topic]).unwrap();
+    c2.subscribe(&[topic]).unwrap();
+    let mut seen = Vec::new();
+    poll_until(
+        &[&c1, &c2],
+        &mut seen,
+        "two members to share 4 partitions",
+        |seen, cs| {
+            let a = assigned(cs[0]);
+            let b = assigned(cs[1]);
+            seen.len() >= 20 && !a.is_empty() && !b.is_empty() && a.len() + b.len() == 4
+        },
+    );
+    let (a, bb) = (assigned(&c1), assigned(&c2));
+    assert!(a.is_disjoint(&bb), "{a:?} and {bb:?} overlap");
+    // Each record was read once, by the member owning its partition.
+    let values: BTreeSet<&str> = seen.iter().map(|(_, _, v)| v.as_str()).collect();
+    assert_eq!(values.len(), 20, "{seen:?}");
+    assert_eq!(seen.len(), 20, "records read twice: {seen:?}");
+    for (i, p, _) in &seen {
+        let owner = if a.contains(p) { 0 } else { 1 };
+        assert_eq!(*i, owner, "partition {p} read by the wrong member");
+    }
+    // Commit what was read, then the second member leaves: the first takes everything and
+    // reads only what is new.
+    c2.commit_consumer_state(CommitMode::Sync).unwrap();
+    c1.commit_consumer_state(CommitMode::Sync).unwrap();
+    drop(c2);
+    produce_n(&b, topic, 4, 1);
+    let mut more = Vec::new();
+    poll_until(
+        &[&c1],
+        &mut more,
+        "the remaining member to own all partitions",
+        |seen, cs| assigned(cs[0]).len() == 4 && seen.len() >= 4,
+    );
+    let partitions: BTreeSet<i32> = more.iter().map(|(_, p, _)| *p).collect();
+    assert_eq!(partitions, BTreeSet::from([0, 1, 2, 3]));
+    assert!(
+        more.iter().all(|(_, _, v)| v.ends_with("-5")),
+        "re-read committed records: {more:?}"
+    );
+}
+
+#[test]
+fn classic_members_split_partitions_and_take_over_on_leave() {
+    split_and_leave(Protocol::Classic);
+}
+
+#[test]
+fn consumer_protocol_members_split_partitions_and_take_over_on_leave() {
+    split_and_leave(Protocol::Consumer);
+}
+
+fn idle_third(protocol: Protocol) {
+    let broker = quick_broker();
+    let b = broker.bootstrap();
+    create_topic(&b, "two", 2, &[]);
+    let cs: Vec<GroupConsumer> = (0..3)
+        .map(|_| group_consumer(&b, "g-idle", protocol, &[]).0)
+        .collect();
+    for c in &cs {
+        c.subscribe(&["two"]).unwrap();
+    }
+    let refs: Vec<&GroupConsumer> = cs.iter().collect();
+    let mut seen = Vec::new();
+    poll_until(&refs, &mut seen, "2 partitions over 3 members", |_, cs| {
+        let sets: Vec<BTreeSet<i32>> = cs.iter().map(|c| assigned(c)).collect();
+        sets.iter().map(BTreeSet::len).sum::<usize>() == 2
+            && sets.iter().filter(|s| s.is_empty()).count() == 1
+    });
+}
+
+#[test]
+fn classic_third_member_of_two_partitions_stays_idle() {
+    idle_third(Protocol::Classic);
+}
+
+#[test]
+fn consumer_protocol_third_member_of_two_partitions_stays_idle() {
+    idle_third(Protocol::Consumer);
+}
+
+#[test]
+fn groups_read_independently_and_resume_at_commits_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = Path::new(env!("CARGO_BIN_EXE_basalt"));
+    let args = [
+        "--group.initial.rebalance.delay.ms",
+        "0",
+        "--offsets.topic.num.partitions",
+        "3",
+    ];
+    let broker = ProcessBroker::start(bin, dir.path(), &args);
+    let b = broker.bootstrap();
+    create_topic(&b, "resume", 1, &[]);
+    produce_n(&b, "resume", 1, 10);
+    // Group A reads 4 records and commits after them (with metadata); group B reads all.
+    let (a, _) = group_consumer(&b, "g-a", Protocol::Classic, &[]);
+    a.subscribe(&["resume"]).unwrap();
+    let mut seen = Vec::new();
+    poll_until(&[&a], &mut seen, "group A's first records", |s, _| {
+        s.len() >= 4
+    });
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("resume", 0, Offset::Offset(4))
+        .unwrap();
+    a.commit(&tpl, CommitMode::Sync).unwrap();
+    let (bc, _) = group_consumer(&b, "g-b", Protocol::Classic, &[]);
+    bc.subscribe(&["resume"]).unwrap();
+    let mut seen_b = Vec::new();
+    poll_until(&[&bc], &mut seen_b, "group B's records", |s, _| {
+        s.len() >= 10
+    });
+    bc.commit_consumer_state(CommitMode::Sync).unwrap();
+    drop(a);
+    drop(bc);
+    let (status, log) = broker.terminate();
+    assert!(status.success(), "broker did not stop cleanly:\n{log}");
+
+    let broker = ProcessBroker::start(bin, dir.path(), &args);
+    let b = broker.bootstrap();
+    let (a, _) = group_consumer(&b, "g-a", Protocol::Classic, &[]);
+    let committed = a
+        .committed_offsets(
+            {
+                let mut t = TopicPartitionList::new();
+                t.add_partition("resume", 0);
+                t
+            },
+            TIMEOUT,
+        )
+        .unwrap();
+    assert_eq!(
+        committed.find_partition("resume", 0).unwrap().offset(),
+        Offset::Offset(4)
+    );
+    a.subscribe(&["resume"]).unwrap();
+    let mut after = Vec::new();
+    poll_until(&[&a], &mut after, "group A to resume", |s, _| s.len() >= 6);
+    let values: Vec<&str> = after.iter().map(|(_, _, v)| v.as_str()).collect();
+    assert_eq!(values, ["0-4", "0-5", "0-6", "0-7", "0-8", "0-9"]);
+    // Group B committed everything: it reads nothing old.
+    let (bc, _) = group_consumer(&b, "g-b", Protocol::Classic, &[]);
+    bc.subscribe(&["resume"]).unwrap();
+    produce_n(&b, "resume", 1, 1);
+    let mut after_b = Vec::new();
+    poll_until(&[&bc], &mut after_b, "group B to resume", |s, _| {
+        !s.is_empty()
+    });
+    assert_eq!(after_b[0].2, "0-10");
+    drop(a);
+    drop(bc);
+    let (status, log) = broker.terminate();
+    assert!(status.success(), "broker did not stop cleanly:\n{log}");
+}
+
+/// A classic group member spoken to in raw protocol: it joins, syncs, and then goes silent as a
+/// crashed process would (no LeaveGroup, no heartbeats).
+struct RawMember {
+    stream: std::net::TcpStream,
+    correlation: i32,
+}
+
+impl RawMember {
+    fn connect(addr: std::net::SocketAddr) -> Self {
+        let stream = std::net::TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+        RawMember {
+            stream,
+            correlation: 0,
+        }
+    }
+
+    fn call(&mut self, version: i16, body: RequestBody) -> ResponseBody {
+        use std::io::{Read, Write};
+        self.correlation += 1;
+        let api = body.api_key();
+        let header = RequestHeader {
+            request_api_key: api.key(),
+            request_api_version: version,
+            correlation_id: self.correlation,
+            client_id: Some("raw-member".into()),
+            unknown_tagged_fields: Vec::new(),
+        };
+        let frame = encode_request_frame(&header, &body).unwrap();
+        self.stream.write_all(&frame).unwrap();
+        let mut len = [0u8; 4];
+        self.stream.read_exact(&mut len).unwrap();
+        let mut buf = vec![0u8; u32::from_be_bytes(len) as usize];
+        self.stream.read_exact(&mut buf).unwrap();
+        decode_response_frame(api, version, Bytes::from(buf))
+            .unwrap()
+            .1
+    }
+
+    /// Joins `group` subscribed to `topic` and syncs; returns its member id.
+    fn join_and_sync(&mut self, group: &str, topic: &str, session_timeout_ms: i32) -> String {
+        let mut metadata = BytesMut::new();
+        metadata.put_i16(0);
+        ConsumerProtocolSubscription {
+            topics: vec![topic.to_owned()],
+            ..ConsumerProtocolSubscription::default()
+        }
+        .encode(&mut metadata, 0)
+        .unwrap();
+        let join = |member_id: String| {
+            RequestBody::JoinGroup(JoinGroupRequest {
+                group_id: group.to_owned(),
+                session_timeout_ms,
+                rebalance_timeout_ms: 10_000,
+                member_id,
+                protocol_type: "consumer".into(),
+                protocols: vec![JoinGroupRequestProtocol {
+                    name: "range".into(),
+                    metadata: metadata.clone().freeze(),
+                    ..JoinGroupRequestProtocol::default()
+                }],
+                ..JoinGroupRequest::default()
+            })
+        };
+        let ResponseBody::JoinGroup(first) = self.call(5, join(String::new())) else {
+            panic!("not a JoinGroup response")
+        };
+        assert_eq!(first.error_code, ErrorCode::MemberIdRequired.code());
+        let ResponseBody::JoinGroup(joined) = self.call(5, join(first.member_id.clone())) else {
+            panic!("not a JoinGroup response")
+        };
+        assert_eq!(joined.error_code, 0, "join failed");
+        let ResponseBody::SyncGroup(synced) = self.call(
+            3,
+            RequestBody::SyncGroup(SyncGroupRequest {
+                group_id: group.to_owned(),
+                generation_id: joined.generation_id,
+                member_id: joined.member_id.clone(),
+                ..SyncGroupRequest::default()
+            }),
+        ) else {
+            panic!("not a SyncGroup response")
+        };
+        assert_eq!(synced.error_code, 0, "sync failed");
+        joined.member_id
+    }
+}
+
+#[test]
+fn a_member_that_stops_heartbeating_is_removed_after_its_session_timeout() {
+    let broker = TestBroker::start_with(|c| {
+        c.groups.initial_rebalance_delay_ms = 0;
+        c.groups.min_session_timeout_ms = 1000;
+        c.offsets_topic_num_partitions = 2;
+    });
+    let b = broker.bootstrap();
+    create_topic(&b, "expiry", 2, &[]);
+    let (c1, _) = group_consumer(&b, "g-exp", Protocol::Classic, &[]);
+    c1.subscribe(&["expiry"]).unwrap();
+    let mut seen = Vec::new();
+    poll_until(
+        &[&c1],
+        &mut seen,
+        "the first member to own both",
+        |_, cs| assigned(cs[0]).len() == 2,
+    );
+    // A second member joins (the rebalance needs c1 to keep polling), syncs, then goes silent.
+    let addr = broker.addr();
+    let raw = std::thread::spawn(move || {
+        let mut m = RawMember::connect(addr);
+        let id = m.join_and_sync("g-exp", "expiry", 1500);
+        (m, id)
+    });
+    poll_until(
+        &[&c1],
+        &mut seen,
+        "the silent member to take a partition",
+        |_, cs| assigned(cs[0]).len() == 1,
+    );
+    let (_silent, _id) = raw.join().unwrap();
+    // Its session runs out: the live member owns both partitions again.
+    poll_until(
+        &[&c1],
+        &mut seen,
+        "the live member to own both again",
+        |_, cs| assigned(cs[0]).len() == 2,
+    );
+    let members = broker
+        .broker()
+        .coordinator()
+        .read("g-exp", |g| g.map(|g| g.state_name().to_owned()));
+    assert_eq!(members.as_deref(), Some("Stable"));
+}
+
+#[test]
+fn a_static_member_that_restarts_within_its_session_gets_its_partitions_back() {
+    let broker = quick_broker();
+    let b = broker.bootstrap();
+    create_topic(&b, "static", 2, &[]);
+    let extra1 = [
+        ("group.instance.id", "i-1"),
+        ("session.timeout.ms", "30000"),
+    ];
+    let extra2 = [
+        ("group.instance.id", "i-2"),
+        ("session.timeout.ms", "30000"),
+    ];
+    let (c1, r1) = group_consumer(&b, "g-static", Protocol::Classic, &extra1);
+    let (c2, _) = group_consumer(&b, "g-static", Protocol::Classic, &extra2);
+    c1.subscribe(&["static"]).unwrap();
+    c2.subscribe(&["static"]).unwrap();
+    let mut seen = Vec::new();
+    poll_until(
+        &[&c1, &c2],
+        &mut seen,
+        "both static members assigned",
+        |_, cs| assigned(cs[0]).len() == 1 && assigned(cs[1]).len() == 1,
+    );
+    let before = assigned(&c2);
+    let generation = |broker: &TestBroker| {
+        broker
+            .broker()
+            .coordinator()
+            .read("g-static", |g| match g.map(|g| &g.kind) {
+                Some(basalt_broker::coordinator::GroupKind::Classic(c)) => c.generation_id(),
+                _ => -1,
+            })
+    };
+    let gen_before = generation(&broker);
+    // A static member closes without leaving the group (librdkafka does not send LeaveGroup for
+    // static members) and comes back with the same instance id.
+    drop(c2);
+    let (c2, _) = group_consumer(&b, "g-static", Protocol::Classic, &extra2);
+    c2.subscribe(&["static"]).unwrap();
+    poll_until(
+        &[&c1, &c2],
+        &mut seen,
+        "the restarted member's partitions",
+        |_, cs| assigned(cs[1]).len() == 1,
+    );
+    assert_eq!(assigned(&c2), before);
+    assert_eq!(generation(&broker), gen_before, "the group rebalanced");
+    let events = r1.0.lock().unwrap().clone();
+    assert_eq!(
+        events,
+        ["assign 1"],
+        "the other member saw a rebalance: {events:?}"
+    );
+}
+
+#[test]
+fn cooperative_sticky_rebalance_keeps_unaffected_partitions() {
+    let broker = quick_broker();
+    let b = broker.bootstrap();
+    create_topic(&b, "coop", 4, &[]);
+    let extra = [("partition.assignment.strategy", "cooperative-sticky")];
+    let (c1, r1) = group_consumer(&b, "g-coop", Protocol::Classic, &extra);
+    c1.subscribe(&["coop"]).unwrap();
+    let mut seen = Vec::new();
+    poll_until(&[&c1], &mut seen, "the first member to own all", |_, cs| {
+        assigned(cs[0]).len() == 4
+    });
+    let (c2, _) = group_consumer(&b, "g-coop", Protocol::Classic, &extra);
+    c2.subscribe(&["coop"]).unwrap();
+    poll_until(
+        &[&c1, &c2],
+        &mut seen,
+        "an incremental handover",
+        |_, cs| assigned(cs[0]).len() == 2 && assigned(cs[1]).len() == 2,
+    );
+    // The first member only ever revoked the two partitions it handed over.
+    let events = r1.0.lock().unwrap().clone();
+    assert!(
+        events.iter().all(|e| e != "revoke 4"),
+        "an eager revocation happened: {events:?}"
+    );
+    assert!(events.contains(&"revoke 2".to_owned()), "{events:?}");
+}
+
+/// The groups a broker's ListGroups reports, through the admin-style DescribeGroups of the
+/// librdkafka consumer API.
+#[test]
+fn committed_metadata_round_trips_and_group_is_listed() {
+    let broker = quick_broker();
+    let b = broker.bootstrap();
+    create_topic(&b, "meta", 1, &[]);
+    let (c, _) = group_consumer(&b, "g-meta", Protocol::Classic, &[]);
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("meta", 0, Offset::Offset(0))
+        .unwrap();
+    c.assign(&tpl).unwrap();
+    let mut commit = TopicPartitionList::new();
+    let mut e = commit.add_partition("meta", 0);
+    e.set_offset(Offset::Offset(0)).unwrap();
+    e.set_metadata("checkpoint-7");
+    c.commit(&commit, CommitMode::Sync).unwrap();
+    let mut want = TopicPartitionList::new();
+    want.add_partition("meta", 0);
+    let got = c.committed_offsets(want, TIMEOUT).unwrap();
+    let p = got.find_partition("meta", 0).unwrap();
+    assert_eq!(p.offset(), Offset::Offset(0));
+    assert_eq!(p.metadata(), "checkpoint-7");
+    let groups = c.fetch_group_list(None, TIMEOUT).unwrap();
+    let names: BTreeMap<String, String> = groups
+        .groups()
+        .iter()
+        .map(|g| (g.name().to_owned(), g.state().to_owned()))
+        .collect();
+    assert_eq!(names.get("g-meta").map(String::as_str), Some("Empty"));
+}
