@@ -99,6 +99,22 @@ impl Partition {
         }
     }
 
+    /// Refuses `acks=all` when `min.insync.replicas` asks for more replicas than the one this
+    /// node has (Kafka's NOT_ENOUGH_REPLICAS, checked before anything is appended).
+    pub fn check_required_acks(&self, acks: i16) -> Result<(), ProduceError> {
+        let min_insync = self.config.read().min_insync_replicas;
+        if acks == -1 && min_insync > 1 {
+            return Err(ProduceError::new(
+                ErrorCode::NotEnoughReplicas,
+                format!(
+                    "the 1 in-sync replica of {}-{} is fewer than min.insync.replicas {min_insync}",
+                    self.topic, self.index
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Validates and appends the record batches of one produce request partition.
     pub fn produce(&self, records: &[u8], now_ms: i64) -> Result<Produced, ProduceError> {
         let config = self.config();
@@ -126,6 +142,9 @@ impl Partition {
                     ErrorCode::InvalidRecord,
                     "clients may not produce control batches",
                 ));
+            }
+            if !config.log_append_time {
+                check_timestamps(&header, now_ms, &config)?;
             }
             at += header.total_size();
             headers.push(header);
@@ -188,4 +207,35 @@ impl Partition {
             durable: Some(appended.durable),
         })
     }
+}
+
+/// Checks a batch of a CreateTime topic against `message.timestamp.before.max.ms` and
+/// `message.timestamp.after.max.ms` (INVALID_TIMESTAMP, as Kafka). The batch's records are not
+/// decompressed: the first record's timestamp (the batch's base timestamp) is checked against
+/// the lower bound and the batch's max timestamp against the upper one. A batch without
+/// timestamps (-1) passes.
+fn check_timestamps(
+    header: &BatchHeader,
+    now_ms: i64,
+    config: &EffectiveTopicConfig,
+) -> Result<(), ProduceError> {
+    let earliest = now_ms.saturating_sub(config.timestamp_before_max_ms);
+    let latest = now_ms.saturating_add(config.timestamp_after_max_ms);
+    let out_of_range = |ts: i64| {
+        ProduceError::new(
+            ErrorCode::InvalidTimestamp,
+            format!(
+                "timestamp {ts} of a record is out of range: it should be within \
+                 [{earliest}, {latest}] (message.timestamp.before.max.ms and \
+                 message.timestamp.after.max.ms)"
+            ),
+        )
+    };
+    if header.base_timestamp != -1 && header.base_timestamp < earliest {
+        return Err(out_of_range(header.base_timestamp));
+    }
+    if header.max_timestamp != -1 && header.max_timestamp > latest {
+        return Err(out_of_range(header.max_timestamp));
+    }
+    Ok(())
 }
