@@ -9,6 +9,7 @@ mod admin_configs;
 mod admin_partitions;
 mod admin_records;
 mod cluster;
+mod versions;
 mod wire;
 
 use std::collections::BTreeMap;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use basalt_broker::Broker;
 use basalt_protocol::{
-    RequestBody, RequestHeader, ResponseBody, decode_response_frame, encode_request_frame,
+    ApiKey, RequestBody, RequestHeader, ResponseBody, decode_response_frame, encode_request_frame,
 };
 use basalt_server::ServerLimits;
 use bytes::{Bytes, BytesMut};
@@ -125,6 +125,11 @@ impl Client {
         correlation_id
     }
 
+    /// Writes raw bytes (a hand-made frame).
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.unwrap();
+    }
+
     /// Reads one response frame (without its size prefix); `None` when the broker closed the
     /// connection.
     pub async fn read_frame(&mut self) -> Option<Bytes> {
@@ -139,4 +144,20 @@ impl Client {
         .await
         .expect("no response in time")
     }
+}
+
+/// A request frame for `api_key` at `version` whose body is `body` as given (for versions the
+/// codec cannot encode): size prefix, header v1 (key, version, correlation id, client id), body.
+pub fn raw_frame(api_key: ApiKey, version: i16, correlation_id: i32, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&api_key.key().to_be_bytes());
+    out.extend_from_slice(&version.to_be_bytes());
+    out.extend_from_slice(&correlation_id.to_be_bytes());
+    out.extend_from_slice(&2i16.to_be_bytes());
+    out.extend_from_slice(b"it");
+    out.extend_from_slice(body);
+    let len = (out.len() - 4) as i32;
+    out[..4].copy_from_slice(&len.to_be_bytes());
+    out
 }
