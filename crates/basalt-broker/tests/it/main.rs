@@ -9,6 +9,7 @@ mod admin_configs;
 mod admin_partitions;
 mod admin_records;
 mod cluster;
+mod producer_state;
 mod versions;
 mod wire;
 
