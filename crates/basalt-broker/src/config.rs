@@ -4,6 +4,17 @@
 //! from the override, else the broker default it has as a synonym, else Kafka's default. Every
 //! topic config Basalt knows is listed in [`TOPIC_CONFIGS`], which DescribeConfigs walks, so a
 //! client sees every config with its value, source and synonyms, not only the overrides.
+//!
+//! # Invariants
+//! - `CFG-1`: [`TOPIC_CONFIGS`] holds every topic-level config of Kafka 4 (and Basalt's
+//!   `flush.policy`); any other name is refused (INVALID_CONFIG). Values are checked by type and
+//!   range as Kafka checks them before anything is stored.
+//! - `CFG-2`: a config Basalt cannot honour in a way that changes what clients see is refused
+//!   with a reason (`cleanup.policy=compact`, `remote.storage.enable=true`); the others Basalt
+//!   does not apply are stored and described, and their docs say so (`compression.type` keeps
+//!   the producer's compression: recompression on write is future work).
+//! - `CFG-3`: every broker synonym of a topic config is a described broker setting, so synonym
+//!   chains always end in a `DEFAULT_CONFIG` entry.
 
 use std::collections::BTreeMap;
 
@@ -88,30 +99,46 @@ pub struct TopicConfigDef {
     pub name: &'static str,
     /// The broker config it falls back to (its synonym), if any.
     pub broker_synonym: Option<&'static str>,
+    /// The built-in default of a config without a broker synonym (unused otherwise: the
+    /// broker setting supplies the default).
+    pub default: &'static str,
     /// How values are checked.
     pub kind: ConfigKind,
-    /// Documentation for `--help` and DescribeConfigs.
+    /// Documentation for `--help` and DescribeConfigs: what the config means and whether
+    /// Basalt applies it.
     pub doc: &'static str,
 }
 
-/// The type of a config value, for validation and DescribeConfigs.
+/// The type of a config value, for validation and DescribeConfigs. Every kind trims the value
+/// before parsing numbers and booleans, as Kafka does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigKind {
-    /// A 32-bit integer at least `min` (Kafka's `INT`).
+    /// A 32-bit integer in `min..=max` (Kafka's `INT`).
     Int {
         /// Smallest allowed value.
         min: i32,
+        /// Largest allowed value.
+        max: i32,
     },
     /// A 64-bit integer at least `min` (Kafka's `LONG`).
     Long {
         /// Smallest allowed value.
         min: i64,
     },
-    /// One of a fixed list of strings.
+    /// A floating-point number between 0 and 1 inclusive (Kafka's `DOUBLE` with `between(0, 1)`).
+    Ratio,
+    /// `true` or `false`, in any case (Kafka's `BOOLEAN`).
+    Bool,
+    /// One of a fixed list of strings, case-sensitive (Kafka's `ValidString`).
     Enum(&'static [&'static str]),
-    /// A non-empty comma-separated list of items from a fixed set (Kafka's `LIST`); the only kind
-    /// IncrementalAlterConfigs may APPEND to or SUBTRACT from.
+    /// A non-empty comma-separated list of items from a fixed set (Kafka's `LIST`); IncrementalAlterConfigs
+    /// may APPEND to or SUBTRACT from it.
     List(&'static [&'static str]),
+    /// A list of throttled replicas: empty, `*`, or `partition:broker` pairs (Kafka's
+    /// `ThrottledReplicaListValidator`); also a list for APPEND and SUBTRACT.
+    ThrottledReplicas,
+    /// The gzip level: -1 (the codec's default) or 1 to 9.
+    GzipLevel,
     /// A flush policy.
     FlushPolicy,
 }
@@ -126,6 +153,8 @@ pub mod config_type {
     pub const INT: i8 = 3;
     /// `LONG`.
     pub const LONG: i8 = 5;
+    /// `DOUBLE`.
+    pub const DOUBLE: i8 = 6;
     /// `LIST`.
     pub const LIST: i8 = 7;
 }
@@ -152,75 +181,302 @@ impl ConfigKind {
     /// DescribeConfigs config type code (Kafka's `ConfigType`).
     pub fn type_code(self) -> i8 {
         match self {
-            ConfigKind::Int { .. } => config_type::INT,
+            ConfigKind::Int { .. } | ConfigKind::GzipLevel => config_type::INT,
             ConfigKind::Long { .. } => config_type::LONG,
-            ConfigKind::List(_) => config_type::LIST,
+            ConfigKind::Ratio => config_type::DOUBLE,
+            ConfigKind::Bool => config_type::BOOLEAN,
+            ConfigKind::List(_) | ConfigKind::ThrottledReplicas => config_type::LIST,
             ConfigKind::Enum(_) | ConfigKind::FlushPolicy => config_type::STRING,
         }
     }
 
     /// Whether values are lists (IncrementalAlterConfigs APPEND/SUBTRACT apply).
     pub fn is_list(self) -> bool {
-        matches!(self, ConfigKind::List(_))
+        matches!(self, ConfigKind::List(_) | ConfigKind::ThrottledReplicas)
     }
 }
 
-/// Every topic config Basalt honours.
+/// `i64::MAX` as text: Kafka's "never" for flush and compaction limits.
+const LONG_MAX: &str = "9223372036854775807";
+
+/// The compression codecs a topic may name (Kafka's `BrokerCompressionType`).
+pub const COMPRESSION_TYPES: &[&str] =
+    &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"];
+
+const fn int(min: i32) -> ConfigKind {
+    ConfigKind::Int { min, max: i32::MAX }
+}
+
+const fn long(min: i64) -> ConfigKind {
+    ConfigKind::Long { min }
+}
+
+const fn topic(
+    name: &'static str,
+    broker_synonym: &'static str,
+    kind: ConfigKind,
+    doc: &'static str,
+) -> TopicConfigDef {
+    TopicConfigDef {
+        name,
+        broker_synonym: Some(broker_synonym),
+        default: "",
+        kind,
+        doc,
+    }
+}
+
+const fn topic_only(
+    name: &'static str,
+    default: &'static str,
+    kind: ConfigKind,
+    doc: &'static str,
+) -> TopicConfigDef {
+    TopicConfigDef {
+        name,
+        broker_synonym: None,
+        default,
+        kind,
+        doc,
+    }
+}
+
+/// Every topic-level config of Kafka 4 (in name order), plus Basalt's `flush.policy`. Each doc
+/// says whether Basalt applies the config; those it does not are accepted, validated, stored and
+/// described, so tools and clients that set them keep working.
+///
+/// Applied: `cleanup.policy` (delete only), `flush.policy`, `index.interval.bytes`,
+/// `max.message.bytes`, `message.timestamp.after.max.ms`, `message.timestamp.before.max.ms`,
+/// `message.timestamp.type`, `min.insync.replicas`, `retention.bytes`, `retention.ms`,
+/// `segment.bytes`, `segment.ms`.
 pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
-    TopicConfigDef {
-        name: "cleanup.policy",
-        broker_synonym: Some("log.cleanup.policy"),
-        kind: ConfigKind::List(&["delete"]),
-        doc: "delete: old segments are deleted by retention (compaction is not supported yet)",
-    },
-    TopicConfigDef {
-        name: "retention.ms",
-        broker_synonym: Some("log.retention.ms"),
-        kind: ConfigKind::Long { min: -1 },
-        doc: "delete closed segments whose newest record is older than this; -1 keeps forever",
-    },
-    TopicConfigDef {
-        name: "retention.bytes",
-        broker_synonym: Some("log.retention.bytes"),
-        kind: ConfigKind::Long { min: -1 },
-        doc: "delete the oldest closed segments while a partition is larger; -1 is no limit",
-    },
-    TopicConfigDef {
-        name: "segment.bytes",
-        broker_synonym: Some("log.segment.bytes"),
-        kind: ConfigKind::Int { min: 14 },
-        doc: "roll to a new segment before one would pass this size",
-    },
-    TopicConfigDef {
-        name: "segment.ms",
-        broker_synonym: Some("log.roll.ms"),
-        kind: ConfigKind::Long { min: 1 },
-        doc: "roll to a new segment when the active one is older than this",
-    },
-    TopicConfigDef {
-        name: "index.interval.bytes",
-        broker_synonym: Some("log.index.interval.bytes"),
-        kind: ConfigKind::Int { min: 0 },
-        doc: "bytes between two entries of the sparse offset and time indexes",
-    },
-    TopicConfigDef {
-        name: "max.message.bytes",
-        broker_synonym: Some("message.max.bytes"),
-        kind: ConfigKind::Int { min: 0 },
-        doc: "largest record batch accepted, after compression",
-    },
-    TopicConfigDef {
-        name: "message.timestamp.type",
-        broker_synonym: Some("log.message.timestamp.type"),
-        kind: ConfigKind::Enum(&["CreateTime", "LogAppendTime"]),
-        doc: "CreateTime keeps the producer's timestamps; LogAppendTime stamps batches on append",
-    },
-    TopicConfigDef {
-        name: "flush.policy",
-        broker_synonym: Some("log.flush.policy"),
-        kind: ConfigKind::FlushPolicy,
-        doc: "always (fsync before acknowledging, with group commit), interval:<ms>, or os",
-    },
+    topic(
+        "cleanup.policy",
+        "log.cleanup.policy",
+        ConfigKind::List(&["delete"]),
+        "delete: old segments are deleted by retention (compaction is not supported yet, so \
+         compact is refused)",
+    ),
+    topic(
+        "compression.gzip.level",
+        "compression.gzip.level",
+        ConfigKind::GzipLevel,
+        "gzip level used when the broker compresses with gzip (-1 or 1 to 9); stored only: \
+         Basalt never recompresses",
+    ),
+    topic(
+        "compression.lz4.level",
+        "compression.lz4.level",
+        ConfigKind::Int { min: 1, max: 17 },
+        "lz4 level used when the broker compresses with lz4 (1 to 17); stored only: Basalt never \
+         recompresses",
+    ),
+    topic(
+        "compression.type",
+        "compression.type",
+        ConfigKind::Enum(COMPRESSION_TYPES),
+        "final compression of the topic's batches: producer keeps the producer's codec; Kafka \
+         recompresses batches whose codec differs from any other value. Basalt stores and \
+         describes the value but always keeps batches as the producer compressed them \
+         (recompression on write is not implemented yet)",
+    ),
+    topic(
+        "compression.zstd.level",
+        "compression.zstd.level",
+        ConfigKind::Int {
+            min: -131_072,
+            max: 22,
+        },
+        "zstd level used when the broker compresses with zstd (-131072 to 22); stored only: \
+         Basalt never recompresses",
+    ),
+    topic(
+        "delete.retention.ms",
+        "log.cleaner.delete.retention.ms",
+        long(0),
+        "how long delete tombstones are kept on compacted topics; stored only (no compaction yet)",
+    ),
+    topic(
+        "file.delete.delay.ms",
+        "log.segment.delete.delay.ms",
+        long(0),
+        "delay before a deleted segment's files are removed; stored only: Basalt removes them at \
+         once (reads of a removed segment report the offset as out of range)",
+    ),
+    topic(
+        "flush.messages",
+        "log.flush.interval.messages",
+        long(1),
+        "fsync after this many messages; stored only: durability follows flush.policy",
+    ),
+    topic(
+        "flush.ms",
+        "log.flush.interval.ms",
+        long(0),
+        "fsync when data is older than this; stored only: durability follows flush.policy \
+         (interval:<ms> is the equivalent)",
+    ),
+    topic(
+        "flush.policy",
+        "log.flush.policy",
+        ConfigKind::FlushPolicy,
+        "always (fsync before acknowledging, with group commit), interval:<ms>, or os",
+    ),
+    topic_only(
+        "follower.replication.throttled.replicas",
+        "",
+        ConfigKind::ThrottledReplicas,
+        "replicas throttled on the follower side (partition:broker pairs or *); stored only \
+         (single node: no replication)",
+    ),
+    topic(
+        "index.interval.bytes",
+        "log.index.interval.bytes",
+        int(0),
+        "bytes between two entries of the sparse offset and time indexes",
+    ),
+    topic_only(
+        "leader.replication.throttled.replicas",
+        "",
+        ConfigKind::ThrottledReplicas,
+        "replicas throttled on the leader side (partition:broker pairs or *); stored only \
+         (single node: no replication)",
+    ),
+    topic(
+        "local.retention.bytes",
+        "log.local.retention.bytes",
+        long(-2),
+        "local retention by size with tiered storage (-2: retention.bytes); stored only (no \
+         tiered storage)",
+    ),
+    topic(
+        "local.retention.ms",
+        "log.local.retention.ms",
+        long(-2),
+        "local retention by time with tiered storage (-2: retention.ms); stored only (no tiered \
+         storage)",
+    ),
+    topic(
+        "max.compaction.lag.ms",
+        "log.cleaner.max.compaction.lag.ms",
+        long(1),
+        "longest time a message stays uncompacted; stored only (no compaction yet)",
+    ),
+    topic(
+        "max.message.bytes",
+        "message.max.bytes",
+        int(0),
+        "largest record batch accepted, after compression",
+    ),
+    topic(
+        "message.timestamp.after.max.ms",
+        "log.message.timestamp.after.max.ms",
+        long(0),
+        "CreateTime topics refuse batches (INVALID_TIMESTAMP) whose newest timestamp is more than \
+         this ahead of the broker's clock",
+    ),
+    topic(
+        "message.timestamp.before.max.ms",
+        "log.message.timestamp.before.max.ms",
+        long(0),
+        "CreateTime topics refuse batches (INVALID_TIMESTAMP) whose first record's timestamp is \
+         more than this behind the broker's clock",
+    ),
+    topic(
+        "message.timestamp.type",
+        "log.message.timestamp.type",
+        ConfigKind::Enum(&["CreateTime", "LogAppendTime"]),
+        "CreateTime keeps the producer's timestamps; LogAppendTime stamps batches on append",
+    ),
+    topic(
+        "min.cleanable.dirty.ratio",
+        "log.cleaner.min.cleanable.ratio",
+        ConfigKind::Ratio,
+        "dirty share of a log that makes it eligible for compaction (0 to 1); stored only (no \
+         compaction yet)",
+    ),
+    topic(
+        "min.compaction.lag.ms",
+        "log.cleaner.min.compaction.lag.ms",
+        long(0),
+        "shortest time a message stays uncompacted; stored only (no compaction yet)",
+    ),
+    topic(
+        "min.insync.replicas",
+        "min.insync.replicas",
+        int(1),
+        "replicas that must have a write for acks=all to succeed; with one node, a value above 1 \
+         refuses acks=all produces with NOT_ENOUGH_REPLICAS, as Kafka does",
+    ),
+    topic(
+        "preallocate",
+        "log.preallocate",
+        ConfigKind::Bool,
+        "preallocate segment files; stored only: Basalt grows segment files as it appends",
+    ),
+    topic_only(
+        "remote.log.copy.disable",
+        "false",
+        ConfigKind::Bool,
+        "stop copying segments to tiered storage; stored only (no tiered storage)",
+    ),
+    topic_only(
+        "remote.log.delete.on.disable",
+        "false",
+        ConfigKind::Bool,
+        "delete tiered data when tiered storage is disabled; stored only (no tiered storage)",
+    ),
+    topic_only(
+        "remote.storage.enable",
+        "false",
+        ConfigKind::Bool,
+        "tiered storage; Basalt has none, so true is refused",
+    ),
+    topic(
+        "retention.bytes",
+        "log.retention.bytes",
+        long(-1),
+        "delete the oldest closed segments while a partition is larger; -1 is no limit",
+    ),
+    topic(
+        "retention.ms",
+        "log.retention.ms",
+        long(-1),
+        "delete closed segments whose newest record is older than this; -1 keeps forever",
+    ),
+    topic(
+        "segment.bytes",
+        "log.segment.bytes",
+        int(14),
+        "roll to a new segment before one would pass this size",
+    ),
+    topic(
+        "segment.index.bytes",
+        "log.index.size.max.bytes",
+        int(4),
+        "largest offset index file of a segment; stored only: Basalt's sparse indexes grow with \
+         their segment, which rolls by segment.bytes and segment.ms",
+    ),
+    topic(
+        "segment.jitter.ms",
+        "log.roll.jitter.ms",
+        long(0),
+        "random jitter subtracted from segment.ms; stored only: segments roll at segment.ms \
+         exactly",
+    ),
+    topic(
+        "segment.ms",
+        "log.roll.ms",
+        long(1),
+        "roll to a new segment when the active one is older than this",
+    ),
+    topic(
+        "unclean.leader.election.enable",
+        "unclean.leader.election.enable",
+        ConfigKind::Bool,
+        "elect an out-of-sync replica as leader; stored only (single node: the one replica is \
+         always the leader)",
+    ),
 ];
 
 /// Looks up a topic config definition by name.
@@ -271,7 +527,7 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), ConfigError>
         reason,
     };
     match def.kind {
-        ConfigKind::Int { min } => {
+        ConfigKind::Int { min, max } => {
             let v: i32 = value
                 .trim()
                 .parse()
@@ -279,14 +535,43 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), ConfigError>
             if v < min {
                 return Err(invalid(format!("must be at least {min}")));
             }
+            if v > max {
+                return Err(invalid(format!("must be at most {max}")));
+            }
         }
         ConfigKind::Long { min } => {
             let v: i64 = value
                 .trim()
                 .parse()
-                .map_err(|_| invalid("not an integer".into()))?;
+                .map_err(|_| invalid("not a 64-bit integer".into()))?;
             if v < min {
                 return Err(invalid(format!("must be at least {min}")));
+            }
+        }
+        ConfigKind::Ratio => {
+            let v: f64 = value
+                .trim()
+                .parse()
+                .map_err(|_| invalid("not a number".into()))?;
+            if !(0.0..=1.0).contains(&v) {
+                return Err(invalid("must be between 0 and 1".into()));
+            }
+        }
+        ConfigKind::Bool => {
+            let v = parse_bool(value).ok_or_else(|| invalid("expected true or false".into()))?;
+            if name == "remote.storage.enable" && v {
+                return Err(invalid(
+                    "tiered storage is not supported; remote.storage.enable must be false".into(),
+                ));
+            }
+        }
+        ConfigKind::GzipLevel => {
+            let v: i32 = value
+                .trim()
+                .parse()
+                .map_err(|_| invalid("not a 32-bit integer".into()))?;
+            if !(v == -1 || (1..=9).contains(&v)) {
+                return Err(invalid("must be -1 or between 1 and 9".into()));
             }
         }
         ConfigKind::Enum(allowed) => {
@@ -311,12 +596,39 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), ConfigError>
                 )));
             }
         }
+        ConfigKind::ThrottledReplicas => {
+            let items = list_items(value);
+            let pair = |item: &str| {
+                item.split_once(':').is_some_and(|(p, b)| {
+                    let digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
+                    digits(p.trim()) && digits(b.trim())
+                })
+            };
+            let ok = items == ["*"] || items.iter().all(|i| pair(i));
+            if !ok {
+                return Err(invalid(
+                    "expected * or a list of partition:broker pairs such as 0:1,1:1".into(),
+                ));
+            }
+        }
         ConfigKind::FlushPolicy => {
             FsyncPolicy::parse(value)
                 .ok_or_else(|| invalid("expected always, os or interval:<ms>".into()))?;
         }
     }
     Ok(())
+}
+
+/// A boolean config value as Kafka parses it: `true` or `false` in any case, trimmed.
+pub fn parse_bool(value: &str) -> Option<bool> {
+    let v = value.trim();
+    if v.eq_ignore_ascii_case("true") {
+        Some(true)
+    } else if v.eq_ignore_ascii_case("false") {
+        Some(false)
+    } else {
+        None
+    }
 }
 
 /// The items of a list value: comma-separated, trimmed, empty items dropped.
@@ -409,86 +721,231 @@ pub struct ConfigSynonym {
 struct BrokerSettingDef {
     name: &'static str,
     type_code: i8,
+    /// The value of a setting Basalt does not let operators change (Kafka's default); `None`
+    /// for those held in [`BrokerConfig`].
+    fixed: Option<&'static str>,
     doc: &'static str,
 }
 
-/// Every broker setting DescribeConfigs reports for a BROKER resource.
+const fn setting(name: &'static str, type_code: i8, doc: &'static str) -> BrokerSettingDef {
+    BrokerSettingDef {
+        name,
+        type_code,
+        fixed: None,
+        doc,
+    }
+}
+
+const fn fixed(
+    name: &'static str,
+    type_code: i8,
+    value: &'static str,
+    doc: &'static str,
+) -> BrokerSettingDef {
+    BrokerSettingDef {
+        name,
+        type_code,
+        fixed: Some(value),
+        doc,
+    }
+}
+
+/// Every broker setting DescribeConfigs reports for a BROKER resource: those of
+/// [`BrokerConfig`], then the broker synonyms of topic configs, which Basalt keeps at Kafka's
+/// defaults.
 const BROKER_SETTINGS: &[BrokerSettingDef] = &[
-    BrokerSettingDef {
-        name: "node.id",
-        type_code: config_type::INT,
-        doc: "the id of this node",
-    },
-    BrokerSettingDef {
-        name: "num.partitions",
-        type_code: config_type::INT,
-        doc: "partitions of auto-created topics and of topics created with -1 partitions",
-    },
-    BrokerSettingDef {
-        name: "default.replication.factor",
-        type_code: config_type::INT,
-        doc: "replication factor of auto-created topics and of topics created with -1",
-    },
-    BrokerSettingDef {
-        name: "auto.create.topics.enable",
-        type_code: config_type::BOOLEAN,
-        doc: "create a missing topic when a client asks for its metadata or produces to it",
-    },
-    BrokerSettingDef {
-        name: "delete.topic.enable",
-        type_code: config_type::BOOLEAN,
-        doc: "whether DeleteTopics may delete topics",
-    },
-    BrokerSettingDef {
-        name: "log.cleanup.policy",
-        type_code: config_type::LIST,
-        doc: "default cleanup.policy of topics (only delete is supported)",
-    },
-    BrokerSettingDef {
-        name: "log.retention.ms",
-        type_code: config_type::LONG,
-        doc: "default retention.ms of topics",
-    },
-    BrokerSettingDef {
-        name: "log.retention.bytes",
-        type_code: config_type::LONG,
-        doc: "default retention.bytes of topics",
-    },
-    BrokerSettingDef {
-        name: "log.segment.bytes",
-        type_code: config_type::INT,
-        doc: "default segment.bytes of topics",
-    },
-    BrokerSettingDef {
-        name: "log.roll.ms",
-        type_code: config_type::LONG,
-        doc: "default segment.ms of topics",
-    },
-    BrokerSettingDef {
-        name: "log.index.interval.bytes",
-        type_code: config_type::INT,
-        doc: "default index.interval.bytes of topics",
-    },
-    BrokerSettingDef {
-        name: "message.max.bytes",
-        type_code: config_type::INT,
-        doc: "default max.message.bytes of topics",
-    },
-    BrokerSettingDef {
-        name: "log.message.timestamp.type",
-        type_code: config_type::STRING,
-        doc: "default message.timestamp.type of topics",
-    },
-    BrokerSettingDef {
-        name: "log.flush.policy",
-        type_code: config_type::STRING,
-        doc: "default flush.policy of topics: always, interval:<ms> or os",
-    },
-    BrokerSettingDef {
-        name: "log.retention.check.interval.ms",
-        type_code: config_type::LONG,
-        doc: "how often retention is applied",
-    },
+    setting("node.id", config_type::INT, "the id of this node"),
+    setting(
+        "num.partitions",
+        config_type::INT,
+        "partitions of auto-created topics and of topics created with -1 partitions",
+    ),
+    setting(
+        "default.replication.factor",
+        config_type::INT,
+        "replication factor of auto-created topics and of topics created with -1",
+    ),
+    setting(
+        "auto.create.topics.enable",
+        config_type::BOOLEAN,
+        "create a missing topic when a client asks for its metadata or produces to it",
+    ),
+    setting(
+        "delete.topic.enable",
+        config_type::BOOLEAN,
+        "whether DeleteTopics may delete topics",
+    ),
+    fixed(
+        "log.cleanup.policy",
+        config_type::LIST,
+        "delete",
+        "default cleanup.policy of topics (only delete is supported)",
+    ),
+    setting(
+        "log.retention.ms",
+        config_type::LONG,
+        "default retention.ms of topics",
+    ),
+    setting(
+        "log.retention.bytes",
+        config_type::LONG,
+        "default retention.bytes of topics",
+    ),
+    setting(
+        "log.segment.bytes",
+        config_type::INT,
+        "default segment.bytes of topics",
+    ),
+    setting(
+        "log.roll.ms",
+        config_type::LONG,
+        "default segment.ms of topics",
+    ),
+    setting(
+        "log.index.interval.bytes",
+        config_type::INT,
+        "default index.interval.bytes of topics",
+    ),
+    setting(
+        "message.max.bytes",
+        config_type::INT,
+        "default max.message.bytes of topics",
+    ),
+    setting(
+        "log.message.timestamp.type",
+        config_type::STRING,
+        "default message.timestamp.type of topics",
+    ),
+    setting(
+        "log.flush.policy",
+        config_type::STRING,
+        "default flush.policy of topics: always, interval:<ms> or os",
+    ),
+    setting(
+        "log.retention.check.interval.ms",
+        config_type::LONG,
+        "how often retention is applied",
+    ),
+    fixed(
+        "compression.type",
+        config_type::STRING,
+        "producer",
+        "default compression.type of topics",
+    ),
+    fixed(
+        "compression.gzip.level",
+        config_type::INT,
+        "-1",
+        "default compression.gzip.level of topics",
+    ),
+    fixed(
+        "compression.lz4.level",
+        config_type::INT,
+        "9",
+        "default compression.lz4.level of topics",
+    ),
+    fixed(
+        "compression.zstd.level",
+        config_type::INT,
+        "3",
+        "default compression.zstd.level of topics",
+    ),
+    fixed(
+        "log.cleaner.delete.retention.ms",
+        config_type::LONG,
+        "86400000",
+        "default delete.retention.ms of topics",
+    ),
+    fixed(
+        "log.segment.delete.delay.ms",
+        config_type::LONG,
+        "60000",
+        "default file.delete.delay.ms of topics",
+    ),
+    fixed(
+        "log.flush.interval.messages",
+        config_type::LONG,
+        LONG_MAX,
+        "default flush.messages of topics",
+    ),
+    fixed(
+        "log.flush.interval.ms",
+        config_type::LONG,
+        LONG_MAX,
+        "default flush.ms of topics",
+    ),
+    fixed(
+        "log.local.retention.bytes",
+        config_type::LONG,
+        "-2",
+        "default local.retention.bytes of topics",
+    ),
+    fixed(
+        "log.local.retention.ms",
+        config_type::LONG,
+        "-2",
+        "default local.retention.ms of topics",
+    ),
+    fixed(
+        "log.cleaner.max.compaction.lag.ms",
+        config_type::LONG,
+        LONG_MAX,
+        "default max.compaction.lag.ms of topics",
+    ),
+    fixed(
+        "log.message.timestamp.after.max.ms",
+        config_type::LONG,
+        "3600000",
+        "default message.timestamp.after.max.ms of topics",
+    ),
+    fixed(
+        "log.message.timestamp.before.max.ms",
+        config_type::LONG,
+        LONG_MAX,
+        "default message.timestamp.before.max.ms of topics",
+    ),
+    fixed(
+        "log.cleaner.min.cleanable.ratio",
+        config_type::DOUBLE,
+        "0.5",
+        "default min.cleanable.dirty.ratio of topics",
+    ),
+    fixed(
+        "log.cleaner.min.compaction.lag.ms",
+        config_type::LONG,
+        "0",
+        "default min.compaction.lag.ms of topics",
+    ),
+    fixed(
+        "min.insync.replicas",
+        config_type::INT,
+        "1",
+        "default min.insync.replicas of topics",
+    ),
+    fixed(
+        "log.preallocate",
+        config_type::BOOLEAN,
+        "false",
+        "default preallocate of topics",
+    ),
+    fixed(
+        "log.index.size.max.bytes",
+        config_type::INT,
+        "10485760",
+        "default segment.index.bytes of topics",
+    ),
+    fixed(
+        "log.roll.jitter.ms",
+        config_type::LONG,
+        "0",
+        "default segment.jitter.ms of topics",
+    ),
+    fixed(
+        "unclean.leader.election.enable",
+        config_type::BOOLEAN,
+        "false",
+        "default unclean.leader.election.enable of topics",
+    ),
 ];
 
 impl BrokerConfig {
@@ -500,7 +957,6 @@ impl BrokerConfig {
             "default.replication.factor" => self.default_replication_factor.to_string(),
             "auto.create.topics.enable" => self.auto_create_topics_enable.to_string(),
             "delete.topic.enable" => self.delete_topic_enable.to_string(),
-            "log.cleanup.policy" => "delete".into(),
             "log.retention.ms" => self.log_retention_ms.to_string(),
             "log.retention.bytes" => self.log_retention_bytes.to_string(),
             "log.segment.bytes" => self.log_segment_bytes.to_string(),
@@ -510,16 +966,26 @@ impl BrokerConfig {
             "log.message.timestamp.type" => self.log_message_timestamp_type.clone(),
             "log.flush.policy" => self.log_flush_policy.to_string(),
             "log.retention.check.interval.ms" => self.log_retention_check_interval_ms.to_string(),
-            _ => return None,
+            _ => {
+                return BROKER_SETTINGS
+                    .iter()
+                    .find(|d| d.name == name)
+                    .and_then(|d| d.fixed)
+                    .map(str::to_owned);
+            }
         })
     }
 
-    /// The broker-level value of a topic config's synonym, as text.
+    /// The broker-level value of a topic config's synonym as text, or the built-in default of
+    /// a topic config without one.
     pub fn broker_default(&self, topic_config: &str) -> String {
-        topic_config_def(topic_config)
-            .and_then(|d| d.broker_synonym)
-            .and_then(|b| self.broker_value(b))
-            .unwrap_or_default()
+        let Some(def) = topic_config_def(topic_config) else {
+            return String::new();
+        };
+        match def.broker_synonym {
+            Some(b) => self.broker_value(b).unwrap_or_default(),
+            None => def.default.to_owned(),
+        }
     }
 
     /// The source and synonyms of the broker setting `name` (which must be known): set at
@@ -690,6 +1156,9 @@ impl BrokerConfig {
             },
             max_message_bytes: long("max.message.bytes").max(0) as usize,
             log_append_time: get("message.timestamp.type") == "LogAppendTime",
+            timestamp_before_max_ms: long("message.timestamp.before.max.ms").max(0),
+            timestamp_after_max_ms: long("message.timestamp.after.max.ms").max(0),
+            min_insync_replicas: long("min.insync.replicas").clamp(1, i64::from(i32::MAX)) as i32,
         }
     }
 }
@@ -703,6 +1172,14 @@ pub struct EffectiveTopicConfig {
     pub max_message_bytes: usize,
     /// `message.timestamp.type=LogAppendTime`.
     pub log_append_time: bool,
+    /// `message.timestamp.before.max.ms`: how far behind the broker's clock a CreateTime batch
+    /// may be.
+    pub timestamp_before_max_ms: i64,
+    /// `message.timestamp.after.max.ms`: how far ahead of the broker's clock a CreateTime batch
+    /// may be.
+    pub timestamp_after_max_ms: i64,
+    /// `min.insync.replicas`: more than 1 refuses every `acks=all` produce on one node.
+    pub min_insync_replicas: i32,
 }
 
 #[cfg(test)]
@@ -840,6 +1317,179 @@ mod tests {
     }
 
     #[test]
+    fn every_kafka_topic_config_is_known_and_its_default_is_valid() {
+        let kafka = [
+            "cleanup.policy",
+            "compression.gzip.level",
+            "compression.lz4.level",
+            "compression.type",
+            "compression.zstd.level",
+            "delete.retention.ms",
+            "file.delete.delay.ms",
+            "flush.messages",
+            "flush.ms",
+            "follower.replication.throttled.replicas",
+            "index.interval.bytes",
+            "leader.replication.throttled.replicas",
+            "local.retention.bytes",
+            "local.retention.ms",
+            "max.compaction.lag.ms",
+            "max.message.bytes",
+            "message.timestamp.after.max.ms",
+            "message.timestamp.before.max.ms",
+            "message.timestamp.type",
+            "min.cleanable.dirty.ratio",
+            "min.compaction.lag.ms",
+            "min.insync.replicas",
+            "preallocate",
+            "remote.log.copy.disable",
+            "remote.log.delete.on.disable",
+            "remote.storage.enable",
+            "retention.bytes",
+            "retention.ms",
+            "segment.bytes",
+            "segment.index.bytes",
+            "segment.jitter.ms",
+            "segment.ms",
+            "unclean.leader.election.enable",
+        ];
+        for name in kafka {
+            assert!(topic_config_def(name).is_some(), "{name} unknown");
+        }
+        assert_eq!(
+            TOPIC_CONFIGS.len(),
+            kafka.len() + 1,
+            "only flush.policy is Basalt's"
+        );
+        // Removed in Kafka 4.0.
+        for gone in ["message.downconversion.enable", "message.format.version"] {
+            assert!(topic_config_def(gone).is_none(), "{gone}");
+        }
+        let broker = BrokerConfig::default();
+        let mut names: Vec<&str> = TOPIC_CONFIGS.iter().map(|d| d.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), TOPIC_CONFIGS.len(), "a config is listed twice");
+        for def in TOPIC_CONFIGS {
+            let default = broker.broker_default(def.name);
+            validate_topic_config(def.name, &default)
+                .unwrap_or_else(|e| panic!("default of {}: {e}", def.name));
+            assert!(!def.doc.is_empty());
+        }
+        assert_eq!(broker.broker_default("compression.type"), "producer");
+        assert_eq!(
+            broker.broker_default("message.timestamp.after.max.ms"),
+            "3600000"
+        );
+        assert_eq!(broker.broker_default("flush.messages"), LONG_MAX);
+        assert_eq!(broker.broker_default("min.cleanable.dirty.ratio"), "0.5");
+    }
+
+    #[test]
+    fn values_are_checked_by_type_and_range() {
+        let ok = [
+            ("compression.type", "zstd"),
+            ("compression.type", "producer"),
+            ("compression.type", "uncompressed"),
+            ("compression.gzip.level", "-1"),
+            ("compression.gzip.level", "9"),
+            ("compression.lz4.level", "17"),
+            ("compression.zstd.level", "-131072"),
+            ("compression.zstd.level", "22"),
+            ("delete.retention.ms", "0"),
+            ("flush.messages", "1"),
+            ("flush.ms", " 0 "),
+            ("min.cleanable.dirty.ratio", "0"),
+            ("min.cleanable.dirty.ratio", "1.0"),
+            ("min.insync.replicas", "2"),
+            ("preallocate", "TRUE"),
+            ("unclean.leader.election.enable", "false"),
+            ("remote.storage.enable", "false"),
+            ("local.retention.ms", "-2"),
+            ("leader.replication.throttled.replicas", ""),
+            ("leader.replication.throttled.replicas", "*"),
+            ("follower.replication.throttled.replicas", "0:1, 1:0"),
+            ("segment.index.bytes", "4"),
+            ("segment.jitter.ms", "0"),
+            ("message.timestamp.before.max.ms", "0"),
+        ];
+        for (name, value) in ok {
+            validate_topic_config(name, value).unwrap_or_else(|e| panic!("{name}={value}: {e}"));
+        }
+        let refused = [
+            ("compression.type", "brotli"),
+            ("compression.type", "ZSTD"),
+            ("compression.gzip.level", "0"),
+            ("compression.gzip.level", "10"),
+            ("compression.lz4.level", "0"),
+            ("compression.lz4.level", "18"),
+            ("compression.zstd.level", "23"),
+            ("compression.zstd.level", "-131073"),
+            ("delete.retention.ms", "-1"),
+            ("flush.messages", "0"),
+            ("max.compaction.lag.ms", "0"),
+            ("min.cleanable.dirty.ratio", "1.5"),
+            ("min.cleanable.dirty.ratio", "-0.1"),
+            ("min.cleanable.dirty.ratio", "half"),
+            ("min.insync.replicas", "0"),
+            ("preallocate", "yes"),
+            ("remote.storage.enable", "true"),
+            ("local.retention.bytes", "-3"),
+            ("leader.replication.throttled.replicas", "0:x"),
+            ("leader.replication.throttled.replicas", "*,0:1"),
+            ("segment.index.bytes", "3"),
+            ("segment.jitter.ms", "-1"),
+            ("message.timestamp.after.max.ms", "-1"),
+            ("file.delete.delay.ms", "9223372036854775808"),
+        ];
+        for (name, value) in refused {
+            let e = validate_topic_config(name, value).unwrap_err();
+            assert!(
+                matches!(&e, ConfigError::Invalid { reason, .. } if !reason.is_empty()),
+                "{name}={value}: {e:?}"
+            );
+        }
+        let tiered = validate_topic_config("remote.storage.enable", "true").unwrap_err();
+        assert!(tiered.to_string().contains("not supported"), "{tiered}");
+    }
+
+    #[test]
+    fn throttled_replica_lists_take_append_and_subtract() {
+        let broker = BrokerConfig::default();
+        let name = "leader.replication.throttled.replicas";
+        let out = broker
+            .apply_incremental(
+                &BTreeMap::new(),
+                &[
+                    change(name, AlterOp::Append, Some("0:0")),
+                    change(name, AlterOp::Append, Some("1:0")),
+                    change(name, AlterOp::Subtract, Some("0:0")),
+                ],
+            )
+            .unwrap();
+        assert_eq!(out.get(name).map(String::as_str), Some("1:0"));
+    }
+
+    #[test]
+    fn new_limits_reach_the_effective_config() {
+        let broker = BrokerConfig::default();
+        let eff = broker.effective(&BTreeMap::new());
+        assert_eq!(eff.timestamp_before_max_ms, i64::MAX);
+        assert_eq!(eff.timestamp_after_max_ms, 3_600_000);
+        assert_eq!(eff.min_insync_replicas, 1);
+        let overrides = BTreeMap::from([
+            ("min.insync.replicas".to_owned(), "2".to_owned()),
+            (
+                "message.timestamp.before.max.ms".to_owned(),
+                "1000".to_owned(),
+            ),
+        ]);
+        let eff = broker.effective(&overrides);
+        assert_eq!(eff.min_insync_replicas, 2);
+        assert_eq!(eff.timestamp_before_max_ms, 1000);
+    }
+
+    #[test]
     fn list_values_are_validated() {
         assert!(validate_topic_config("cleanup.policy", "delete").is_ok());
         assert!(validate_topic_config("cleanup.policy", " delete , delete").is_ok());
@@ -956,9 +1606,8 @@ mod tests {
             assert!(described.iter().any(|c| c.name == name), "{name} missing");
         }
         assert!(described.iter().all(|c| c.read_only));
-        // Every topic config's broker synonym is a described broker setting.
-        for def in TOPIC_CONFIGS {
-            let b = def.broker_synonym.unwrap();
+        // CFG-3: every topic config's broker synonym is a described broker setting.
+        for b in TOPIC_CONFIGS.iter().filter_map(|d| d.broker_synonym) {
             assert!(described.iter().any(|c| c.name == b), "{b} missing");
         }
     }

@@ -17,6 +17,7 @@ pub mod groups;
 pub mod handlers;
 pub mod partition;
 pub mod producer;
+pub mod snapshot;
 pub mod topics;
 
 use std::collections::BTreeMap;
@@ -502,7 +503,7 @@ impl Broker {
         let now = now_ms();
         for topic in self.topics() {
             for p in &topic.partitions {
-                if let Err(e) = p.log.enforce_retention(now) {
+                if let Err(e) = p.enforce_retention(now) {
                     tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "retention failed");
                 }
             }
@@ -536,8 +537,17 @@ impl Broker {
         });
     }
 
-    /// Syncs every partition and writes the clean-shutdown marker.
+    /// Writes every partition's producer snapshot, then syncs every partition and writes the
+    /// clean-shutdown marker (the one filesystem sync covers the snapshots too).
     pub fn shutdown(&self) -> Result<(), basalt_storage::StorageError> {
+        for topic in self.topics() {
+            for p in &topic.partitions {
+                if let Err(e) = p.write_shutdown_snapshot() {
+                    // The next open scans more of the log; nothing is lost.
+                    tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "cannot write producer snapshot");
+                }
+            }
+        }
         self.storage.close()
     }
 }

@@ -5,17 +5,21 @@
 //!   two retries of one batch can never both be appended (`PID-2`).
 //! - `PART-2`: consumers see offsets below the high watermark only; on a single node that is the
 //!   durable end of the log under `flush.policy=always` and the log end otherwise.
+//! - `PART-3`: opening a partition loads its newest usable producer snapshot and reads only the
+//!   batch headers after it (all of them when there is none, `SNAP-1`); snapshots are written
+//!   under the producer lock, so each holds exactly the batches below its offset.
 
 use std::sync::Arc;
 
 use basalt_protocol::ErrorCode;
 use basalt_record::BatchHeader;
-use basalt_storage::{FsyncPolicy, Log, StorageError, SyncTicket};
+use basalt_storage::{FsyncPolicy, Log, RetentionOutcome, StorageError, SyncTicket};
 use parking_lot::{Mutex, RwLock};
 
 use crate::config::EffectiveTopicConfig;
 use crate::errors::storage_error_code;
 use crate::producer::{ProducerTable, SequenceCheck};
+use crate::snapshot;
 
 /// A partition hosted on this node.
 #[derive(Debug)]
@@ -28,6 +32,18 @@ pub struct Partition {
     pub log: Arc<Log>,
     producers: Mutex<ProducerTable>,
     config: RwLock<EffectiveTopicConfig>,
+    recovery: ProducerRecovery,
+}
+
+/// How the producer state of a partition was rebuilt when it was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ProducerRecovery {
+    /// Offset of the producer snapshot loaded, if one was usable.
+    pub snapshot_offset: Option<i64>,
+    /// Batch headers read from the log after the snapshot (all of them without one).
+    pub scanned_batches: u64,
+    /// Snapshot files ignored: damaged, unreadable, above the log end or below its start.
+    pub discarded_snapshots: usize,
 }
 
 /// A successful produce to one partition.
@@ -62,22 +78,92 @@ impl ProduceError {
 }
 
 impl Partition {
-    /// Wraps an open log, rebuilding the producer state from its batch headers.
+    /// Wraps an open log, rebuilding the producer state from its newest usable snapshot and the
+    /// batch headers after it (`PART-3`).
     pub fn open(
         topic: &str,
         index: i32,
         log: Arc<Log>,
         config: EffectiveTopicConfig,
     ) -> Result<Self, StorageError> {
-        let mut producers = ProducerTable::default();
-        log.for_each_batch_header(log.log_start_offset(), |h| producers.on_appended(h))?;
+        let log_start = log.log_start_offset();
+        let loaded = snapshot::load(log.dir(), log_start, log.log_end_offset());
+        let mut recovery = ProducerRecovery {
+            discarded_snapshots: loaded.discarded,
+            ..ProducerRecovery::default()
+        };
+        let (mut producers, from) = match loaded.snapshot {
+            Some((offset, entries)) => {
+                recovery.snapshot_offset = Some(offset);
+                (ProducerTable::restore(entries, log_start), offset)
+            }
+            None => (ProducerTable::default(), log_start),
+        };
+        log.for_each_batch_header(from, |h| {
+            recovery.scanned_batches += 1;
+            producers.on_appended(h);
+        })?;
+        tracing::debug!(
+            topic,
+            partition = index,
+            snapshot = ?recovery.snapshot_offset,
+            scanned_batches = recovery.scanned_batches,
+            producers = producers.len(),
+            "producer state rebuilt"
+        );
         Ok(Partition {
             topic: topic.to_owned(),
             index,
             log,
             producers: Mutex::new(producers),
             config: RwLock::new(config),
+            recovery,
         })
+    }
+
+    /// How the producer state was rebuilt at open.
+    pub fn producer_recovery(&self) -> ProducerRecovery {
+        self.recovery
+    }
+
+    /// Writes a producer snapshot at the log end offset (at clean shutdown), unsynced: the
+    /// caller syncs the filesystem afterwards. Skipped for a damaged log, whose producer state
+    /// may be incomplete.
+    pub fn write_shutdown_snapshot(&self) -> std::io::Result<()> {
+        let producers = self.producers.lock();
+        if self.log.damage().is_some() {
+            return Ok(());
+        }
+        snapshot::write(
+            self.log.dir(),
+            self.log.log_end_offset(),
+            &producers.entries(),
+            false,
+        )
+    }
+
+    /// Applies retention to the log, then deletes the producer snapshots below the new log
+    /// start (`SNAP-2`).
+    pub fn enforce_retention(&self, now_ms: i64) -> Result<RetentionOutcome, StorageError> {
+        let outcome = self.log.enforce_retention(now_ms)?;
+        if outcome.deleted_segments > 0 {
+            self.delete_snapshots_below(outcome.log_start_offset);
+        }
+        Ok(outcome)
+    }
+
+    /// Moves the log start offset to `offset` (DeleteRecords), then deletes the producer
+    /// snapshots below it (`SNAP-2`); the new log start offset.
+    pub fn delete_records(&self, offset: i64) -> Result<i64, StorageError> {
+        let log_start = self.log.delete_records(offset)?;
+        self.delete_snapshots_below(log_start);
+        Ok(log_start)
+    }
+
+    fn delete_snapshots_below(&self, log_start: i64) {
+        if let Err(e) = snapshot::delete_below(self.log.dir(), log_start) {
+            tracing::warn!(topic = %self.topic, partition = self.index, error = %e, "cannot delete old producer snapshots");
+        }
     }
 
     /// The partition's effective settings.
@@ -97,6 +183,22 @@ impl Partition {
             FsyncPolicy::Always => self.log.durable_end_offset(),
             _ => self.log.log_end_offset(),
         }
+    }
+
+    /// Refuses `acks=all` when `min.insync.replicas` asks for more replicas than the one this
+    /// node has (Kafka's NOT_ENOUGH_REPLICAS, checked before anything is appended).
+    pub fn check_required_acks(&self, acks: i16) -> Result<(), ProduceError> {
+        let min_insync = self.config.read().min_insync_replicas;
+        if acks == -1 && min_insync > 1 {
+            return Err(ProduceError::new(
+                ErrorCode::NotEnoughReplicas,
+                format!(
+                    "the 1 in-sync replica of {}-{} is fewer than min.insync.replicas {min_insync}",
+                    self.topic, self.index
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Validates and appends the record batches of one produce request partition.
@@ -126,6 +228,9 @@ impl Partition {
                     ErrorCode::InvalidRecord,
                     "clients may not produce control batches",
                 ));
+            }
+            if !config.log_append_time {
+                check_timestamps(&header, now_ms, &config)?;
             }
             at += header.total_size();
             headers.push(header);
@@ -180,6 +285,14 @@ impl Partition {
         for h in &appended.batches {
             producers.on_appended(h);
         }
+        if appended.rolled {
+            // PART-3: the table now holds exactly the batches below the new log end. A failed
+            // write costs only a longer scan at the next open.
+            let offset = appended.last_offset + 1;
+            if let Err(e) = snapshot::write(self.log.dir(), offset, &producers.entries(), true) {
+                tracing::warn!(topic = %self.topic, partition = self.index, offset, error = %e, "cannot write producer snapshot");
+            }
+        }
         drop(producers);
         Ok(Produced {
             base_offset: appended.base_offset,
@@ -188,4 +301,35 @@ impl Partition {
             durable: Some(appended.durable),
         })
     }
+}
+
+/// Checks a batch of a CreateTime topic against `message.timestamp.before.max.ms` and
+/// `message.timestamp.after.max.ms` (INVALID_TIMESTAMP, as Kafka). The batch's records are not
+/// decompressed: the first record's timestamp (the batch's base timestamp) is checked against
+/// the lower bound and the batch's max timestamp against the upper one. A batch without
+/// timestamps (-1) passes.
+fn check_timestamps(
+    header: &BatchHeader,
+    now_ms: i64,
+    config: &EffectiveTopicConfig,
+) -> Result<(), ProduceError> {
+    let earliest = now_ms.saturating_sub(config.timestamp_before_max_ms);
+    let latest = now_ms.saturating_add(config.timestamp_after_max_ms);
+    let out_of_range = |ts: i64| {
+        ProduceError::new(
+            ErrorCode::InvalidTimestamp,
+            format!(
+                "timestamp {ts} of a record is out of range: it should be within \
+                 [{earliest}, {latest}] (message.timestamp.before.max.ms and \
+                 message.timestamp.after.max.ms)"
+            ),
+        )
+    };
+    if header.base_timestamp != -1 && header.base_timestamp < earliest {
+        return Err(out_of_range(header.base_timestamp));
+    }
+    if header.max_timestamp != -1 && header.max_timestamp > latest {
+        return Err(out_of_range(header.max_timestamp));
+    }
+    Ok(())
 }

@@ -30,6 +30,17 @@ pub struct KeptBatch {
     pub last_offset: i64,
 }
 
+/// One producer's state, as a snapshot stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerState {
+    /// The producer id.
+    pub producer_id: i64,
+    /// Its current epoch.
+    pub epoch: i16,
+    /// Its last batches (at most [`BATCHES_KEPT`]), oldest first.
+    pub batches: Vec<KeptBatch>,
+}
+
 #[derive(Debug, Clone, Default)]
 struct ProducerEntry {
     epoch: i16,
@@ -112,6 +123,52 @@ impl ProducerTable {
             base_offset: batch.base_offset,
             last_offset: batch.last_offset(),
         });
+    }
+
+    /// Every producer's id, epoch and kept batches (oldest first), ordered by producer id, for a
+    /// snapshot.
+    pub fn entries(&self) -> Vec<ProducerState> {
+        let mut out: Vec<ProducerState> = self
+            .producers
+            .iter()
+            .map(|(&producer_id, e)| ProducerState {
+                producer_id,
+                epoch: e.epoch,
+                batches: e.batches.iter().copied().collect(),
+            })
+            .collect();
+        out.sort_unstable_by_key(|p| p.producer_id);
+        out
+    }
+
+    /// A table holding `entries` (from a snapshot), keeping of each producer only the batches
+    /// that end at or after `log_start_offset` (at most [`BATCHES_KEPT`], the newest) and dropping
+    /// producers left with none: the table a scan of the log from its start would build.
+    pub fn restore(entries: Vec<ProducerState>, log_start_offset: i64) -> Self {
+        let mut producers = HashMap::with_capacity(entries.len());
+        for p in entries {
+            if p.producer_id < 0 {
+                continue;
+            }
+            let mut batches: VecDeque<KeptBatch> = p
+                .batches
+                .into_iter()
+                .filter(|b| b.last_offset >= log_start_offset)
+                .collect();
+            while batches.len() > BATCHES_KEPT {
+                batches.pop_front();
+            }
+            if !batches.is_empty() {
+                producers.insert(
+                    p.producer_id,
+                    ProducerEntry {
+                        epoch: p.epoch,
+                        batches,
+                    },
+                );
+            }
+        }
+        ProducerTable { producers }
     }
 
     /// Number of producers tracked.

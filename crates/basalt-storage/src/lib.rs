@@ -25,6 +25,8 @@
 //! <data>/<log>/00000000000000000000.timeindex
 //! <data>/<log>/log-start-offset        written by DeleteRecords
 //! ```
+//! Other files in a log directory belong to the layer above (the broker keeps producer
+//! snapshots there) and are left alone, except `*.tmp` files, which opening the log removes.
 
 mod config;
 mod error;

@@ -79,6 +79,8 @@ pub struct Appended {
     pub log_start_offset: i64,
     /// Completes when the append is durable under the log's fsync policy.
     pub durable: SyncTicket,
+    /// Whether this append rolled to a new segment first (its batches open that segment).
+    pub rolled: bool,
 }
 
 /// Bytes read from a log.
@@ -418,9 +420,9 @@ impl Log {
             .first_append_ms
             .is_some_and(|first| now_ms.saturating_sub(first) >= config.segment_age_ms_max);
         let offsets_overflow = log_end + offsets - writer.active.base_offset > i64::from(u32::MAX);
-        if active_bytes > 0
-            && (active_bytes + batches.len() as u64 > limit || too_old || offsets_overflow)
-        {
+        let rolled = active_bytes > 0
+            && (active_bytes + batches.len() as u64 > limit || too_old || offsets_overflow);
+        if rolled {
             self.roll_locked(&mut writer)?;
         }
 
@@ -500,6 +502,7 @@ impl Log {
             batches: headers,
             log_start_offset: self.log_start_offset(),
             durable,
+            rolled,
         })
     }
 

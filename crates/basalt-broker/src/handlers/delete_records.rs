@@ -69,7 +69,7 @@ fn delete(partition: &Partition, offset: i64) -> Result<i64, ErrorCode> {
     if offset < 0 || offset > hw {
         return Err(ErrorCode::OffsetOutOfRange);
     }
-    match partition.log.delete_records(offset) {
+    match partition.delete_records(offset) {
         Ok(low_watermark) => {
             tracing::info!(topic = %partition.topic, partition = partition.index, low_watermark, "deleted records");
             Ok(low_watermark)

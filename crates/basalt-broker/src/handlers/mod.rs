@@ -1,7 +1,10 @@
 //! One handler per Kafka API, each in its own file with the version range it implements.
 //!
 //! [`SUPPORTED`] is the registry: ApiVersions is built from it and the dispatcher refuses any
-//! version outside it (`BRK-1`).
+//! version outside it (`BRK-1`). A refused version the codec could decode is answered with
+//! UNSUPPORTED_VERSION in a response of that version (`unsupported.rs`); ApiVersions answers
+//! with a v0 response and the whole table (KIP-511); a version the codec cannot decode, or an
+//! API without a handler, closes the connection with a log line.
 
 mod alter_configs;
 mod api_versions;
@@ -32,6 +35,7 @@ mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
+mod unsupported;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -171,6 +175,15 @@ fn alter_each<R>(
         .collect()
 }
 
+/// `" (it handles vN-M)"` for an API in [`SUPPORTED`], else nothing.
+fn handled_range(api_key: ApiKey) -> String {
+    SUPPORTED
+        .iter()
+        .find(|s| s.api_key == api_key)
+        .map(|s| format!(" (it handles v{}-{})", s.handled_min, s.max))
+        .unwrap_or_default()
+}
+
 fn supported(api_key: ApiKey, version: i16) -> bool {
     SUPPORTED
         .iter()
@@ -187,7 +200,21 @@ impl Handler for Broker {
         let api_key = body.api_key();
         let version = header.request_api_version;
         if !supported(api_key, version) {
-            return self.unsupported_version(api_key, &header);
+            if api_key == ApiKey::ApiVersions {
+                return self.unsupported_version(api_key, &header);
+            }
+            let message = format!(
+                "{api_key:?} v{version} is not supported by this broker{}",
+                handled_range(api_key)
+            );
+            tracing::debug!(
+                conn = conn.id,
+                ?api_key,
+                version,
+                "answering unsupported version"
+            );
+            return unsupported::error_response(body, version, &message)
+                .unwrap_or(Outcome::Close { reason: message });
         }
         let response = match body {
             RequestBody::ApiVersions(_) => ResponseBody::ApiVersions(api_versions::handle(0)),

@@ -2,8 +2,10 @@
 //!
 //! Batches are validated (framing, CRC, size, producer sequence) and appended as they came;
 //! `acks=-1` is answered once the partition's fsync policy says the batch is durable, `acks=1`
-//! once it is written, `acks=0` never. Capped at v11 so Java producers keep the classic
-//! transaction flow (KIP-890 needs v12+).
+//! once it is written, `acks=0` never; `acks=-1` on a topic whose `min.insync.replicas` is above
+//! 1 is refused with NOT_ENOUGH_REPLICAS (one node is one replica). CreateTime batches outside
+//! `message.timestamp.before.max.ms` / `after.max.ms` are refused with INVALID_TIMESTAMP.
+//! Capped at v11 so Java producers keep the classic transaction flow (KIP-890 needs v12+).
 
 use basalt_protocol::ErrorCode;
 use basalt_protocol::messages::produce_request::ProduceRequest;
@@ -71,7 +73,8 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest, _version: i16) -> Outco
                                 Err((ErrorCode::CorruptMessage, "no records".into()))
                             }
                             Some(records) => partition
-                                .produce(records, now)
+                                .check_required_acks(acks)
+                                .and_then(|()| partition.produce(records, now))
                                 .map_err(|e| (e.code, e.message)),
                         },
                     },

@@ -407,3 +407,332 @@ async fn broker_resources_cannot_be_altered() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Every Kafka topic config over real TCP: CreateTopics with several of them, DescribeConfigs
+/// back (value, source, type, synonyms, documentation), IncrementalAlterConfigs and
+/// AlterConfigs changes, and invalid values refused with INVALID_CONFIG and a reason.
+#[tokio::test]
+async fn kafka_topic_configs_round_trip_over_tcp() {
+    use crate::wire::{Client, serve};
+    use basalt_protocol::messages::create_topics_request::{
+        CreatableTopic, CreatableTopicConfig, CreateTopicsRequest,
+    };
+
+    let (_dir, broker) = open(|_| {});
+    let served = serve(&broker).await;
+    let mut client = Client::connect(served.addr).await;
+
+    let create = |name: &str, configs: &[(&str, &str)]| {
+        RequestBody::CreateTopics(CreateTopicsRequest {
+            topics: vec![CreatableTopic {
+                name: name.into(),
+                num_partitions: 1,
+                replication_factor: 1,
+                configs: configs
+                    .iter()
+                    .map(|(n, v)| CreatableTopicConfig {
+                        name: (*n).into(),
+                        value: Some((*v).into()),
+                        ..CreatableTopicConfig::default()
+                    })
+                    .collect(),
+                ..CreatableTopic::default()
+            }],
+            timeout_ms: 5_000,
+            ..CreateTopicsRequest::default()
+        })
+    };
+    let created = |r: ResponseBody| match r {
+        ResponseBody::CreateTopics(mut r) => {
+            let t = r.topics.remove(0);
+            (t.error_code, t.error_message, t.configs)
+        }
+        other => panic!("{other:?}"),
+    };
+    let configs = [
+        ("compression.type", "zstd"),
+        ("compression.zstd.level", "7"),
+        ("delete.retention.ms", "1000"),
+        ("min.cleanable.dirty.ratio", "0.25"),
+        ("preallocate", "true"),
+        ("segment.jitter.ms", "10"),
+        ("leader.replication.throttled.replicas", "0:0"),
+        ("message.timestamp.before.max.ms", "60000"),
+        ("cleanup.policy", "delete"),
+    ];
+    let (code, msg, described) = created(client.request(7, create("t", &configs)).await);
+    assert_eq!(code, 0, "{msg:?}");
+    let described = described.unwrap();
+    assert_eq!(described.len(), basalt_broker::config::TOPIC_CONFIGS.len());
+    let zstd = described
+        .iter()
+        .find(|c| c.name == "compression.type")
+        .unwrap();
+    assert_eq!(zstd.value.as_deref(), Some("zstd"));
+    assert_eq!(zstd.config_source, 1);
+
+    let describe_all = RequestBody::DescribeConfigs(DescribeConfigsRequest {
+        resources: vec![DescribeConfigsResource {
+            resource_type: TOPIC,
+            resource_name: "t".into(),
+            configuration_keys: None,
+            ..DescribeConfigsResource::default()
+        }],
+        include_synonyms: true,
+        include_documentation: true,
+        ..DescribeConfigsRequest::default()
+    });
+    let r = match client.request(4, describe_all.clone()).await {
+        ResponseBody::DescribeConfigs(mut r) => r.results.remove(0),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(r.error_code, 0);
+    for (name, v) in configs {
+        assert_eq!(value(&r, name).as_deref(), Some(v), "{name}");
+    }
+    let get = |name: &str| r.configs.iter().find(|c| c.name == name).unwrap().clone();
+    // Type codes: STRING 2, INT 3, LONG 5, DOUBLE 6, LIST 7, BOOLEAN 1.
+    for (name, type_code) in [
+        ("compression.type", 2),
+        ("compression.zstd.level", 3),
+        ("delete.retention.ms", 5),
+        ("min.cleanable.dirty.ratio", 6),
+        ("leader.replication.throttled.replicas", 7),
+        ("preallocate", 1),
+        ("unclean.leader.election.enable", 1),
+    ] {
+        assert_eq!(get(name).config_type, type_code, "{name}");
+    }
+    // An override lists itself first, then the broker synonym at its default.
+    let ratio = get("min.cleanable.dirty.ratio");
+    let synonyms: Vec<(&str, Option<&str>, i8)> = ratio
+        .synonyms
+        .iter()
+        .map(|s| (s.name.as_str(), s.value.as_deref(), s.source))
+        .collect();
+    assert_eq!(
+        synonyms,
+        vec![
+            ("min.cleanable.dirty.ratio", Some("0.25"), 1),
+            ("log.cleaner.min.cleanable.ratio", Some("0.5"), 5),
+        ]
+    );
+    // Defaults come from the broker synonyms Kafka names.
+    for (name, synonym, default) in [
+        (
+            "message.timestamp.after.max.ms",
+            "log.message.timestamp.after.max.ms",
+            "3600000",
+        ),
+        (
+            "flush.messages",
+            "log.flush.interval.messages",
+            "9223372036854775807",
+        ),
+        (
+            "file.delete.delay.ms",
+            "log.segment.delete.delay.ms",
+            "60000",
+        ),
+        (
+            "segment.index.bytes",
+            "log.index.size.max.bytes",
+            "10485760",
+        ),
+        ("min.insync.replicas", "min.insync.replicas", "1"),
+        ("local.retention.ms", "log.local.retention.ms", "-2"),
+        ("compression.gzip.level", "compression.gzip.level", "-1"),
+    ] {
+        let c = get(name);
+        assert_eq!(c.value.as_deref(), Some(default), "{name}");
+        assert_eq!(c.config_source, 5, "{name}");
+        assert_eq!(c.synonyms.len(), 1, "{name}");
+        assert_eq!(c.synonyms[0].name, synonym, "{name}");
+        assert_eq!(c.synonyms[0].source, 5, "{name}");
+    }
+    // A topic-only config has no broker synonym: its default is its own.
+    let remote = get("remote.storage.enable");
+    assert_eq!(remote.value.as_deref(), Some("false"));
+    assert_eq!(remote.synonyms[0].name, "remote.storage.enable");
+    assert_eq!(remote.synonyms[0].source, 5);
+    // The compression doc says what Basalt does with it.
+    let doc = get("compression.type").documentation.unwrap();
+    assert!(doc.contains("recompression"), "{doc}");
+
+    // IncrementalAlterConfigs: set, delete, append over TCP.
+    let changes: &[(&str, i8, Option<&str>)] = &[
+        ("compression.type", 0, Some("lz4")),
+        ("compression.lz4.level", 0, Some("12")),
+        ("preallocate", 1, None),
+        ("leader.replication.throttled.replicas", 2, Some("1:0")),
+        ("flush.ms", 0, Some("5000")),
+    ];
+    match client.request(1, inc_req("t", changes, false)).await {
+        ResponseBody::IncrementalAlterConfigs(r) => {
+            assert_eq!(
+                r.responses[0].error_code, 0,
+                "{:?}",
+                r.responses[0].error_message
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let r = match client.request(4, describe_all.clone()).await {
+        ResponseBody::DescribeConfigs(mut r) => r.results.remove(0),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(value(&r, "compression.type").as_deref(), Some("lz4"));
+    assert_eq!(value(&r, "compression.lz4.level").as_deref(), Some("12"));
+    assert_eq!(value(&r, "preallocate").as_deref(), Some("false"));
+    assert_eq!(
+        value(&r, "leader.replication.throttled.replicas").as_deref(),
+        Some("0:0,1:0")
+    );
+    assert_eq!(value(&r, "flush.ms").as_deref(), Some("5000"));
+
+    // AlterConfigs replaces the override set.
+    let alter = RequestBody::AlterConfigs(AlterConfigsRequest {
+        resources: vec![AlterConfigsResource {
+            resource_type: TOPIC,
+            resource_name: "t".into(),
+            configs: vec![AlterableConfig {
+                name: "compression.type".into(),
+                value: Some("gzip".into()),
+                ..AlterableConfig::default()
+            }],
+            ..AlterConfigsResource::default()
+        }],
+        ..AlterConfigsRequest::default()
+    });
+    match client.request(2, alter).await {
+        ResponseBody::AlterConfigs(r) => assert_eq!(r.responses[0].error_code, 0),
+        other => panic!("{other:?}"),
+    }
+    let overrides = broker.topic("t").unwrap().meta.configs.clone();
+    assert_eq!(
+        overrides.into_iter().collect::<Vec<_>>(),
+        vec![("compression.type".to_owned(), "gzip".to_owned())]
+    );
+
+    // Invalid values are refused by every path, with a reason, and change nothing.
+    let bad: &[(&str, &str, &str)] = &[
+        ("compression.type", "brotli", "must be one of"),
+        ("compression.gzip.level", "0", "-1 or between 1 and 9"),
+        ("min.cleanable.dirty.ratio", "2", "between 0 and 1"),
+        ("min.insync.replicas", "0", "at least 1"),
+        ("preallocate", "maybe", "true or false"),
+        ("segment.index.bytes", "x", "integer"),
+        ("cleanup.policy", "compact", "compaction is not supported"),
+        (
+            "remote.storage.enable",
+            "true",
+            "tiered storage is not supported",
+        ),
+        (
+            "follower.replication.throttled.replicas",
+            "all",
+            "partition:broker",
+        ),
+        ("no.such.config", "1", "unknown topic config"),
+    ];
+    for (name, v, reason) in bad {
+        let (code, msg, _) = created(client.request(5, create("u", &[(name, v)])).await);
+        assert_eq!(code, i16::from(ErrorCode::InvalidConfig), "{name}={v}");
+        let msg = msg.unwrap_or_default();
+        assert!(msg.contains(reason), "{name}={v}: {msg}");
+        match client
+            .request(1, inc_req("t", &[(name, 0, Some(v))], false))
+            .await
+        {
+            ResponseBody::IncrementalAlterConfigs(r) => {
+                assert_eq!(
+                    r.responses[0].error_code,
+                    i16::from(ErrorCode::InvalidConfig),
+                    "{name}={v}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(broker.topic("u").is_none());
+    assert_eq!(broker.topic("t").unwrap().meta.configs.len(), 1);
+    served.stop().await;
+}
+
+/// Configs Basalt applies on produce: `min.insync.replicas` above 1 refuses `acks=all` (not
+/// `acks=1`), and CreateTime topics refuse batches outside the timestamp bounds.
+#[tokio::test]
+async fn produce_honours_min_insync_replicas_and_timestamp_bounds() {
+    use crate::wire::{Client, serve};
+    use basalt_protocol::messages::produce_request::{
+        PartitionProduceData, ProduceRequest, TopicProduceData,
+    };
+
+    let (_dir, broker) = open(|_| {});
+    create(&broker, "isr", 1, &[("min.insync.replicas", "2")]);
+    create(
+        &broker,
+        "ts",
+        1,
+        &[
+            ("message.timestamp.before.max.ms", "60000"),
+            ("message.timestamp.after.max.ms", "60000"),
+        ],
+    );
+    create(
+        &broker,
+        "lat",
+        1,
+        &[
+            ("message.timestamp.type", "LogAppendTime"),
+            ("message.timestamp.before.max.ms", "0"),
+        ],
+    );
+    let served = serve(&broker).await;
+    let mut client = Client::connect(served.addr).await;
+    let now = basalt_broker::now_ms();
+    let batch = |ts: i64| {
+        let mut b = basalt_record::BatchBuilder::new(0);
+        b.push(ts, None, Some(b"v"), &[]);
+        b.build()
+    };
+    let mut produce = async |topic: &str, acks: i16, ts: i64| {
+        let req = RequestBody::Produce(ProduceRequest {
+            acks,
+            timeout_ms: 5_000,
+            topic_data: vec![TopicProduceData {
+                name: topic.into(),
+                partition_data: vec![PartitionProduceData {
+                    index: 0,
+                    records: Some(batch(ts)),
+                    ..PartitionProduceData::default()
+                }],
+                ..TopicProduceData::default()
+            }],
+            ..ProduceRequest::default()
+        });
+        match client.request(9, req).await {
+            ResponseBody::Produce(r) => {
+                let p = &r.responses[0].partition_responses[0];
+                (p.error_code, p.error_message.clone().unwrap_or_default())
+            }
+            other => panic!("{other:?}"),
+        }
+    };
+    let (code, msg) = produce("isr", -1, now).await;
+    assert_eq!(code, i16::from(ErrorCode::NotEnoughReplicas), "{msg}");
+    assert!(msg.contains("min.insync.replicas"), "{msg}");
+    assert_eq!(produce("isr", 1, now).await.0, 0);
+    assert_eq!(broker.partition("isr", 0).unwrap().log.log_end_offset(), 1);
+
+    assert_eq!(produce("ts", -1, now).await.0, 0);
+    for ts in [now - 3_600_000, now + 3_600_000] {
+        let (code, msg) = produce("ts", -1, ts).await;
+        assert_eq!(code, i16::from(ErrorCode::InvalidTimestamp), "{ts}: {msg}");
+        assert!(msg.contains("out of range"), "{msg}");
+    }
+    assert_eq!(broker.partition("ts", 0).unwrap().log.log_end_offset(), 1);
+    // LogAppendTime topics stamp the batch instead: no bound applies.
+    assert_eq!(produce("lat", -1, 1).await.0, 0);
+    served.stop().await;
+}

@@ -1,6 +1,7 @@
 //! Integration tests of the broker's handlers: a [`Broker`] on a temporary directory, requests
 //! sent through the [`Handler`] dispatcher after a round trip through the wire encoding at the
-//! tested version, and responses checked after the same round trip.
+//! tested version, and responses checked after the same round trip; or (module `wire`) the
+//! broker served by `basalt-server` over real TCP.
 
 #![allow(clippy::unwrap_used)]
 
@@ -8,6 +9,9 @@ mod admin_configs;
 mod admin_partitions;
 mod admin_records;
 mod cluster;
+mod producer_state;
+mod versions;
+mod wire;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
