@@ -8,3 +8,4 @@ mod clients;
 mod common;
 mod durability;
 mod faults;
+mod groups_cli;
