@@ -647,6 +647,8 @@ mod tests {
     fn client_caps_topic_id_only_versions() {
         assert_eq!(client_max_version(ApiKey::Fetch), 12);
         assert_eq!(client_max_version(ApiKey::Produce), 12);
+        assert_eq!(client_max_version(ApiKey::OffsetCommit), 9);
+        assert_eq!(client_max_version(ApiKey::OffsetFetch), 9);
         assert_eq!(
             client_max_version(ApiKey::Metadata),
             ApiKey::Metadata.valid_versions().max

@@ -1849,4 +1849,487 @@ orders  1          3               10              7    m1         client-m1  /1
         };
         assert_eq!(r.to.strategy().unwrap(), Strategy::Datetime(1000));
     }
+
+    /// A scripted Kafka coordinator on 127.0.0.1:0 that answers the requests of the group
+    /// commands over real TCP, so that versions, request shapes and retries are tested end to
+    /// end: group `billing` in `state` with one member owning `orders` 0 and 1, committed offsets
+    /// 7 and 3, logs 0..10. Its first FindCoordinator and DescribeGroups answers are retriable
+    /// errors.
+    mod wire {
+        use std::io::{Read, Write};
+        use std::net::{TcpListener, TcpStream};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::{Arc, Mutex};
+
+        use basalt_protocol::messages::api_versions_response::{ApiVersion, ApiVersionsResponse};
+        use basalt_protocol::messages::delete_groups_response::{
+            DeletableGroupResult, DeleteGroupsResponse,
+        };
+        use basalt_protocol::messages::describe_groups_response::{
+            DescribeGroupsResponse, DescribedGroup, DescribedGroupMember,
+        };
+        use basalt_protocol::messages::find_coordinator_response::{
+            Coordinator, FindCoordinatorResponse,
+        };
+        use basalt_protocol::messages::list_groups_response::{self, ListGroupsResponse};
+        use basalt_protocol::messages::list_offsets_response::{
+            ListOffsetsPartitionResponse, ListOffsetsResponse, ListOffsetsTopicResponse,
+        };
+        use basalt_protocol::messages::metadata_response::{
+            MetadataResponse, MetadataResponseBroker, MetadataResponsePartition,
+            MetadataResponseTopic,
+        };
+        use basalt_protocol::messages::offset_commit_response::{
+            OffsetCommitResponse, OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+        };
+        use basalt_protocol::messages::offset_fetch_response::{
+            OffsetFetchResponse, OffsetFetchResponseGroup, OffsetFetchResponsePartitions,
+            OffsetFetchResponseTopics,
+        };
+        use basalt_protocol::{
+            FrameDecoder, FrameStatus, decode_request_frame, encode_response, header_versions,
+        };
+        use bytes::BytesMut;
+
+        use super::super::*;
+        use super::assignment_bytes;
+
+        /// The requests the fake has seen, with the version each was sent at.
+        type Seen = Arc<Mutex<Vec<(i16, RequestBody)>>>;
+
+        struct Fake {
+            addr: String,
+            seen: Seen,
+        }
+
+        impl Fake {
+            fn start(state: &'static str) -> Fake {
+                let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+                let port = i32::from(listener.local_addr().unwrap().port());
+                let seen: Seen = Arc::default();
+                let calls = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+                let (seen2, calls2) = (seen.clone(), calls.clone());
+                std::thread::spawn(move || {
+                    for stream in listener.incoming() {
+                        let (seen, calls) = (seen2.clone(), calls2.clone());
+                        std::thread::spawn(move || {
+                            serve(stream.unwrap(), state, port, &seen, &calls)
+                        });
+                    }
+                });
+                Fake {
+                    addr: format!("127.0.0.1:{port}"),
+                    seen,
+                }
+            }
+
+            fn requests(&self, api: ApiKey) -> Vec<(i16, RequestBody)> {
+                let seen = self.seen.lock().unwrap();
+                seen.iter()
+                    .filter(|(_, b)| b.api_key() == api)
+                    .cloned()
+                    .collect()
+            }
+        }
+
+        fn serve(
+            mut stream: TcpStream,
+            state: &str,
+            port: i32,
+            seen: &Seen,
+            calls: &[AtomicUsize; 2],
+        ) {
+            let mut decoder = FrameDecoder::new(1 << 20);
+            let mut buf = BytesMut::new();
+            let mut chunk = [0u8; 4096];
+            loop {
+                let frame = match decoder.decode(&mut buf).unwrap() {
+                    FrameStatus::Frame(frame) => frame,
+                    FrameStatus::Incomplete { .. } => {
+                        match stream.read(&mut chunk) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                        continue;
+                    }
+                };
+                let (header, body) = decode_request_frame(frame).unwrap();
+                let version = header.request_api_version;
+                seen.lock().unwrap().push((version, body.clone()));
+                let response = answer(&body, state, port, calls);
+                let (_, response_header) = header_versions(body.api_key(), version);
+                let out =
+                    encode_response(response_header, header.correlation_id, &response, version)
+                        .unwrap();
+                stream.write_all(&out).unwrap();
+            }
+        }
+
+        fn answer(
+            body: &RequestBody,
+            state: &str,
+            port: i32,
+            calls: &[AtomicUsize; 2],
+        ) -> ResponseBody {
+            let first = |i: usize| calls[i].fetch_add(1, Ordering::SeqCst) == 0;
+            match body {
+                RequestBody::ApiVersions(_) => {
+                    let api_keys = [
+                        (ApiKey::Metadata, 0, 12),
+                        (ApiKey::ListOffsets, 1, 8),
+                        (ApiKey::FindCoordinator, 0, 6),
+                        (ApiKey::ListGroups, 0, 5),
+                        (ApiKey::DescribeGroups, 0, 5),
+                        (ApiKey::OffsetFetch, 1, 10),
+                        (ApiKey::OffsetCommit, 2, 10),
+                        (ApiKey::DeleteGroups, 0, 2),
+                    ]
+                    .iter()
+                    .map(|&(api, min_version, max_version)| ApiVersion {
+                        api_key: api.key(),
+                        min_version,
+                        max_version,
+                        ..Default::default()
+                    })
+                    .collect();
+                    ResponseBody::ApiVersions(ApiVersionsResponse {
+                        api_keys,
+                        ..Default::default()
+                    })
+                }
+                RequestBody::Metadata(_) => ResponseBody::Metadata(MetadataResponse {
+                    brokers: vec![MetadataResponseBroker {
+                        node_id: 0,
+                        host: "127.0.0.1".into(),
+                        port,
+                        ..Default::default()
+                    }],
+                    controller_id: 0,
+                    topics: vec![MetadataResponseTopic {
+                        name: Some(TOPIC.into()),
+                        partitions: (0..2)
+                            .map(|p| MetadataResponsePartition {
+                                partition_index: p,
+                                leader_id: 0,
+                                replica_nodes: vec![0],
+                                isr_nodes: vec![0],
+                                ..Default::default()
+                            })
+                            .collect(),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+                RequestBody::FindCoordinator(r) => {
+                    let code = if first(0) {
+                        ErrorCode::CoordinatorNotAvailable.code()
+                    } else {
+                        0
+                    };
+                    ResponseBody::FindCoordinator(FindCoordinatorResponse {
+                        coordinators: r
+                            .coordinator_keys
+                            .iter()
+                            .map(|key| Coordinator {
+                                key: key.clone(),
+                                node_id: if code == 0 { 0 } else { -1 },
+                                host: "127.0.0.1".into(),
+                                port,
+                                error_code: code,
+                                ..Default::default()
+                            })
+                            .collect(),
+                        ..Default::default()
+                    })
+                }
+                RequestBody::ListGroups(r) => ResponseBody::ListGroups(ListGroupsResponse {
+                    groups: [("billing", state), ("audit", "Empty")]
+                        .iter()
+                        .filter(|(_, s)| {
+                            r.states_filter.is_empty() || r.states_filter.iter().any(|f| f == s)
+                        })
+                        .map(|(g, s)| list_groups_response::ListedGroup {
+                            group_id: (*g).into(),
+                            protocol_type: "consumer".into(),
+                            group_state: (*s).into(),
+                            group_type: "classic".into(),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                }),
+                RequestBody::DescribeGroups(r) => {
+                    let loading = first(1);
+                    ResponseBody::DescribeGroups(DescribeGroupsResponse {
+                        groups: r
+                            .groups
+                            .iter()
+                            .map(|g| described(g, state, loading))
+                            .collect(),
+                        ..Default::default()
+                    })
+                }
+                RequestBody::OffsetFetch(r) => ResponseBody::OffsetFetch(OffsetFetchResponse {
+                    groups: r
+                        .groups
+                        .iter()
+                        .map(|g| OffsetFetchResponseGroup {
+                            group_id: g.group_id.clone(),
+                            topics: vec![OffsetFetchResponseTopics {
+                                name: TOPIC.into(),
+                                partitions: [(0, 7), (1, 3)]
+                                    .iter()
+                                    .map(|&(p, o)| OffsetFetchResponsePartitions {
+                                        partition_index: p,
+                                        committed_offset: o,
+                                        ..Default::default()
+                                    })
+                                    .collect(),
+                                ..Default::default()
+                            }],
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                }),
+                RequestBody::ListOffsets(r) => ResponseBody::ListOffsets(ListOffsetsResponse {
+                    topics: r
+                        .topics
+                        .iter()
+                        .map(|t| ListOffsetsTopicResponse {
+                            name: t.name.clone(),
+                            partitions: t
+                                .partitions
+                                .iter()
+                                .map(|p| ListOffsetsPartitionResponse {
+                                    partition_index: p.partition_index,
+                                    offset: match p.timestamp {
+                                        EARLIEST => 0,
+                                        LATEST => 10,
+                                        _ => 4,
+                                    },
+                                    ..Default::default()
+                                })
+                                .collect(),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                }),
+                RequestBody::OffsetCommit(r) => ResponseBody::OffsetCommit(OffsetCommitResponse {
+                    topics: r
+                        .topics
+                        .iter()
+                        .map(|t| OffsetCommitResponseTopic {
+                            name: t.name.clone(),
+                            partitions: t
+                                .partitions
+                                .iter()
+                                .map(|p| OffsetCommitResponsePartition {
+                                    partition_index: p.partition_index,
+                                    error_code: 0,
+                                    ..Default::default()
+                                })
+                                .collect(),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                }),
+                RequestBody::DeleteGroups(r) => ResponseBody::DeleteGroups(DeleteGroupsResponse {
+                    results: r
+                        .groups_names
+                        .iter()
+                        .map(|g| DeletableGroupResult {
+                            group_id: g.clone(),
+                            error_code: if state == "Empty" {
+                                0
+                            } else {
+                                ErrorCode::NonEmptyGroup.code()
+                            },
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                }),
+                other => panic!("the fake coordinator does not serve {:?}", other.api_key()),
+            }
+        }
+
+        const TOPIC: &str = "orders";
+
+        fn described(group: &str, state: &str, loading: bool) -> DescribedGroup {
+            if loading {
+                return DescribedGroup {
+                    group_id: group.into(),
+                    error_code: ErrorCode::CoordinatorLoadInProgress.code(),
+                    ..Default::default()
+                };
+            }
+            if group != "billing" {
+                return DescribedGroup {
+                    group_id: group.into(),
+                    group_state: "Dead".into(),
+                    ..Default::default()
+                };
+            }
+            let mut subscription = BytesMut::new();
+            subscription.extend_from_slice(&1i16.to_be_bytes());
+            ConsumerProtocolSubscription {
+                topics: vec![TOPIC.into()],
+                ..Default::default()
+            }
+            .encode(&mut subscription, 1)
+            .unwrap();
+            let members = if state == "Empty" {
+                vec![]
+            } else {
+                vec![DescribedGroupMember {
+                    member_id: "rdkafka-1".into(),
+                    group_instance_id: Some("worker-a".into()),
+                    client_id: "billing-worker".into(),
+                    client_host: "/127.0.0.1".into(),
+                    member_metadata: subscription.freeze(),
+                    member_assignment: assignment_bytes(1, &[(TOPIC, &[0, 1])]),
+                    ..Default::default()
+                }]
+            };
+            DescribedGroup {
+                group_id: group.into(),
+                group_state: state.into(),
+                protocol_type: "consumer".into(),
+                protocol_data: "range".into(),
+                members,
+                ..Default::default()
+            }
+        }
+
+        fn reset_args(args: &[&str]) -> ResetArgs {
+            use clap::Parser;
+            #[derive(Debug, Parser)]
+            struct Cli {
+                #[command(subcommand)]
+                command: GroupCommand,
+            }
+            let cli = Cli::try_parse_from([&["group", "reset-offsets", "billing"], args].concat())
+                .unwrap();
+            match cli.command {
+                GroupCommand::ResetOffsets(r) => r,
+                other => panic!("not a reset: {other:?}"),
+            }
+        }
+
+        #[test]
+        fn group_describe_over_the_wire_retries_then_reports_lag() {
+            let fake = Fake::start("Stable");
+            let mut client = Client::connect(&fake.addr).unwrap();
+            let d = describe_one(&mut client, "billing").unwrap();
+            assert_eq!((d.info.state.as_str(), d.info.coordinator), ("Stable", 0));
+            let m = &d.info.members[0];
+            assert_eq!(m.group_instance_id.as_deref(), Some("worker-a"));
+            assert_eq!(m.subscribed_topics, vec![TOPIC]);
+            assert_eq!(m.assignment[0].partitions, vec![0, 1]);
+            let lags: Vec<_> = d.offsets.iter().map(|r| (r.partition, r.lag)).collect();
+            assert_eq!(lags, vec![(0, Some(3)), (1, Some(7))]);
+            assert_eq!(d.total_lag, 10);
+            // FindCoordinator v6 with a batched key, OffsetFetch capped at v9 (the groups form).
+            let find = fake.requests(ApiKey::FindCoordinator);
+            assert!(find.len() >= 2, "the first answer is retried: {find:?}");
+            let RequestBody::FindCoordinator(r) = &find[0].1 else {
+                unreachable!()
+            };
+            assert_eq!(
+                (find[0].0, r.coordinator_keys.as_slice(), r.key_type),
+                (6, &["billing".to_owned()][..], 0)
+            );
+            assert_eq!(
+                fake.requests(ApiKey::DescribeGroups).len(),
+                2,
+                "the load error is retried"
+            );
+            let fetch = fake.requests(ApiKey::OffsetFetch);
+            let RequestBody::OffsetFetch(r) = &fetch[0].1 else {
+                unreachable!()
+            };
+            assert_eq!(fetch[0].0, 9);
+            assert_eq!(
+                (r.groups[0].group_id.as_str(), r.groups[0].topics.is_none()),
+                ("billing", true)
+            );
+        }
+
+        #[test]
+        fn group_list_over_the_wire_filters_by_state() {
+            let fake = Fake::start("Stable");
+            let mut client = Client::connect(&fake.addr).unwrap();
+            client.metadata(Some(&[])).unwrap();
+            let all = list_on(&mut client, 0, &[], &[]).unwrap();
+            assert_eq!(all.len(), 2);
+            assert_eq!(all[0].group_type.as_deref(), Some("classic"));
+            let empty = list_on(&mut client, 0, &["Empty".into()], &[]).unwrap();
+            assert_eq!(
+                empty.iter().map(|g| g.group.as_str()).collect::<Vec<_>>(),
+                ["audit"]
+            );
+        }
+
+        #[test]
+        fn group_reset_over_the_wire_commits_as_an_admin_only_when_inactive() {
+            let active = Fake::start("Stable");
+            let mut client = Client::connect(&active.addr).unwrap();
+            let err = reset_offsets(
+                &mut client,
+                &reset_args(&["--topic", TOPIC, "--to-earliest"]),
+                true,
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("Stable with 1 active member"), "{err}");
+            assert!(active.requests(ApiKey::OffsetCommit).is_empty());
+            let err = delete_one(client.node(0).unwrap(), "billing").unwrap();
+            assert!(matches!(err, Reply::Done(code) if code == ErrorCode::NonEmptyGroup.code()));
+
+            let empty = Fake::start("Empty");
+            let mut client = Client::connect(&empty.addr).unwrap();
+            let dry = reset_args(&["--topic", "orders:1", "--shift-by", "-1", "--dry-run"]);
+            reset_offsets(&mut client, &dry, true).unwrap();
+            assert!(
+                empty.requests(ApiKey::OffsetCommit).is_empty(),
+                "a dry run commits nothing"
+            );
+
+            let by_time = reset_args(&["--all-topics", "--to-datetime", "2026-01-01T00:00:00Z"]);
+            reset_offsets(&mut client, &by_time, true).unwrap();
+            let commits = empty.requests(ApiKey::OffsetCommit);
+            assert_eq!(commits.len(), 1);
+            let (version, RequestBody::OffsetCommit(r)) = &commits[0] else {
+                unreachable!()
+            };
+            assert_eq!(*version, 9, "capped below v10, which names topics by id");
+            assert_eq!(
+                (
+                    r.group_id.as_str(),
+                    r.generation_id_or_member_epoch,
+                    r.member_id.as_str()
+                ),
+                ("billing", -1, "")
+            );
+            let offsets: Vec<_> = r.topics[0]
+                .partitions
+                .iter()
+                .map(|p| (p.partition_index, p.committed_offset))
+                .collect();
+            assert_eq!(
+                (r.topics[0].name.as_str(), offsets),
+                (TOPIC, vec![(0, 4), (1, 4)])
+            );
+            let ts = empty.requests(ApiKey::ListOffsets);
+            assert!(
+                ts.iter()
+                    .any(|(_, b)| matches!(b, RequestBody::ListOffsets(l)
+                if l.topics[0].partitions[0].timestamp == 1_767_225_600_000)),
+                "{ts:?}"
+            );
+        }
+    }
 }
