@@ -1287,12 +1287,11 @@ fn reset_offsets(client: &mut Client, args: &ResetArgs, json: bool) -> Result<()
     if !args.dry_run {
         let (_, codes) = with_coordinator(client, group, |conn| commit(conn, group, &rows))?;
         for r in &mut rows {
-            let code = codes
-                .get(&(r.topic.clone(), r.partition))
-                .copied()
-                .unwrap_or(0);
             let what = format!("{}/{}", r.topic, r.partition);
-            r.error = check(code, &what, None).err().map(|e| e.to_string());
+            r.error = match codes.get(&(r.topic.clone(), r.partition)) {
+                Some(&code) => check(code, &what, None).err().map(|e| e.to_string()),
+                None => Some(format!("{what}: the coordinator did not answer for it")),
+            };
         }
     }
     let failed = rows.iter().filter(|r| r.error.is_some()).count();
