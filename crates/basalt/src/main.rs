@@ -35,6 +35,8 @@ enum Command {
     Produce(cli::produce::ProduceArgs),
     /// Read records from a topic and print them.
     Consume(cli::consume::ConsumeArgs),
+    /// List, describe, reset the offsets of and delete consumer groups.
+    Group(cli::group::GroupArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         Command::Topic(args) => cli::topic::run(args),
         Command::Produce(args) => cli::produce::run(args),
         Command::Consume(args) => cli::consume::run(args),
+        Command::Group(args) => cli::group::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -15,10 +15,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use basalt_protocol::messages::api_versions_request::ApiVersionsRequest;
 use basalt_protocol::messages::api_versions_response::ApiVersionsResponse;
+use basalt_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use basalt_protocol::messages::list_offsets_request::{
     ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
 };
@@ -42,15 +43,20 @@ const CLIENT_ID: &str = "basalt-cli";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The highest version of each API this client sends. Produce and Fetch v13+ address topics by
-/// ID only, which this client does not track, so they stop at v12; everything else may use the
-/// newest version the codec knows.
+/// The highest version of each API this client sends. Produce and Fetch v13+, and OffsetCommit
+/// and OffsetFetch v10+, address topics by ID only, which this client does not track, so they
+/// stop below that; everything else may use the newest version the codec knows.
 fn client_max_version(api: ApiKey) -> i16 {
     match api {
         ApiKey::Produce | ApiKey::Fetch => 12,
+        ApiKey::OffsetCommit | ApiKey::OffsetFetch => 9,
         _ => api.valid_versions().max,
     }
 }
+
+/// How long [`Client::coordinator`] keeps asking while the coordinator is still being elected or
+/// loaded (Kafka creates `__consumer_offsets` on the first FindCoordinator).
+pub const COORDINATOR_WAIT: Duration = Duration::from_secs(10);
 
 /// Human wording of an I/O error, without the "(os error N)" suffix where the kind says it all.
 fn describe_io(err: &io::Error) -> String {
@@ -344,6 +350,90 @@ impl Client {
     }
 }
 
+/// FindCoordinator's key type for consumer groups.
+const KEY_TYPE_GROUP: i8 = 0;
+
+/// Whether `code` means "ask again": the coordinator is moving, not yet elected or still loading.
+pub fn coordinator_retriable(code: i16) -> bool {
+    matches!(
+        ErrorCode::from_code(code),
+        Some(
+            ErrorCode::CoordinatorNotAvailable
+                | ErrorCode::CoordinatorLoadInProgress
+                | ErrorCode::NotCoordinator
+        )
+    )
+}
+
+impl Client {
+    /// Finds the coordinator of consumer group `group` with FindCoordinator (one batched key from
+    /// v4 on, the single key before), records its address and returns its broker id. Retries for
+    /// up to [`COORDINATOR_WAIT`] while the answer is COORDINATOR_NOT_AVAILABLE or
+    /// COORDINATOR_LOAD_IN_PROGRESS.
+    pub fn coordinator(&mut self, group: &str) -> Result<i32, Error> {
+        let deadline = Instant::now() + COORDINATOR_WAIT;
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let conn = self.any()?;
+            let batched = conn
+                .version(ApiKey::FindCoordinator)
+                .is_some_and(|v| v >= 4);
+            let request = FindCoordinatorRequest {
+                key: if batched {
+                    String::new()
+                } else {
+                    group.to_owned()
+                },
+                key_type: KEY_TYPE_GROUP,
+                coordinator_keys: if batched {
+                    vec![group.to_owned()]
+                } else {
+                    Vec::new()
+                },
+                ..Default::default()
+            };
+            let response = match conn.send(&RequestBody::FindCoordinator(request))? {
+                ResponseBody::FindCoordinator(r) => r,
+                other => return Err(unexpected(ApiKey::FindCoordinator, &other)),
+            };
+            let (code, message, node_id, host, port) = if batched {
+                let c = response
+                    .coordinators
+                    .iter()
+                    .find(|c| c.key == group)
+                    .ok_or_else(|| format!("FindCoordinator did not answer for group {group:?}"))?;
+                (
+                    c.error_code,
+                    c.error_message.clone(),
+                    c.node_id,
+                    c.host.clone(),
+                    c.port,
+                )
+            } else {
+                (
+                    response.error_code,
+                    response.error_message.clone(),
+                    response.node_id,
+                    response.host.clone(),
+                    response.port,
+                )
+            };
+            if code == 0 && node_id >= 0 {
+                self.nodes.insert(node_id, format!("{host}:{port}"));
+                return Ok(node_id);
+            }
+            let wait = code != 0 && coordinator_retriable(code) && Instant::now() < deadline;
+            if !wait {
+                let what = format!("cannot find the coordinator of group {group:?}");
+                check(code, &what, message.as_deref())?;
+                return Err(format!("{what}: the broker named none (node {node_id})").into());
+            }
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(Duration::from_millis(500));
+        }
+    }
+}
+
 /// One partition of a topic, as metadata describes it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PartitionInfo {
@@ -557,6 +647,8 @@ mod tests {
     fn client_caps_topic_id_only_versions() {
         assert_eq!(client_max_version(ApiKey::Fetch), 12);
         assert_eq!(client_max_version(ApiKey::Produce), 12);
+        assert_eq!(client_max_version(ApiKey::OffsetCommit), 9);
+        assert_eq!(client_max_version(ApiKey::OffsetFetch), 9);
         assert_eq!(
             client_max_version(ApiKey::Metadata),
             ApiKey::Metadata.valid_versions().max

@@ -87,7 +87,8 @@ fn parse_start(s: &str) -> Result<Start, String> {
     }
 }
 
-fn parse_timestamp(s: &str) -> Result<i64, String> {
+/// Parses a time given as milliseconds since the Unix epoch or as RFC 3339 text.
+pub(crate) fn parse_timestamp(s: &str) -> Result<i64, String> {
     if let Ok(ms) = s.parse::<i64>() {
         return Ok(ms);
     }

@@ -16,12 +16,21 @@ pub fn table<const N: usize>(header: [&str; N]) -> Table {
     table
 }
 
-/// Prints `table` to stdout without the one-space cell padding at line starts and ends.
+/// Prints `table` to stdout as [`render_table`] lays it out.
 pub fn print_table(table: &Table) {
+    print!("{}", render_table(table));
+}
+
+/// The text of `table`, without the one-space cell padding at line starts and ends, each line
+/// ending in a newline.
+pub fn render_table(table: &Table) -> String {
+    let mut out = String::new();
     for line in table.to_string().lines() {
         let line = line.strip_prefix(' ').unwrap_or(line);
-        println!("{}", line.trim_end());
+        out.push_str(line.trim_end());
+        out.push('\n');
     }
+    out
 }
 
 /// Prints `value` as pretty JSON to stdout.

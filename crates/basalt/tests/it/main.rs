@@ -9,3 +9,4 @@ mod common;
 mod durability;
 mod faults;
 mod groups;
+mod groups_cli;
