@@ -3,7 +3,8 @@
 #
 # Installs kcat and the confluent-kafka Python package if they are missing, starts the broker
 # (from $BASALT_BIN, or built with cargo) on a free loopback port over a temporary data
-# directory, produces and consumes with kcat, runs tests/e2e/python_client.py, then stops the
+# directory, produces and consumes with kcat, runs tests/e2e/python_client.py and
+# tests/e2e/python_group.py (consumer groups, both protocols), then stops the
 # broker with SIGTERM and expects exit code 0.
 #
 # The last line printed is "N passed, M failed"; the exit code is non-zero if anything failed.
@@ -112,6 +113,12 @@ if timeout 120 "$PYTHON" "$ROOT/tests/e2e/python_client.py" "$ADDR"; then
     pass "python client: admin, idempotent zstd producer, assign consumer"
 else
     fail "python client: admin, idempotent zstd producer, assign consumer"
+fi
+
+if timeout 180 "$PYTHON" "$ROOT/tests/e2e/python_group.py" "$ADDR"; then
+    pass "python client: consumer groups (classic and KIP-848), commits"
+else
+    fail "python client: consumer groups (classic and KIP-848), commits"
 fi
 
 # --- Shutdown --------------------------------------------------------------------------------

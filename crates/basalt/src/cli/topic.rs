@@ -58,8 +58,12 @@ enum TopicCommand {
         #[arg(short = 'c', long = "config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
         configs: Vec<(String, String)>,
     },
-    /// List topics.
-    List,
+    /// List topics (internal ones such as `__consumer_offsets` only with `--all`).
+    List {
+        /// Include internal topics.
+        #[arg(long)]
+        all: bool,
+    },
     /// Show a topic's partitions, leaders, replicas, offsets and configs.
     Describe {
         /// Topic name.
@@ -103,7 +107,7 @@ pub fn run(args: TopicArgs) -> Result<(), Error> {
             replicas,
             configs,
         } => create(&mut client, &name, partitions, replicas, &configs),
-        TopicCommand::List => list(&mut client, json),
+        TopicCommand::List { all } => list(&mut client, json, all),
         TopicCommand::Describe { name } => describe(&mut client, &name, json),
         TopicCommand::AlterConfig { name, set, delete } => {
             alter_config(&mut client, &name, &set, &delete)
@@ -168,12 +172,12 @@ fn create(
     Ok(())
 }
 
-fn list(client: &mut Client, json: bool) -> Result<(), Error> {
+fn list(client: &mut Client, json: bool, all: bool) -> Result<(), Error> {
     let response = client.metadata(None)?;
     let mut topics: Vec<TopicInfo> = response
         .topics
         .iter()
-        .filter(|t| t.error_code == 0)
+        .filter(|t| t.error_code == 0 && (all || !t.is_internal))
         .map(TopicInfo::from_metadata)
         .collect();
     topics.sort_by(|a, b| a.name.cmp(&b.name));
