@@ -306,6 +306,25 @@ fn groups_read_independently_and_resume_at_commits_after_restart() {
     let broker = ProcessBroker::start(bin, dir.path(), &args);
     let b = broker.bootstrap();
     let (a, _) = group_consumer(&b, "g-a", Protocol::Classic, &[]);
+    // Both groups came back, empty, with their protocol type.
+    let listed = a.fetch_group_list(None, TIMEOUT).unwrap();
+    let groups: BTreeMap<String, (String, String)> = listed
+        .groups()
+        .iter()
+        .map(|g| {
+            (
+                g.name().to_owned(),
+                (g.state().to_owned(), g.protocol_type().to_owned()),
+            )
+        })
+        .collect();
+    for name in ["g-a", "g-b"] {
+        assert_eq!(
+            groups.get(name),
+            Some(&("Empty".to_owned(), "consumer".to_owned())),
+            "{name} after restart: {groups:?}"
+        );
+    }
     let committed = a
         .committed_offsets(
             {
