@@ -2,7 +2,7 @@
 //! every compression codec, idempotent producers, topic administration, offsets by time, and
 //! the size limit.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use basalt_testkit::TestBroker;
 use rdkafka::consumer::Consumer;
@@ -508,12 +508,9 @@ fn offsets_are_found_by_time_and_watermarks_are_reported() {
     tpl.add_partition_offset("timed", 0, Offset::Offset(7))
         .unwrap();
     consumer.assign(&tpl).unwrap();
-    let deadline = std::time::Instant::now() + TIMEOUT;
+    let deadline = Instant::now() + TIMEOUT;
     let first = loop {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "nothing read from offset 7"
-        );
+        assert!(Instant::now() < deadline, "nothing read from offset 7");
         if let Some(m) = consumer.poll(Duration::from_millis(100)) {
             break m.unwrap().detach();
         }
@@ -574,4 +571,54 @@ fn metadata_for_all_topics_lists_every_topic() {
         .collect();
     topics.sort_unstable();
     assert_eq!(topics, vec![("first", 1), ("second", 2)]);
+}
+
+/// A fetch spanning partitions stays within `fetch.max.bytes`: only the first partition may
+/// exceed it (with one whole batch), so a client whose `receive.message.max.bytes` is just
+/// above `fetch.max.bytes` reads every large record.
+#[test]
+fn fetch_max_bytes_bounds_responses_across_partitions() {
+    let broker = TestBroker::start();
+    let b = broker.bootstrap();
+    create_topic(&b, "big-fetch", 3, &[]);
+    let p = producer(&b, &[]);
+    let value = vec![7u8; 900 * 1024];
+    for part in 0..3 {
+        for _ in 0..2 {
+            send_one(
+                &p,
+                FutureRecord::to("big-fetch")
+                    .partition(part)
+                    .payload(&value[..]),
+            );
+        }
+    }
+    let consumer: rdkafka::consumer::BaseConsumer = rdkafka::config::ClientConfig::new()
+        .set("bootstrap.servers", &b)
+        .set("group.id", "big-fetch")
+        .set("enable.auto.commit", "false")
+        .set("fetch.max.bytes", "1000000")
+        .set("receive.message.max.bytes", "1000512")
+        .set("max.partition.fetch.bytes", "20000000")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for part in 0..3 {
+        tpl.add_partition_offset("big-fetch", part, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let deadline = Instant::now() + TIMEOUT;
+    let mut read = 0;
+    while read < 6 {
+        assert!(Instant::now() < deadline, "read {read} of 6 records");
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                assert_eq!(m.payload().map(<[u8]>::len), Some(value.len()));
+                read += 1;
+            }
+            Some(Err(e)) => panic!("consume error: {e}"),
+            None => {}
+        }
+    }
 }
