@@ -142,11 +142,22 @@ impl Coordinator {
         (result, durable)
     }
 
-    /// Removes a group entirely (after DeleteGroups), appending its tombstones.
-    pub fn remove_group(&self, broker: &Broker, id: &str) -> Durable {
+    /// Removes a group that has no members, with its offsets (DeleteGroups), appending its
+    /// tombstones; GROUP_ID_NOT_FOUND or NON_EMPTY_GROUP otherwise. Checked and removed under one
+    /// lock, so a member joining meanwhile is never lost.
+    pub fn remove_group(
+        &self,
+        broker: &Broker,
+        id: &str,
+    ) -> Result<Durable, basalt_protocol::ErrorCode> {
         let mut groups = self.groups.lock();
+        match groups.get(id) {
+            None => return Err(basalt_protocol::ErrorCode::GroupIdNotFound),
+            Some(g) if !g.is_empty() => return Err(basalt_protocol::ErrorCode::NonEmptyGroup),
+            Some(_) => {}
+        }
         let Some(mut g) = groups.remove(id) else {
-            return Vec::new();
+            return Err(basalt_protocol::ErrorCode::GroupIdNotFound);
         };
         let mut effects = match &mut g.kind {
             GroupKind::Classic(c) => c.mark_dead(now_ms()),
@@ -164,7 +175,7 @@ impl Coordinator {
         let durable = self.append(broker, &effects.records);
         drop(groups);
         self.deliver(effects.completions);
-        durable
+        Ok(durable)
     }
 
     /// A snapshot view of every group: `f` sees each one under the lock.

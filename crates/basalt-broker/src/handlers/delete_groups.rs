@@ -10,19 +10,21 @@ use basalt_protocol::messages::delete_groups_response::{
 use crate::Broker;
 use crate::groups;
 
-pub async fn handle(broker: &Broker, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
+/// Deletes now; the returned future waits for the tombstones' durability.
+pub fn handle(
+    broker: &Broker,
+    req: DeleteGroupsRequest,
+) -> impl Future<Output = DeleteGroupsResponse> + Send + 'static {
     let coordinator = broker.coordinator();
     let mut results = Vec::with_capacity(req.groups_names.len());
     let mut durable = Vec::new();
     for id in req.groups_names {
-        let state = coordinator.read(&id, |g| g.map(|g| g.is_empty()));
-        let code = match state {
-            None => ErrorCode::GroupIdNotFound,
-            Some(false) => ErrorCode::NonEmptyGroup,
-            Some(true) => {
-                durable.extend(coordinator.remove_group(broker, &id));
+        let code = match coordinator.remove_group(broker, &id) {
+            Ok(d) => {
+                durable.extend(d);
                 ErrorCode::None
             }
+            Err(code) => code,
         };
         results.push(DeletableGroupResult {
             group_id: id,
@@ -30,9 +32,11 @@ pub async fn handle(broker: &Broker, req: DeleteGroupsRequest) -> DeleteGroupsRe
             ..DeletableGroupResult::default()
         });
     }
-    groups::durable(durable).await;
-    DeleteGroupsResponse {
-        results,
-        ..DeleteGroupsResponse::default()
+    async move {
+        groups::durable(durable).await;
+        DeleteGroupsResponse {
+            results,
+            ..DeleteGroupsResponse::default()
+        }
     }
 }

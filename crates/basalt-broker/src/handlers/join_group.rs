@@ -57,15 +57,18 @@ fn error(code: ErrorCode, member_id: &str, version: i16) -> JoinGroupResponse {
     )
 }
 
-pub async fn handle(
+/// Joins now (in request order); the returned future waits for the rebalance if the answer is
+/// parked.
+pub fn handle(
     broker: &Broker,
     req: JoinGroupRequest,
     version: i16,
     client_id: String,
     client_host: String,
-) -> JoinGroupResponse {
+) -> impl Future<Output = JoinGroupResponse> + Send + 'static {
     if req.group_id.is_empty() {
-        return error(ErrorCode::InvalidGroupId, &req.member_id, version);
+        let r = error(ErrorCode::InvalidGroupId, &req.member_id, version);
+        return Waiting::Ready(r).into_future(version, String::new());
     }
     let coordinator = broker.coordinator();
     let config = coordinator.config().clone();
@@ -106,18 +109,34 @@ pub async fn handle(
             None => (Err(ErrorCode::CoordinatorNotAvailable), Default::default()),
         },
     );
-    match answer {
+    let waiting = match answer {
         Err(code) => {
             coordinator.unpark(ticket);
-            error(code, &member_id, version)
+            Waiting::Ready(error(code, &member_id, version))
         }
         Ok(Answer::Now(r)) => {
             coordinator.unpark(ticket);
-            response(r, version)
+            Waiting::Ready(response(r, version))
         }
-        Ok(Answer::Parked) => match groups::wait(waiter).await {
-            Some(Reply::Join(r)) => response(r, version),
-            _ => error(ErrorCode::UnknownServerError, &member_id, version),
-        },
+        Ok(Answer::Parked) => Waiting::Parked(waiter),
+    };
+    waiting.into_future(version, member_id)
+}
+
+/// A JoinGroup answered now or parked.
+enum Waiting {
+    Ready(JoinGroupResponse),
+    Parked(groups::Waiter),
+}
+
+impl Waiting {
+    async fn into_future(self, version: i16, member_id: String) -> JoinGroupResponse {
+        match self {
+            Waiting::Ready(r) => r,
+            Waiting::Parked(waiter) => match groups::wait(waiter).await {
+                Some(Reply::Join(r)) => response(r, version),
+                _ => error(ErrorCode::UnknownServerError, &member_id, version),
+            },
+        }
     }
 }

@@ -268,20 +268,16 @@ impl Handler for Broker {
                 ResponseBody::DescribeCluster(describe_cluster::handle(&self, r, version))
             }
             RequestBody::JoinGroup(r) => {
-                let broker = Arc::clone(&self);
                 let (client_id, host) = client_of(&header, &conn);
+                let answer = join_group::handle(&self, r, version, client_id, host);
                 return Outcome::Later(Box::pin(async move {
-                    Outcome::Respond(ResponseBody::JoinGroup(
-                        join_group::handle(&broker, r, version, client_id, host).await,
-                    ))
+                    Outcome::Respond(ResponseBody::JoinGroup(answer.await))
                 }));
             }
             RequestBody::SyncGroup(r) => {
-                let broker = Arc::clone(&self);
+                let answer = sync_group::handle(&self, r);
                 return Outcome::Later(Box::pin(async move {
-                    Outcome::Respond(ResponseBody::SyncGroup(
-                        sync_group::handle(&broker, r).await,
-                    ))
+                    Outcome::Respond(ResponseBody::SyncGroup(answer.await))
                 }));
             }
             RequestBody::Heartbeat(r) => ResponseBody::Heartbeat(heartbeat::handle(&self, r)),
@@ -289,22 +285,18 @@ impl Handler for Broker {
                 ResponseBody::LeaveGroup(leave_group::handle(&self, r, version))
             }
             RequestBody::OffsetCommit(r) => {
-                let broker = Arc::clone(&self);
+                let answer = offset_commit::handle(&self, r);
                 return Outcome::Later(Box::pin(async move {
-                    Outcome::Respond(ResponseBody::OffsetCommit(
-                        offset_commit::handle(&broker, r).await,
-                    ))
+                    Outcome::Respond(ResponseBody::OffsetCommit(answer.await))
                 }));
             }
             RequestBody::OffsetFetch(r) => {
                 ResponseBody::OffsetFetch(offset_fetch::handle(&self, r, version))
             }
             RequestBody::OffsetDelete(r) => {
-                let broker = Arc::clone(&self);
+                let answer = offset_delete::handle(&self, r);
                 return Outcome::Later(Box::pin(async move {
-                    Outcome::Respond(ResponseBody::OffsetDelete(
-                        offset_delete::handle(&broker, r).await,
-                    ))
+                    Outcome::Respond(ResponseBody::OffsetDelete(answer.await))
                 }));
             }
             RequestBody::DescribeGroups(r) => {
@@ -312,11 +304,9 @@ impl Handler for Broker {
             }
             RequestBody::ListGroups(r) => ResponseBody::ListGroups(list_groups::handle(&self, r)),
             RequestBody::DeleteGroups(r) => {
-                let broker = Arc::clone(&self);
+                let answer = delete_groups::handle(&self, r);
                 return Outcome::Later(Box::pin(async move {
-                    Outcome::Respond(ResponseBody::DeleteGroups(
-                        delete_groups::handle(&broker, r).await,
-                    ))
+                    Outcome::Respond(ResponseBody::DeleteGroups(answer.await))
                 }));
             }
             RequestBody::ConsumerGroupHeartbeat(r) => {

@@ -16,7 +16,12 @@ use crate::groups::{self, is_internal};
 /// Highest version handled (v10 names topics by id).
 pub const MAX_VERSION: i16 = 9;
 
-pub async fn handle(broker: &Broker, req: OffsetCommitRequest) -> OffsetCommitResponse {
+/// Validates and applies the commits now (in request order, `GC-1`); the returned future waits
+/// for their durability and builds the answer.
+pub fn handle(
+    broker: &Broker,
+    req: OffsetCommitRequest,
+) -> impl Future<Output = OffsetCommitResponse> + Send + 'static {
     let coordinator = broker.coordinator();
     let max_metadata = coordinator.config().offset_metadata_max_bytes;
     let group_error = req.group_id.is_empty().then_some(ErrorCode::InvalidGroupId);
@@ -108,32 +113,34 @@ pub async fn handle(broker: &Broker, req: OffsetCommitRequest) -> OffsetCommitRe
             },
         ),
     };
-    let stored = groups::durable(durable).await;
-    OffsetCommitResponse {
-        topics: req
-            .topics
-            .into_iter()
-            .zip(codes)
-            .map(|(t, codes)| OffsetCommitResponseTopic {
-                name: t.name,
-                topic_id: t.topic_id,
-                partitions: t
-                    .partitions
-                    .into_iter()
-                    .zip(codes)
-                    .map(|(p, code)| OffsetCommitResponsePartition {
-                        partition_index: p.partition_index,
-                        error_code: if code == ErrorCode::None && !stored {
-                            ErrorCode::KafkaStorageError.into()
-                        } else {
-                            code.into()
-                        },
-                        ..OffsetCommitResponsePartition::default()
-                    })
-                    .collect(),
-                ..OffsetCommitResponseTopic::default()
-            })
-            .collect(),
-        ..OffsetCommitResponse::default()
+    async move {
+        let stored = groups::durable(durable).await;
+        OffsetCommitResponse {
+            topics: req
+                .topics
+                .into_iter()
+                .zip(codes)
+                .map(|(t, codes)| OffsetCommitResponseTopic {
+                    name: t.name,
+                    topic_id: t.topic_id,
+                    partitions: t
+                        .partitions
+                        .into_iter()
+                        .zip(codes)
+                        .map(|(p, code)| OffsetCommitResponsePartition {
+                            partition_index: p.partition_index,
+                            error_code: if code == ErrorCode::None && !stored {
+                                ErrorCode::KafkaStorageError.into()
+                            } else {
+                                code.into()
+                            },
+                            ..OffsetCommitResponsePartition::default()
+                        })
+                        .collect(),
+                    ..OffsetCommitResponseTopic::default()
+                })
+                .collect(),
+            ..OffsetCommitResponse::default()
+        }
     }
 }

@@ -11,7 +11,11 @@ use basalt_protocol::messages::offset_delete_response::{
 use crate::Broker;
 use crate::groups;
 
-pub async fn handle(broker: &Broker, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
+/// Deletes now; the returned future waits for the tombstones' durability.
+pub fn handle(
+    broker: &Broker,
+    req: OffsetDeleteRequest,
+) -> impl Future<Output = OffsetDeleteResponse> + Send + 'static {
     let coordinator = broker.coordinator();
     let (result, durable) = coordinator.with_group(
         broker,
@@ -58,27 +62,29 @@ pub async fn handle(broker: &Broker, req: OffsetDeleteRequest) -> OffsetDeleteRe
             (Ok(topics), effects)
         },
     );
-    groups::durable(durable).await;
-    match result {
-        Err(code) => OffsetDeleteResponse {
-            error_code: code.into(),
-            ..OffsetDeleteResponse::default()
-        },
-        Ok(topics) => OffsetDeleteResponse {
-            topics: topics
-                .into_iter()
-                .map(|(name, ps)| OffsetDeleteResponseTopic {
-                    name,
-                    partitions: ps
-                        .into_iter()
-                        .map(|(p, c)| OffsetDeleteResponsePartition {
-                            partition_index: p,
-                            error_code: c.into(),
-                        })
-                        .collect(),
-                })
-                .collect(),
-            ..OffsetDeleteResponse::default()
-        },
+    async move {
+        groups::durable(durable).await;
+        match result {
+            Err(code) => OffsetDeleteResponse {
+                error_code: code.into(),
+                ..OffsetDeleteResponse::default()
+            },
+            Ok(topics) => OffsetDeleteResponse {
+                topics: topics
+                    .into_iter()
+                    .map(|(name, ps)| OffsetDeleteResponseTopic {
+                        name,
+                        partitions: ps
+                            .into_iter()
+                            .map(|(p, c)| OffsetDeleteResponsePartition {
+                                partition_index: p,
+                                error_code: c.into(),
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+                ..OffsetDeleteResponse::default()
+            },
+        }
     }
 }

@@ -30,9 +30,14 @@ fn error(code: ErrorCode) -> SyncGroupResponse {
     }
 }
 
-pub async fn handle(broker: &Broker, req: SyncGroupRequest) -> SyncGroupResponse {
+/// Syncs now (in request order); the returned future waits for the persisted assignment and,
+/// for a follower, for the leader's SyncGroup.
+pub fn handle(
+    broker: &Broker,
+    req: SyncGroupRequest,
+) -> impl Future<Output = SyncGroupResponse> + Send + 'static {
     if req.group_id.is_empty() {
-        return error(ErrorCode::InvalidGroupId);
+        return Waiting::Ready(error(ErrorCode::InvalidGroupId)).into_future(Vec::new());
     }
     let coordinator = broker.coordinator();
     let (ticket, waiter) = coordinator.park();
@@ -66,20 +71,36 @@ pub async fn handle(broker: &Broker, req: SyncGroupRequest) -> SyncGroupResponse
             None => (Err(ErrorCode::UnknownMemberId), Default::default()),
         },
     );
-    // The assignment is persisted before anyone is told it.
-    groups::durable(durable).await;
-    match answer {
+    let waiting = match answer {
         Err(code) => {
             coordinator.unpark(ticket);
-            error(code)
+            Waiting::Ready(error(code))
         }
         Ok(Answer::Now(r)) => {
             coordinator.unpark(ticket);
-            response(r)
+            Waiting::Ready(response(r))
         }
-        Ok(Answer::Parked) => match groups::wait(waiter).await {
-            Some(Reply::Sync(r)) => response(r),
-            _ => error(ErrorCode::UnknownServerError),
-        },
+        Ok(Answer::Parked) => Waiting::Parked(waiter),
+    };
+    waiting.into_future(durable)
+}
+
+/// A SyncGroup answered now or parked.
+enum Waiting {
+    Ready(SyncGroupResponse),
+    Parked(groups::Waiter),
+}
+
+impl Waiting {
+    async fn into_future(self, durable: groups::Durable) -> SyncGroupResponse {
+        // The assignment is persisted before anyone is told it.
+        groups::durable(durable).await;
+        match self {
+            Waiting::Ready(r) => r,
+            Waiting::Parked(waiter) => match groups::wait(waiter).await {
+                Some(Reply::Sync(r)) => response(r),
+                _ => error(ErrorCode::UnknownServerError),
+            },
+        }
     }
 }
