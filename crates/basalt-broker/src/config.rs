@@ -61,6 +61,9 @@ pub struct BrokerConfig {
     pub log_retention_check_interval_ms: u64,
     /// `offsets.topic.num.partitions`: partitions of `__consumer_offsets`.
     pub offsets_topic_num_partitions: i32,
+    /// `offsets.topic.segment.bytes`: segment size of `__consumer_offsets`; a partition larger
+    /// than this (and than twice its last compacted size) is compacted.
+    pub offsets_topic_segment_bytes: i64,
     /// The group coordinator's settings (`group.*`, `offsets.retention.minutes`, ...).
     pub groups: basalt_coordinator::GroupConfig,
 }
@@ -87,6 +90,7 @@ impl Default for BrokerConfig {
             log_flush_policy: FsyncPolicy::Always,
             log_retention_check_interval_ms: 300_000,
             offsets_topic_num_partitions: 50,
+            offsets_topic_segment_bytes: 100 * 1024 * 1024,
             groups: basalt_coordinator::GroupConfig::default(),
         }
     }

@@ -10,6 +10,8 @@
 //!   fsync policy.
 //! - `GC-3`: no lock is held across an `.await` (`BRK-3`): parked requests wait on a oneshot
 //!   after the lock is released.
+//! - `GC-4`: a partition's log start moves past old records only after the live state appended
+//!   in their place is durable, so a crash at any point replays to the same groups.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -50,6 +52,11 @@ pub fn partition_for(group: &str, partitions: i32) -> i32 {
 pub struct Coordinator {
     config: GroupConfig,
     offsets_partitions: i32,
+    /// `offsets.topic.segment.bytes`: the segment size of `__consumer_offsets`, and the size a
+    /// partition may reach before it is compacted.
+    segment_bytes: i64,
+    /// Each partition's size right after its last compaction.
+    compacted_size: Mutex<HashMap<i32, u64>>,
     groups: Mutex<HashMap<String, Group>>,
     waiters: Mutex<HashMap<Ticket, oneshot::Sender<Reply>>>,
     next_ticket: AtomicU64,
@@ -72,10 +79,12 @@ pub type Waiter = oneshot::Receiver<Reply>;
 
 impl Coordinator {
     /// An empty coordinator.
-    pub fn new(config: GroupConfig, offsets_partitions: i32) -> Self {
+    pub fn new(config: GroupConfig, offsets_partitions: i32, segment_bytes: i64) -> Self {
         Coordinator {
             config,
             offsets_partitions: offsets_partitions.max(1),
+            segment_bytes: segment_bytes.max(1024),
+            compacted_size: Mutex::new(HashMap::new()),
             groups: Mutex::new(HashMap::new()),
             waiters: Mutex::new(HashMap::new()),
             next_ticket: AtomicU64::new(1),
@@ -261,19 +270,115 @@ impl Coordinator {
         if let Some(t) = broker.topic(OFFSETS_TOPIC) {
             return Ok(t);
         }
-        match broker.create_topic(
-            OFFSETS_TOPIC,
-            self.offsets_partitions,
-            -1,
-            BTreeMap::new(),
-            false,
-        ) {
+        // Never expired by time or size: compaction (below) bounds it instead.
+        let configs = BTreeMap::from([
+            ("retention.ms".to_owned(), "-1".to_owned()),
+            ("retention.bytes".to_owned(), "-1".to_owned()),
+            ("segment.bytes".to_owned(), self.segment_bytes.to_string()),
+        ]);
+        match broker.create_topic(OFFSETS_TOPIC, self.offsets_partitions, -1, configs, false) {
             Ok(t) => Ok(t),
             Err(e) if e.code == basalt_protocol::ErrorCode::TopicAlreadyExists => {
                 broker.topic(OFFSETS_TOPIC).ok_or(e)
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Compacts the partitions of `__consumer_offsets` that grew past `offsets.topic.segment.bytes`
+    /// and twice their size after the last compaction: the live state of the partition's groups
+    /// (every commit and each group's metadata) is appended again, and once that is durable the
+    /// log start moves to it, so the old records (and their segments) go. Replaying from the new
+    /// start rebuilds the same groups (`GC-4`).
+    pub async fn compact(&self, broker: &Broker) {
+        for (partition, start, durable) in self.start_compactions(broker) {
+            if !self::durable(durable).await {
+                tracing::warn!(
+                    partition = partition.index,
+                    "compaction not durable; old records kept"
+                );
+                continue;
+            }
+            match partition.log.delete_records(start) {
+                Ok(_) => {
+                    self.compacted_size
+                        .lock()
+                        .insert(partition.index, partition.log.size_bytes());
+                    tracing::debug!(
+                        partition = partition.index,
+                        start,
+                        "compacted {OFFSETS_TOPIC}"
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!(partition = partition.index, error = %e, "compaction failed")
+                }
+            }
+        }
+    }
+
+    /// Appends the live records of each partition due for compaction; returns the partition,
+    /// the offset the live records start at, and their durability.
+    fn start_compactions(
+        &self,
+        broker: &Broker,
+    ) -> Vec<(Arc<crate::partition::Partition>, i64, Durable)> {
+        let Some(topic) = broker.topic(OFFSETS_TOPIC) else {
+            return Vec::new();
+        };
+        let threshold = u64::try_from(self.segment_bytes).unwrap_or(u64::MAX);
+        let due: Vec<Arc<crate::partition::Partition>> = {
+            let compacted = self.compacted_size.lock();
+            topic
+                .partitions
+                .iter()
+                .filter(|p| {
+                    let size = p.log.size_bytes();
+                    size > threshold && size > 2 * compacted.get(&p.index).copied().unwrap_or(0)
+                })
+                .cloned()
+                .collect()
+        };
+        if due.is_empty() {
+            return Vec::new();
+        }
+        let groups = self.groups.lock();
+        let mut jobs = Vec::new();
+        for partition in due {
+            let mut records = Vec::new();
+            for g in groups.values() {
+                if partition_for(&g.id, topic.meta.partitions) != partition.index {
+                    continue;
+                }
+                for (t, p, o) in g.offsets.iter() {
+                    records.push(Record::offset(&g.id, t, p, o));
+                }
+                records.push(g.metadata_record());
+            }
+            // GC-1: the lock is held, so nothing is appended between `start` and the records.
+            let start = partition.log.log_end_offset();
+            let mut durable = Vec::new();
+            let now = now_ms();
+            let mut ok = true;
+            for chunk in records.chunks(1000) {
+                let mut b = BatchBuilder::new(0);
+                for r in chunk {
+                    b.push(now, Some(&r.key), r.value.as_deref(), &[]);
+                }
+                match partition.produce(&b.build(), now) {
+                    Ok(produced) => durable.extend(produced.durable),
+                    Err(e) => {
+                        tracing::error!(partition = partition.index, error = %e.message, "cannot compact group state");
+                        ok = false;
+                        break;
+                    }
+                }
+            }
+            if ok {
+                jobs.push((partition, start, durable));
+            }
+        }
+        jobs
     }
 
     /// Rebuilds every group from `__consumer_offsets`, if it exists.

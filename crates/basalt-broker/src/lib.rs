@@ -104,8 +104,11 @@ impl Broker {
             "broker storage ready"
         );
         let visible = Arc::new(watch::channel(0).0);
-        let coordinator =
-            groups::Coordinator::new(config.groups.clone(), config.offsets_topic_num_partitions);
+        let coordinator = groups::Coordinator::new(
+            config.groups.clone(),
+            config.offsets_topic_num_partitions,
+            config.offsets_topic_segment_bytes,
+        );
         let broker = Arc::new(Broker {
             config,
             storage,
@@ -521,6 +524,7 @@ impl Broker {
                 tick.tick().await;
                 let Some(broker) = weak.upgrade() else { break };
                 broker.coordinator.tick(&broker);
+                broker.coordinator.compact(&broker).await;
             }
         });
         let weak = Arc::downgrade(self);

@@ -103,6 +103,13 @@ pub struct ServeArgs {
         env = "BASALT_OFFSETS_TOPIC_NUM_PARTITIONS"
     )]
     offsets_partitions: Option<i32>,
+    /// `offsets.topic.segment.bytes`: segment size of `__consumer_offsets`; a partition that
+    /// grows past it is compacted [default: 104857600].
+    #[arg(
+        long = "offsets.topic.segment.bytes",
+        env = "BASALT_OFFSETS_TOPIC_SEGMENT_BYTES"
+    )]
+    offsets_segment_bytes: Option<i64>,
     /// `num.partitions`: partitions of auto-created topics [default: 1].
     #[arg(long = "num.partitions", env = "BASALT_NUM_PARTITIONS")]
     num_partitions: Option<i32>,
@@ -324,6 +331,11 @@ pub fn resolve(args: ServeArgs) -> Result<Resolved, Error> {
             "offsets.topic.num.partitions",
             d.offsets_topic_num_partitions
         ),
+        offsets_topic_segment_bytes: pick!(
+            args.offsets_segment_bytes,
+            "offsets.topic.segment.bytes",
+            d.offsets_topic_segment_bytes
+        ),
         groups: GroupConfig {
             initial_rebalance_delay_ms: pick!(
                 args.group_initial_delay,
@@ -360,6 +372,9 @@ pub fn resolve(args: ServeArgs) -> Result<Resolved, Error> {
         },
         ..d
     };
+    if broker.offsets_topic_segment_bytes < 1024 {
+        return Err("offsets.topic.segment.bytes must be at least 1024".into());
+    }
     if !(1..=1000).contains(&broker.offsets_topic_num_partitions) {
         return Err("offsets.topic.num.partitions must be between 1 and 1000".into());
     }

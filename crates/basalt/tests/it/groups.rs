@@ -634,3 +634,109 @@ fn committed_metadata_round_trips_and_group_is_listed() {
         .collect();
     assert_eq!(names.get("g-meta").map(String::as_str), Some("Empty"));
 }
+
+/// `__consumer_offsets` does not grow without bound: once a partition passes
+/// `offsets.topic.segment.bytes`, its live state is rewritten and the old records dropped, and
+/// a restart still finds the last commit of every partition.
+#[test]
+fn the_offsets_topic_is_compacted_and_keeps_the_last_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = Path::new(env!("CARGO_BIN_EXE_basalt"));
+    let args = [
+        "--offsets.topic.num.partitions",
+        "1",
+        "--offsets.topic.segment.bytes",
+        "16384",
+    ];
+    let broker = ProcessBroker::start(bin, dir.path(), &args);
+    let b = broker.bootstrap();
+    create_topic(&b, "compacted", 2, &[]);
+    let (c, _) = group_consumer(&b, "g-compact", Protocol::Classic, &[]);
+    let metadata = "m".repeat(200);
+    for i in 0..300i64 {
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..2 {
+            let mut e = tpl.add_partition("compacted", p);
+            e.set_offset(Offset::Offset(i + i64::from(p))).unwrap();
+            e.set_metadata(metadata.clone());
+        }
+        c.commit(&tpl, CommitMode::Sync).unwrap();
+    }
+    // Wait until the old records are gone from the front of the log.
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let (low, high) = c
+            .fetch_watermarks("__consumer_offsets", 0, TIMEOUT)
+            .unwrap();
+        if low > 0 {
+            assert!(high - low < 300, "{low}..{high}: still holds most records");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never compacted: {low}..{high}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(c);
+    let (status, log) = broker.terminate();
+    assert!(status.success(), "broker did not stop cleanly:\n{log}");
+
+    let broker = ProcessBroker::start(bin, dir.path(), &args);
+    let (c, _) = group_consumer(&broker.bootstrap(), "g-compact", Protocol::Classic, &[]);
+    let mut want = TopicPartitionList::new();
+    want.add_partition("compacted", 0);
+    want.add_partition("compacted", 1);
+    let got = c.committed_offsets(want, TIMEOUT).unwrap();
+    for p in 0..2 {
+        let e = got.find_partition("compacted", p).unwrap();
+        assert_eq!(e.offset(), Offset::Offset(299 + i64::from(p)));
+        assert_eq!(e.metadata(), metadata);
+    }
+    drop(c);
+    let (status, log) = broker.terminate();
+    assert!(status.success(), "broker did not stop cleanly:\n{log}");
+}
+
+/// Offsets of a group without members expire after `offsets.retention.minutes` (shortened
+/// here): a group that had members once it has been empty that long, a group that only
+/// commits (no members ever) by the age of each commit.
+#[test]
+fn offsets_of_empty_groups_expire_after_retention() {
+    let broker = TestBroker::start_with(|c| {
+        c.groups.initial_rebalance_delay_ms = 0;
+        c.groups.offsets_retention_ms = 1500;
+        c.offsets_topic_num_partitions = 2;
+    });
+    let b = broker.bootstrap();
+    create_topic(&b, "expiring", 1, &[]);
+    produce_n(&b, "expiring", 1, 0, 3);
+    // A member reads and commits, then leaves.
+    let (member, _) = group_consumer(&b, "g-was-active", Protocol::Classic, &[]);
+    member.subscribe(&["expiring"]).unwrap();
+    let mut seen = Vec::new();
+    poll_until(&[&member], &mut seen, "the member's records", |s, _| {
+        s.len() >= 3
+    });
+    commit_positions(&member);
+    drop(member);
+    // A standalone consumer commits without joining.
+    let (standalone, _) = group_consumer(&b, "g-standalone", Protocol::Classic, &[]);
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("expiring", 0, Offset::Offset(2))
+        .unwrap();
+    standalone.commit(&tpl, CommitMode::Sync).unwrap();
+    let committed = |group: &str| {
+        let (c, _) = group_consumer(&b, group, Protocol::Classic, &[]);
+        let mut want = TopicPartitionList::new();
+        want.add_partition("expiring", 0);
+        let got = c.committed_offsets(want, TIMEOUT).unwrap();
+        got.find_partition("expiring", 0).unwrap().offset()
+    };
+    assert_eq!(committed("g-was-active"), Offset::Offset(3));
+    assert_eq!(committed("g-standalone"), Offset::Offset(2));
+    let deadline = Instant::now() + TIMEOUT;
+    while committed("g-was-active") != Offset::Invalid
+        || committed("g-standalone") != Offset::Invalid
+    {
+        assert!(Instant::now() < deadline, "offsets never expired");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
