@@ -1319,6 +1319,31 @@ mod tests {
     }
 
     #[test]
+    fn commits_from_a_stale_generation_are_refused() {
+        let c = cfg();
+        let mut g = ClassicGroup::new("g", 0);
+        let mut r = req("", None);
+        r.require_known_member_id = false;
+        let _ = g.join(r, 1, 0, &c, || "m1".into());
+        let _ = g.tick(0, &c);
+        let _ = g.sync("m1", None, 1, None, None, vec![], 2, 0);
+        assert_eq!(g.check_commit("m1", None, 1, 1), Ok(()));
+        assert_eq!(
+            g.check_commit("m1", None, 0, 1),
+            Err(ErrorCode::IllegalGeneration)
+        );
+        assert_eq!(
+            g.check_commit("nobody", None, 1, 1),
+            Err(ErrorCode::UnknownMemberId)
+        );
+        // An admin commit (generation -1, no member) is refused while the group has members.
+        assert_eq!(
+            g.check_commit("", None, -1, 1),
+            Err(ErrorCode::UnknownMemberId)
+        );
+    }
+
+    #[test]
     fn session_expiry_removes_member() {
         let c = cfg();
         let mut g = ClassicGroup::new("g", 0);

@@ -907,6 +907,40 @@ mod tests {
     }
 
     #[test]
+    fn commits_check_the_member_epoch() {
+        let c = GroupConfig::default();
+        let t = topics(2);
+        let mut g = ConsumerGroup::new("g", 0);
+        let a = g
+            .heartbeat(join("a"), 0, &c, &t, || unreachable!())
+            .expect("a");
+        let epoch = a.member_epoch;
+        assert_eq!(g.check_commit("a", epoch, 1), Ok(()));
+        assert_eq!(
+            g.check_commit("a", epoch + 1, 1),
+            Err(ErrorCode::FencedMemberEpoch)
+        );
+        // b joins: the group epoch moves on, and a advances once it has revoked.
+        let _ = g
+            .heartbeat(join("b"), 1, &c, &t, || unreachable!())
+            .expect("b");
+        let owned = a.assignment.expect("a's partitions");
+        let a2 = g
+            .heartbeat(beat("a", epoch, &owned), 2, &c, &t, || unreachable!())
+            .expect("a");
+        let kept = a2.assignment.expect("revocation");
+        let a3 = g
+            .heartbeat(beat("a", epoch, &kept), 3, &c, &t, || unreachable!())
+            .expect("a");
+        assert!(a3.member_epoch > epoch);
+        assert_eq!(
+            g.check_commit("a", epoch - 1, 4),
+            Err(ErrorCode::StaleMemberEpoch)
+        );
+        assert_eq!(g.check_commit("x", 1, 4), Err(ErrorCode::UnknownMemberId));
+    }
+
+    #[test]
     fn stale_epoch_is_fenced_and_expiry_frees_partitions() {
         let c = GroupConfig::default();
         let t = topics(2);

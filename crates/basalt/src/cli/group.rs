@@ -561,15 +561,13 @@ fn describe_consumer(
     })))
 }
 
-/// Describes `group` on its coordinator: DescribeGroups first and, if that knows nothing of the
-/// group and the coordinator supports it, ConsumerGroupDescribe (a KIP-848 group is unknown to
-/// DescribeGroups, or shown as `Dead`, depending on the broker version). A group neither knows
-/// is returned as `Dead` with no members, as Kafka reports it.
+/// Describes `group` on its coordinator: with ConsumerGroupDescribe first when the coordinator
+/// supports it (a KIP-848 group; its answer is GROUP_ID_NOT_FOUND for any other group, as the Java
+/// admin client relies on), then with DescribeGroups. A group neither knows is returned as `Dead`
+/// with no members, as Kafka reports it.
 fn describe_group(client: &mut Client, group: &str) -> Result<GroupInfo, Error> {
-    let (node, classic) = with_coordinator(client, group, |conn| describe_classic(conn, group))?;
-    if classic.as_ref().is_none_or(GroupInfo::is_missing)
-        && client.node(node)?.supports(ApiKey::ConsumerGroupDescribe)
-    {
+    let (node, _) = with_coordinator(client, group, |_| Ok(Reply::Done(())))?;
+    if client.node(node)?.supports(ApiKey::ConsumerGroupDescribe) {
         let (node, consumer) =
             with_coordinator(client, group, |conn| describe_consumer(conn, group))?;
         if let Some(info) = consumer {
@@ -579,6 +577,7 @@ fn describe_group(client: &mut Client, group: &str) -> Result<GroupInfo, Error> 
             });
         }
     }
+    let (node, classic) = with_coordinator(client, group, |conn| describe_classic(conn, group))?;
     Ok(match classic {
         Some(info) => GroupInfo {
             coordinator: node,
