@@ -57,6 +57,8 @@ pub struct Coordinator {
     segment_bytes: i64,
     /// Each partition's size right after its last compaction.
     compacted_size: Mutex<HashMap<i32, u64>>,
+    /// When offset expiry was last checked.
+    last_expiry_check: Mutex<i64>,
     groups: Mutex<HashMap<String, Group>>,
     waiters: Mutex<HashMap<Ticket, oneshot::Sender<Reply>>>,
     next_ticket: AtomicU64,
@@ -85,6 +87,7 @@ impl Coordinator {
             offsets_partitions: offsets_partitions.max(1),
             segment_bytes: segment_bytes.max(1024),
             compacted_size: Mutex::new(HashMap::new()),
+            last_expiry_check: Mutex::new(0),
             groups: Mutex::new(HashMap::new()),
             waiters: Mutex::new(HashMap::new()),
             next_ticket: AtomicU64::new(1),
@@ -205,11 +208,20 @@ impl Coordinator {
     pub fn tick(&self, broker: &Broker) {
         let now = now_ms();
         let lookup = BrokerTopics(broker);
+        // Offset expiry is checked once a second; member timers on every tick.
+        let expiry_due = {
+            let mut last = self.last_expiry_check.lock();
+            let due = now - *last >= 1000;
+            if due {
+                *last = now;
+            }
+            due
+        };
         let mut groups = self.groups.lock();
         let mut effects = Effects::default();
         for g in groups.values_mut() {
             let due = g.next_deadline(&self.config).is_some_and(|d| d <= now)
-                || (g.is_empty() && !g.offsets.is_empty());
+                || (expiry_due && g.is_empty() && !g.offsets.is_empty());
             if !due {
                 continue;
             }
