@@ -27,7 +27,9 @@ fn response(r: JoinReply, version: i16) -> JoinGroupResponse {
         protocol_type: r.protocol_type,
         protocol_name,
         leader: r.leader,
-        skip_assignment: r.skip_assignment,
+        // Only v9+ can tell a static leader to skip the assignment (KIP-814); an older leader
+        // computes one, and SyncGroup in a Stable group answers with the current assignment.
+        skip_assignment: r.skip_assignment && version >= 9,
         member_id: r.member_id,
         members: r
             .members

@@ -746,3 +746,20 @@ fn offsets_of_empty_groups_expire_after_retention() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// A static *leader* that restarts gets the current generation back at any JoinGroup version
+/// (KIP-814's skip-assignment flag exists only from v9; older leaders just recompute).
+#[test]
+fn a_static_leader_rejoins_at_an_old_join_group_version() {
+    let broker = quick_broker();
+    create_topic(&broker.bootstrap(), "static-leader", 1, &[]);
+    let mut first = RawMember::connect(broker.addr());
+    let (id, generation, _) =
+        first.join_and_sync("g-static-leader", "static-leader", 30_000, Some("i-1"));
+    drop(first);
+    let mut again = RawMember::connect(broker.addr());
+    let (new_id, new_generation, _) =
+        again.join_and_sync("g-static-leader", "static-leader", 30_000, Some("i-1"));
+    assert_ne!(new_id, id);
+    assert_eq!(new_generation, generation, "the group rebalanced");
+}
