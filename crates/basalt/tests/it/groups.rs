@@ -763,3 +763,51 @@ fn a_static_leader_rejoins_at_an_old_join_group_version() {
     assert_ne!(new_id, id);
     assert_eq!(new_generation, generation, "the group rebalanced");
 }
+
+/// The same with two librdkafka static members: one closes (librdkafka sends no LeaveGroup for
+/// a static member) and a new consumer with its instance id takes its place without a
+/// rebalance; the other member sees no revocation.
+#[test]
+fn a_restarted_librdkafka_static_member_causes_no_rebalance() {
+    let broker = quick_broker();
+    let b = broker.bootstrap();
+    create_topic(&b, "static-rk", 2, &[]);
+    let extra1 = [
+        ("group.instance.id", "i-1"),
+        ("session.timeout.ms", "30000"),
+    ];
+    let extra2 = [
+        ("group.instance.id", "i-2"),
+        ("session.timeout.ms", "30000"),
+    ];
+    let (c1, r1) = group_consumer(&b, "g-static-rk", Protocol::Classic, &extra1);
+    let (c2, _) = group_consumer(&b, "g-static-rk", Protocol::Classic, &extra2);
+    c1.subscribe(&["static-rk"]).unwrap();
+    c2.subscribe(&["static-rk"]).unwrap();
+    let mut seen = Vec::new();
+    poll_until(
+        &[&c1, &c2],
+        &mut seen,
+        "both static members assigned",
+        |_, cs| assigned(cs[0]).len() == 1 && assigned(cs[1]).len() == 1,
+    );
+    let before = assigned(&c2);
+    let events_before = r1.0.lock().unwrap().len();
+    drop(c2);
+    let (c2, _) = group_consumer(&b, "g-static-rk", Protocol::Classic, &extra2);
+    c2.subscribe(&["static-rk"]).unwrap();
+    poll_until(
+        &[&c1, &c2],
+        &mut seen,
+        "the restarted member's partition",
+        |_, cs| assigned(cs[1]).len() == 1,
+    );
+    assert_eq!(assigned(&c2), before);
+    assert_eq!(assigned(&c1).len(), 1);
+    let events = r1.0.lock().unwrap().clone();
+    assert_eq!(
+        events.len(),
+        events_before,
+        "the other member rebalanced: {events:?}"
+    );
+}
