@@ -510,6 +510,28 @@ impl Log {
     /// always at least one whole batch), and only batches that start below `upper_offset` (for
     /// example the high watermark; it is capped at the log end offset).
     pub fn read(&self, offset: i64, max_bytes: usize, upper_offset: i64) -> Result<ReadResult> {
+        self.read_inner(offset, max_bytes, upper_offset, true)
+    }
+
+    /// Like [`Log::read`], but returns nothing (not one oversized batch) when the first batch is
+    /// larger than `max_bytes`: for a fetch's later partitions, which must stay within what is
+    /// left of the request's budget.
+    pub fn read_within(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        upper_offset: i64,
+    ) -> Result<ReadResult> {
+        self.read_inner(offset, max_bytes, upper_offset, false)
+    }
+
+    fn read_inner(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        upper_offset: i64,
+        at_least_one: bool,
+    ) -> Result<ReadResult> {
         let log_start = self.log_start_offset();
         let log_end = self.log_end_offset();
         if offset < log_start || offset > log_end {
@@ -547,7 +569,8 @@ impl Log {
                     position += header.total_size() as u64;
                     continue;
                 }
-                if header.base_offset >= upper {
+                if header.base_offset >= upper || (!at_least_one && header.total_size() > max_bytes)
+                {
                     return Ok(empty);
                 }
                 let want =

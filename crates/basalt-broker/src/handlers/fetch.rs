@@ -90,10 +90,16 @@ fn read_once(broker: &Broker, req: &FetchRequest) -> (FetchResponse, i64, bool) 
                         partition_budget
                     };
                     if max_bytes > 0 || total == 0 {
-                        match partition.log.read(fp.fetch_offset, max_bytes as usize, hw) {
-                            // Only the first non-empty partition may exceed the budget (with
-                            // its first batch); later ones return what fits, or nothing.
-                            Ok(read) if total > 0 && read.records.len() as i64 > max_bytes => {}
+                        // Only the first non-empty partition may exceed the budget (with its
+                        // first batch); later ones return what fits, or nothing.
+                        let read = if total == 0 {
+                            partition.log.read(fp.fetch_offset, max_bytes as usize, hw)
+                        } else {
+                            partition
+                                .log
+                                .read_within(fp.fetch_offset, max_bytes as usize, hw)
+                        };
+                        match read {
                             Ok(read) => {
                                 let n = read.records.len() as i64;
                                 total += n;
