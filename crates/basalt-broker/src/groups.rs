@@ -264,15 +264,9 @@ impl Coordinator {
             else {
                 continue;
             };
-            let mut b = BatchBuilder::new(0);
-            for r in recs {
-                b.push(now, Some(&r.key), r.value.as_deref(), &[]);
-            }
-            match partition.produce(&b.build(), now) {
-                Ok(produced) => tickets.extend(produced.durable),
-                Err(e) => {
-                    tracing::error!(partition = p, error = %e.message, "cannot persist group state");
-                }
+            match append_to(partition, &recs, now) {
+                Ok(durable) => tickets.extend(durable),
+                Err(e) => tracing::error!(partition = p, error = %e, "cannot persist group state"),
             }
         }
         tickets
@@ -369,25 +363,12 @@ impl Coordinator {
             }
             // GC-1: the lock is held, so nothing is appended between `start` and the records.
             let start = partition.log.log_end_offset();
-            let mut durable = Vec::new();
-            let now = now_ms();
-            let mut ok = true;
-            for chunk in records.chunks(1000) {
-                let mut b = BatchBuilder::new(0);
-                for r in chunk {
-                    b.push(now, Some(&r.key), r.value.as_deref(), &[]);
+            let recs: Vec<&Record> = records.iter().collect();
+            match append_to(&partition, &recs, now_ms()) {
+                Ok(durable) => jobs.push((partition, start, durable)),
+                Err(e) => {
+                    tracing::error!(partition = partition.index, error = %e, "cannot compact group state");
                 }
-                match partition.produce(&b.build(), now) {
-                    Ok(produced) => durable.extend(produced.durable),
-                    Err(e) => {
-                        tracing::error!(partition = partition.index, error = %e.message, "cannot compact group state");
-                        ok = false;
-                        break;
-                    }
-                }
-            }
-            if ok {
-                jobs.push((partition, start, durable));
             }
         }
         jobs
@@ -444,6 +425,39 @@ impl Coordinator {
             "loaded consumer groups"
         );
     }
+}
+
+/// Largest record batch the coordinator writes (well under the default `max.message.bytes`).
+const MAX_BATCH_BYTES: usize = 256 * 1024;
+
+/// Appends `records` to `partition` in batches of at most [`MAX_BATCH_BYTES`] (one record may
+/// stand alone above it), in order; returns each batch's durability, or why an append failed
+/// (the batches before it stay appended).
+fn append_to(
+    partition: &crate::partition::Partition,
+    records: &[&Record],
+    now: i64,
+) -> Result<Durable, String> {
+    let mut durable = Vec::new();
+    let mut rest = records;
+    while !rest.is_empty() {
+        let mut b = BatchBuilder::new(0);
+        let mut bytes = 0usize;
+        let mut taken = 0usize;
+        for r in rest {
+            let size = r.key.len() + r.value.as_ref().map_or(0, Vec::len);
+            if taken > 0 && bytes + size > MAX_BATCH_BYTES {
+                break;
+            }
+            b.push(now, Some(&r.key), r.value.as_deref(), &[]);
+            bytes += size;
+            taken += 1;
+        }
+        rest = &rest[taken..];
+        let produced = partition.produce(&b.build(), now).map_err(|e| e.message)?;
+        durable.extend(produced.durable);
+    }
+    Ok(durable)
 }
 
 fn collect_dirty(g: &mut Group, effects: &mut Effects) {

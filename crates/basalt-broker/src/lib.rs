@@ -520,11 +520,14 @@ impl Broker {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(50));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
+            // Member timers every 50 ms; the size check for compaction once a second.
+            for n in 0u64.. {
                 tick.tick().await;
                 let Some(broker) = weak.upgrade() else { break };
                 broker.coordinator.tick(&broker);
-                broker.coordinator.compact(&broker).await;
+                if n % 20 == 0 {
+                    broker.coordinator.compact(&broker).await;
+                }
             }
         });
         let weak = Arc::downgrade(self);

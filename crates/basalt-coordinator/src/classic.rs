@@ -473,6 +473,7 @@ impl ClassicGroup {
                         req,
                         ticket,
                         now_ms,
+                        config,
                         &mut effects,
                     );
                     return (answer, effects);
@@ -709,6 +710,7 @@ impl ClassicGroup {
         m.session_deadline = now_ms + i64::from(m.session_timeout_ms);
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn replace_static_member(
         &mut self,
         old_id: &str,
@@ -716,6 +718,7 @@ impl ClassicGroup {
         req: JoinRequest,
         ticket: Ticket,
         now_ms: i64,
+        config: &GroupConfig,
         effects: &mut Effects,
     ) -> Answer<JoinReply> {
         let Some(mut member) = self.members.remove(old_id) else {
@@ -776,16 +779,13 @@ impl ClassicGroup {
                 member.protocols = req.protocols;
                 member.awaiting_join = Some(ticket);
                 self.members.insert(new_id, member);
-                let config = GroupConfig {
-                    initial_rebalance_delay_ms: 0,
-                    ..GroupConfig::default()
-                };
-                self.prepare_rebalance(now_ms, &config, effects);
+                self.prepare_rebalance(now_ms, config, effects);
                 Answer::Parked
             }
         }
     }
 
+    /// Enters PreparingRebalance. The initial delay applies only to a group that was Empty.
     fn prepare_rebalance(&mut self, now_ms: i64, config: &GroupConfig, effects: &mut Effects) {
         if self.state == State::CompletingRebalance {
             // Members waiting for the old generation's assignment must rejoin.
@@ -930,11 +930,7 @@ impl ClassicGroup {
                     self.rebalance_deadline = None;
                     self.set_state(State::Empty, now_ms);
                 } else {
-                    let config = GroupConfig {
-                        initial_rebalance_delay_ms: 0,
-                        ..config.clone()
-                    };
-                    self.prepare_rebalance(now_ms, &config, effects);
+                    self.prepare_rebalance(now_ms, config, effects);
                 }
             }
             State::PreparingRebalance => self.maybe_complete_join(now_ms, effects),
@@ -1179,11 +1175,7 @@ impl ClassicGroup {
                     self.rebalance_deadline = None;
                     self.set_state(State::Empty, now_ms);
                 } else {
-                    let config = GroupConfig {
-                        initial_rebalance_delay_ms: 0,
-                        ..config.clone()
-                    };
-                    self.prepare_rebalance(now_ms, &config, &mut effects);
+                    self.prepare_rebalance(now_ms, config, &mut effects);
                 }
             }
             _ => {}

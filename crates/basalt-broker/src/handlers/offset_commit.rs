@@ -72,7 +72,7 @@ pub fn handle(
                         now,
                     ),
                     GroupKind::Consumer(g) => {
-                        g.check_commit(&req.member_id, req.generation_id_or_member_epoch, now)
+                        g.check_commit(&req.member_id, req.generation_id_or_member_epoch)
                     }
                 };
                 let mut codes = Vec::with_capacity(req.topics.len());

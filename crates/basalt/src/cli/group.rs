@@ -421,6 +421,24 @@ fn embedded_version(buf: &mut Bytes, max: i16) -> Result<i16, String> {
     Ok(version.min(max))
 }
 
+/// What the error code of a described group means: retry on another coordinator, not a group
+/// of the kind asked (`None`), or a failure; `None` on success.
+fn described_error(
+    group: &str,
+    code: i16,
+    message: Option<&str>,
+) -> Option<Result<Reply<Option<GroupInfo>>, Error>> {
+    if coordinator_retriable(code) {
+        Some(Ok(Reply::Retry(code)))
+    } else if code == ErrorCode::GroupIdNotFound.code() {
+        Some(Ok(Reply::Done(None)))
+    } else if code != 0 {
+        Some(Err(group_error(group, code, message)))
+    } else {
+        None
+    }
+}
+
 /// Describes `group` with DescribeGroups; `None` if the coordinator does not know it as a
 /// classic group.
 fn describe_classic(conn: &mut Connection, group: &str) -> Result<Reply<Option<GroupInfo>>, Error> {
@@ -438,14 +456,8 @@ fn describe_classic(conn: &mut Connection, group: &str) -> Result<Reply<Option<G
         .into_iter()
         .find(|g| g.group_id == group)
         .ok_or_else(|| format!("DescribeGroups did not answer for group {group:?}"))?;
-    if coordinator_retriable(g.error_code) {
-        return Ok(Reply::Retry(g.error_code));
-    }
-    if g.error_code == ErrorCode::GroupIdNotFound.code() {
-        return Ok(Reply::Done(None));
-    }
-    if g.error_code != 0 {
-        return Err(group_error(group, g.error_code, g.error_message.as_deref()));
+    if let Some(outcome) = described_error(group, g.error_code, g.error_message.as_deref()) {
+        return outcome;
     }
     let consumer = g.protocol_type == CONSUMER_PROTOCOL_TYPE;
     let members = g
@@ -512,14 +524,8 @@ fn describe_consumer(
         .into_iter()
         .find(|g| g.group_id == group)
         .ok_or_else(|| format!("ConsumerGroupDescribe did not answer for group {group:?}"))?;
-    if coordinator_retriable(g.error_code) {
-        return Ok(Reply::Retry(g.error_code));
-    }
-    if g.error_code == ErrorCode::GroupIdNotFound.code() {
-        return Ok(Reply::Done(None));
-    }
-    if g.error_code != 0 {
-        return Err(group_error(group, g.error_code, g.error_message.as_deref()));
+    if let Some(outcome) = described_error(group, g.error_code, g.error_message.as_deref()) {
+        return outcome;
     }
     let members = g
         .members
