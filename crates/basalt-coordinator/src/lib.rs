@@ -25,6 +25,7 @@ pub mod classic;
 pub mod consumer;
 pub mod offsets;
 pub mod record;
+pub mod txn;
 
 use std::collections::BTreeMap;
 
