@@ -2,7 +2,7 @@
 //! opening a partition reads only the batch headers after its newest snapshot instead of the
 //! whole log (Kafka's `<offset>.snapshot` files, in a format of Basalt's own).
 //!
-//! # Format (version 1, big-endian)
+//! # Format (version 2, big-endian)
 //! A file `<log dir>/<offset, 20 digits>.snapshot` holds the table built from every batch below
 //! `offset`:
 //! ```text
@@ -13,13 +13,16 @@
 //! producers    4  count, then for each producer, by increasing id:
 //!   producer_id  8
 //!   epoch        2
+//!   txn_first    8  first offset of the producer's open transaction here, or -1
+//!   last_ts      8  max timestamp of its last batch, or -1
 //!   batches      1  at most 5 (`BATCHES_KEPT`), then for each, oldest first:
 //!     first_seq    4
 //!     last_seq     4
 //!     base_offset  8
 //!     last_offset  8
 //! ```
-//! Nothing may follow the last producer.
+//! Nothing may follow the last producer. Version 1 (written before transactions) is still read:
+//! it has no `txn_first` and `last_ts`, which read as -1.
 //!
 //! # When they are written
 //! - When an append rolls the log to a new segment: the table after that append, at the new log
@@ -47,10 +50,12 @@ use std::path::{Path, PathBuf};
 use crate::producer::{BATCHES_KEPT, KeptBatch, ProducerState};
 
 const MAGIC: &[u8; 4] = b"BPSS";
-const VERSION: u16 = 1;
+const VERSION: u16 = 2;
 /// Magic, version and CRC.
 const PREFIX_BYTES: usize = 4 + 2 + 4;
 const PRODUCER_BYTES: usize = 8 + 2 + 1;
+/// What version 2 adds per producer.
+const PRODUCER_V2_BYTES: usize = 8 + 8;
 const BATCH_BYTES: usize = 4 + 4 + 8 + 8;
 const SUFFIX: &str = ".snapshot";
 
@@ -107,12 +112,16 @@ pub fn list(dir: &Path) -> std::io::Result<Vec<i64>> {
 
 /// The bytes of a snapshot of `producers` at `offset`.
 pub fn encode(offset: i64, producers: &[ProducerState]) -> Vec<u8> {
-    let mut body = Vec::with_capacity(12 + producers.len() * (PRODUCER_BYTES + BATCH_BYTES));
+    let mut body = Vec::with_capacity(
+        12 + producers.len() * (PRODUCER_BYTES + PRODUCER_V2_BYTES + BATCH_BYTES),
+    );
     body.extend_from_slice(&offset.to_be_bytes());
     body.extend_from_slice(&(producers.len() as u32).to_be_bytes());
     for p in producers {
         body.extend_from_slice(&p.producer_id.to_be_bytes());
         body.extend_from_slice(&p.epoch.to_be_bytes());
+        body.extend_from_slice(&p.txn_first_offset.to_be_bytes());
+        body.extend_from_slice(&p.last_timestamp.to_be_bytes());
         let kept = &p.batches[p.batches.len().saturating_sub(BATCHES_KEPT)..];
         body.push(kept.len() as u8);
         for b in kept {
@@ -161,7 +170,8 @@ pub fn decode(bytes: &[u8], expected_offset: i64) -> Result<Vec<ProducerState>, 
     if &r.take::<4>()? != MAGIC {
         return Err(SnapshotError::Format("bad magic"));
     }
-    if u16::from_be_bytes(r.take()?) != VERSION {
+    let version = u16::from_be_bytes(r.take()?);
+    if !(1..=VERSION).contains(&version) {
         return Err(SnapshotError::Format("unknown version"));
     }
     let stored = u32::from_be_bytes(r.take()?);
@@ -184,6 +194,14 @@ pub fn decode(bytes: &[u8], expected_offset: i64) -> Result<Vec<ProducerState>, 
     for _ in 0..count {
         let producer_id = r.i64()?;
         let epoch = r.i16()?;
+        let (txn_first_offset, last_timestamp) = if version >= 2 {
+            (r.i64()?, r.i64()?)
+        } else {
+            (-1, -1)
+        };
+        if txn_first_offset < -1 || txn_first_offset >= found {
+            return Err(SnapshotError::Format("open transaction offset out of range"));
+        }
         let [n] = r.take::<1>()?;
         if usize::from(n) > BATCHES_KEPT {
             return Err(SnapshotError::Format("too many batches for one producer"));
@@ -204,6 +222,8 @@ pub fn decode(bytes: &[u8], expected_offset: i64) -> Result<Vec<ProducerState>, 
         producers.push(ProducerState {
             producer_id,
             epoch,
+            txn_first_offset,
+            last_timestamp,
             batches,
         });
     }
@@ -322,6 +342,8 @@ mod tests {
             ProducerState {
                 producer_id: 3,
                 epoch: 1,
+                txn_first_offset: 12,
+                last_timestamp: 1_700_000_000_000,
                 batches: vec![
                     KeptBatch {
                         first_seq: 0,
@@ -340,6 +362,8 @@ mod tests {
             ProducerState {
                 producer_id: 9,
                 epoch: 0,
+                txn_first_offset: -1,
+                last_timestamp: -1,
                 batches: Vec::new(),
             },
         ]
