@@ -26,6 +26,9 @@
 //! | 57..61 | record count           | yes            |
 //! | 61..   | records (maybe compressed) | yes        |
 //!
+//! Transaction markers (control batches) are built and recognised in `control`, which reads the
+//! one record of a control batch and nothing else (`CTRL-1..2`).
+//!
 //! # Invariants
 //! - `BATCH-1`: a [`BatchHeader`] is only ever produced from bytes whose length fields agree with the
 //!   slice it was read from; callers can slice `[0, header.total_size())` without checks.
@@ -33,10 +36,12 @@
 //!   never requires a CRC recomputation; rewriting the max timestamp always recomputes the CRC.
 
 mod batch;
+mod control;
 mod records;
 
 pub use batch::{
     BATCH_HEADER_SIZE, BatchError, BatchHeader, BatchIter, Compression, MAGIC_V2, TimestampType,
     set_base_offset, set_log_append_time, set_partition_leader_epoch,
 };
+pub use control::{ControlType, EndTxnMarker, control_batch, parse_control, parse_end_txn_marker};
 pub use records::{BatchBuilder, Header, Record, RecordError, decode_records};

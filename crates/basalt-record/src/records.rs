@@ -97,6 +97,12 @@ impl BatchBuilder {
         self
     }
 
+    /// Marks the batch as a control batch (only [`crate::control_batch`] builds these).
+    pub(crate) fn control(mut self) -> Self {
+        self.attributes |= 0x20;
+        self
+    }
+
     /// Number of records added so far.
     pub fn len(&self) -> usize {
         self.count as usize
@@ -116,7 +122,11 @@ impl BatchBuilder {
         headers: &[(&str, Option<&[u8]>)],
     ) {
         let base_timestamp = *self.base_timestamp.get_or_insert(timestamp);
-        self.max_timestamp = self.max_timestamp.max(timestamp);
+        self.max_timestamp = if self.count == 0 {
+            timestamp
+        } else {
+            self.max_timestamp.max(timestamp)
+        };
         let mut body = BytesMut::new();
         body.put_i8(0);
         put_varlong(&mut body, timestamp - base_timestamp);
@@ -163,59 +173,83 @@ impl BatchBuilder {
 
 /// Decodes the records of one uncompressed batch (`batch` starts with the batch header).
 pub fn decode_records(batch: &Bytes) -> Result<Vec<Record>, RecordError> {
+    let (header, mut cur) = records_cursor(batch)?;
+    // Every record takes at least 7 bytes, so the count cannot make us reserve more than the input.
+    let mut records = Vec::with_capacity((header.record_count as usize).min(cur.remaining() / 7));
+    for index in 0..header.record_count as usize {
+        records.push(next_record(&header, &mut cur, index)?);
+    }
+    Ok(records)
+}
+
+/// Decodes only the first record of one uncompressed batch; `None` when the batch has none.
+pub(crate) fn decode_first_record(batch: &Bytes) -> Result<Option<Record>, RecordError> {
+    let (header, mut cur) = records_cursor(batch)?;
+    if header.record_count == 0 {
+        return Ok(None);
+    }
+    next_record(&header, &mut cur, 0).map(Some)
+}
+
+/// The header of `batch` and a cursor over its (uncompressed) records.
+fn records_cursor(batch: &Bytes) -> Result<(BatchHeader, Cursor), RecordError> {
     let header = BatchHeader::parse(batch)?;
     if header.compression() != Compression::None {
         return Err(RecordError::Compressed(header.compression()));
     }
-    let log_append = header.timestamp_type() == crate::TimestampType::LogAppendTime;
-    let mut cur = Cursor {
+    let cur = Cursor {
         buf: batch.slice(BATCH_HEADER_SIZE..header.total_size()),
         pos: 0,
     };
-    // Every record takes at least 7 bytes, so the count cannot make us reserve more than the input.
-    let mut records = Vec::with_capacity((header.record_count as usize).min(cur.remaining() / 7));
-    for index in 0..header.record_count as usize {
-        let malformed = |reason| RecordError::Malformed { index, reason };
-        let length = cur.varlong().ok_or(malformed("bad length"))?;
-        if length < 0 || length as usize > cur.remaining() {
-            return Err(malformed("length past the batch"));
-        }
-        let end = cur.pos + length as usize;
-        cur.byte().ok_or(malformed("truncated attributes"))?;
-        let ts_delta = cur.varlong().ok_or(malformed("bad timestamp delta"))?;
-        let offset_delta = cur.varlong().ok_or(malformed("bad offset delta"))?;
-        let key = cur.nullable().ok_or(malformed("bad key"))?;
-        let value = cur.nullable().ok_or(malformed("bad value"))?;
-        let header_count = cur.varlong().ok_or(malformed("bad header count"))?;
-        if header_count < 0 || header_count as usize > cur.remaining() {
-            return Err(malformed("header count past the batch"));
-        }
-        let mut headers = Vec::with_capacity(header_count as usize);
-        for _ in 0..header_count {
-            let key = cur
-                .nullable()
-                .flatten()
-                .ok_or(malformed("bad header key"))?;
-            let key = String::from_utf8(key.to_vec()).map_err(|_| malformed("header key utf-8"))?;
-            let value = cur.nullable().ok_or(malformed("bad header value"))?;
-            headers.push(Header { key, value });
-        }
-        if cur.pos != end {
-            return Err(malformed("record length disagrees with its fields"));
-        }
-        records.push(Record {
-            offset: header.base_offset.wrapping_add(offset_delta),
-            timestamp: if log_append {
-                header.max_timestamp
-            } else {
-                header.base_timestamp.wrapping_add(ts_delta)
-            },
-            key,
-            value,
-            headers,
-        });
+    Ok((header, cur))
+}
+
+/// Decodes the record at the cursor, the `index`-th of the batch.
+fn next_record(
+    header: &BatchHeader,
+    cur: &mut Cursor,
+    index: usize,
+) -> Result<Record, RecordError> {
+    let malformed = |reason| RecordError::Malformed { index, reason };
+    let length = cur.varlong().ok_or(malformed("bad length"))?;
+    if length < 0 || length as usize > cur.remaining() {
+        return Err(malformed("length past the batch"));
     }
-    Ok(records)
+    let end = cur.pos + length as usize;
+    cur.byte().ok_or(malformed("truncated attributes"))?;
+    let ts_delta = cur.varlong().ok_or(malformed("bad timestamp delta"))?;
+    let offset_delta = cur.varlong().ok_or(malformed("bad offset delta"))?;
+    let key = cur.nullable().ok_or(malformed("bad key"))?;
+    let value = cur.nullable().ok_or(malformed("bad value"))?;
+    let header_count = cur.varlong().ok_or(malformed("bad header count"))?;
+    if header_count < 0 || header_count as usize > cur.remaining() {
+        return Err(malformed("header count past the batch"));
+    }
+    let mut headers = Vec::with_capacity(header_count as usize);
+    for _ in 0..header_count {
+        let key = cur
+            .nullable()
+            .flatten()
+            .ok_or(malformed("bad header key"))?;
+        let key = String::from_utf8(key.to_vec()).map_err(|_| malformed("header key utf-8"))?;
+        let value = cur.nullable().ok_or(malformed("bad header value"))?;
+        headers.push(Header { key, value });
+    }
+    if cur.pos != end {
+        return Err(malformed("record length disagrees with its fields"));
+    }
+    let log_append = header.timestamp_type() == crate::TimestampType::LogAppendTime;
+    Ok(Record {
+        offset: header.base_offset.wrapping_add(offset_delta),
+        timestamp: if log_append {
+            header.max_timestamp
+        } else {
+            header.base_timestamp.wrapping_add(ts_delta)
+        },
+        key,
+        value,
+        headers,
+    })
 }
 
 struct Cursor {
