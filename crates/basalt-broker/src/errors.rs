@@ -14,8 +14,8 @@ pub fn storage_error_code(err: &StorageError) -> ErrorCode {
         | StorageError::Poisoned { .. }
         | StorageError::Io { .. }
         | StorageError::BadFile { .. } => ErrorCode::KafkaStorageError,
-        StorageError::Locked { .. } | StorageError::InvalidName { .. } => {
-            ErrorCode::UnknownServerError
-        }
+        StorageError::Locked { .. }
+        | StorageError::InvalidName { .. }
+        | StorageError::InvalidAbortedTxn { .. } => ErrorCode::UnknownServerError,
     }
 }

@@ -108,6 +108,23 @@ pub enum StorageError {
         /// The name given.
         name: String,
     },
+    /// An aborted-transaction entry whose offsets do not fit the log; nothing was written.
+    #[error(
+        "aborted transaction of producer {producer_id} at offsets {first_offset}..={last_offset} \
+         does not fit the log [{log_start_offset}, {log_end_offset})"
+    )]
+    InvalidAbortedTxn {
+        /// The entry's producer id.
+        producer_id: i64,
+        /// The entry's first offset.
+        first_offset: i64,
+        /// The entry's last offset (its ABORT marker).
+        last_offset: i64,
+        /// First offset the log holds.
+        log_start_offset: i64,
+        /// Next offset the log will assign.
+        log_end_offset: i64,
+    },
     /// A value that should be a number was not one (a checkpoint file).
     #[error("{path}: {reason}")]
     BadFile {

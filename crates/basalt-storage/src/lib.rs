@@ -3,7 +3,8 @@
 //! A [`Storage`] is one data directory holding one directory per [`Log`] (the broker names them
 //! `<topic>-<partition>`). A log is a list of segments, each a `.log` file of Kafka RecordBatch v2
 //! bytes exactly as producers sent them, with a sparse `.index` (offset → position) and
-//! `.timeindex` (timestamp → offset). This crate knows nothing of the network or of Kafka requests;
+//! `.timeindex` (timestamp → offset), and, once a transaction was aborted in it, a `.txnindex` of
+//! aborted transactions (Kafka's format, see `txnindex`). This crate knows nothing of the network or of Kafka requests;
 //! it takes batches, assigns offsets, makes them durable and hands back batch-aligned bytes.
 //!
 //! # What it promises
@@ -23,6 +24,7 @@
 //! <data>/<log>/00000000000000000000.log
 //! <data>/<log>/00000000000000000000.index
 //! <data>/<log>/00000000000000000000.timeindex
+//! <data>/<log>/00000000000000000000.txnindex   aborted transactions, once there is one
 //! <data>/<log>/log-start-offset        written by DeleteRecords
 //! ```
 //! Other files in a log directory belong to the layer above (the broker keeps producer
@@ -36,9 +38,11 @@ mod index;
 mod log;
 mod segment;
 mod storage;
+mod txnindex;
 
 pub use config::{FsyncPolicy, LogConfig, SEGMENT_BYTES_LIMIT};
 pub use error::{Damage, Result, StorageError};
 pub use flusher::SyncTicket;
 pub use log::{Appended, Log, ReadResult, RecoveryReport, RetentionOutcome};
 pub use storage::{Storage, StorageOptions};
+pub use txnindex::AbortedTxn;

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
-use basalt_record::{BATCH_HEADER_SIZE, BatchHeader, BatchIter};
+use basalt_record::{BATCH_HEADER_SIZE, BatchHeader, BatchIter, ControlType, parse_control};
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
@@ -32,6 +32,7 @@ use crate::flusher::{FlushMsg, SyncTicket};
 use crate::index::{IndexBuilder, Indexes};
 use crate::segment::{HeaderReadError, Segment, parse_log_name};
 use crate::storage::Shared;
+use crate::txnindex::{self, AbortedTxn};
 
 const LOG_START_FILE: &str = "log-start-offset";
 
@@ -45,6 +46,9 @@ pub struct Log {
     writer: Mutex<Writer>,
     maintenance: Mutex<()>,
     segments: RwLock<Vec<Arc<Segment>>>,
+    /// Every aborted-transaction entry of every segment, by `(last_offset, producer_id)`
+    /// (`TXN-1`); changed under the writer mutex (and the maintenance mutex for sealed segments).
+    txns: RwLock<Vec<AbortedTxn>>,
     log_start_offset: AtomicI64,
     log_end_offset: AtomicI64,
     durable_end_offset: AtomicI64,
@@ -152,6 +156,7 @@ impl Log {
             }
         }
         let mut bases = Vec::new();
+        let mut txn_bases = Vec::new();
         let entries = if created {
             None
         } else {
@@ -168,9 +173,22 @@ impl Log {
                 fs::remove_file(&path).map_err(|e| StorageError::io("remove", &path, e))?;
             } else if let Some(base) = parse_log_name(file_name) {
                 bases.push(base);
+            } else if let Some(base) = txnindex::parse_name(file_name) {
+                txn_bases.push(base);
             }
         }
         bases.sort_unstable();
+        // An aborted-transaction index whose segment is gone (deleted just before a crash).
+        txn_bases.retain(|base| {
+            if bases.binary_search(base).is_ok() {
+                return true;
+            }
+            let path = dir.join(format!("{}{}", crate::segment::stem(*base), txnindex::SUFFIX));
+            if let Err(e) = fs::remove_file(&path) {
+                tracing::warn!(file = %path.display(), error = %e, "cannot remove orphaned aborted-transaction index");
+            }
+            false
+        });
         let checkpoint = read_log_start(&dir)?;
         let mut report = RecoveryReport {
             name: name.to_owned(),
@@ -205,6 +223,7 @@ impl Log {
             }
         };
         let dir_sync_pending = created && !sync_now;
+        let mut scanned = false;
         let builder;
         let loaded = if created {
             // Nothing to recover in a log created just now.
@@ -234,6 +253,7 @@ impl Log {
                 *active.live_indexes.write() = idx;
             }
             None => {
+                scanned = true;
                 report.scanned_segments += 1;
                 let file = active.file(fds)?;
                 let outcome = active.scan(&file, config.index_interval_bytes)?;
@@ -280,9 +300,35 @@ impl Log {
                 *active.live_indexes.write() = outcome.indexes;
             }
         }
+        let log_end = active.next_offset();
+        let mut txns = Vec::new();
+        for seg in segments
+            .iter()
+            .filter(|s| txn_bases.contains(&s.base_offset))
+        {
+            // Sealed segments' files were synced when they were sealed (`TXN-2`).
+            txns.extend(txnindex::load(
+                &seg.txn_path,
+                seg.base_offset,
+                seg.next_offset(),
+                true,
+                |_| true,
+            ));
+        }
+        if txn_bases.contains(&active.base_offset) {
+            // The active segment's file was written unsynced: after a crash, each entry must name
+            // an ABORT marker of its producer in what the log kept (`TXN-3`). A damaged log takes
+            // no writes and keeps its file as found.
+            txns.extend(txnindex::load(
+                &active.txn_path,
+                active.base_offset,
+                log_end,
+                report.damage.is_none(),
+                |txn| !scanned || is_abort_marker(&active, fds, txn),
+            ));
+        }
         segments.push(Arc::clone(&active));
         let first_base = segments.first().map_or(0, |s| s.base_offset);
-        let log_end = active.next_offset();
         let log_start = checkpoint
             .unwrap_or(first_base)
             .max(first_base)
@@ -301,6 +347,7 @@ impl Log {
             }),
             maintenance: Mutex::new(()),
             segments: RwLock::new(segments),
+            txns: RwLock::new(txns),
             log_start_offset: AtomicI64::new(log_start),
             log_end_offset: AtomicI64::new(log_end),
             durable_end_offset: AtomicI64::new(log_end),
@@ -649,6 +696,19 @@ impl Log {
         from_offset: i64,
         mut f: impl FnMut(&BatchHeader),
     ) -> Result<()> {
+        self.walk_batches(from_offset, |_, _, _, header| {
+            f(header);
+            Ok(())
+        })
+    }
+
+    /// Walks every batch from the one containing `from_offset` to the end of the log, calling `f`
+    /// with its segment, file, position and header.
+    fn walk_batches(
+        &self,
+        from_offset: i64,
+        mut f: impl FnMut(&Segment, &std::fs::File, u64, &BatchHeader) -> Result<()>,
+    ) -> Result<()> {
         let interval = self.config.read().index_interval_bytes;
         let fds = &self.shared.fds;
         let from = from_offset.max(self.log_start_offset());
@@ -664,13 +724,104 @@ impl Log {
             while position < valid {
                 let header = self.header_at(&seg, &file, position, valid)?;
                 if header.last_offset() >= from {
-                    f(&header);
+                    f(&seg, &file, position, &header)?;
                 }
                 position += header.total_size() as u64;
             }
             segment = self.segment_after(seg.base_offset);
         }
         Ok(())
+    }
+
+    /// Records an aborted transaction whose ABORT marker the caller appended at
+    /// `txn.last_offset`, in memory and in the `.txnindex` of the segment holding that offset.
+    ///
+    /// Idempotent: an entry with the same producer id and last offset is not added again (the
+    /// layer above re-adds entries it finds while rebuilding its state after a crash). Refuses an
+    /// entry with `first_offset < 0`, `first_offset > last_offset`, or a last offset outside
+    /// `[log_start_offset, log_end_offset)`. Entries of the active segment are written without a
+    /// sync (synced when it is sealed or closed); one that lands in a sealed segment is synced
+    /// before this returns (`TXN-2`).
+    pub fn append_aborted_txn(&self, txn: AbortedTxn) -> Result<()> {
+        let _writer = self.writer.lock();
+        self.check_writable()?;
+        let misfit = || StorageError::InvalidAbortedTxn {
+            producer_id: txn.producer_id,
+            first_offset: txn.first_offset,
+            last_offset: txn.last_offset,
+            log_start_offset: self.log_start_offset(),
+            log_end_offset: self.log_end_offset(),
+        };
+        let fits = |txn: &AbortedTxn| {
+            0 <= txn.first_offset
+                && txn.first_offset <= txn.last_offset
+                && self.log_start_offset() <= txn.last_offset
+                && txn.last_offset < self.log_end_offset()
+        };
+        if !fits(&txn) {
+            return Err(misfit());
+        }
+        let segment = self.floor_segment(txn.last_offset);
+        let sealed = segment.is_sealed();
+        // Retention removes sealed segments under the maintenance mutex; hold it so this one stays.
+        let _maintenance = sealed.then(|| self.maintenance.lock());
+        if sealed
+            && !(fits(&txn)
+                && self
+                    .segments
+                    .read()
+                    .iter()
+                    .any(|s| Arc::ptr_eq(s, &segment)))
+        {
+            return Err(misfit());
+        }
+        let mut txns = self.txns.write();
+        let at = txns.partition_point(|t| t.key() < txn.key());
+        if txns.get(at).is_some_and(|t| t.key() == txn.key()) {
+            return Ok(());
+        }
+        let seg_end = if sealed {
+            segment.next_offset()
+        } else {
+            i64::MAX
+        };
+        let first = txns.partition_point(|t| t.last_offset < segment.base_offset);
+        let end = txns.partition_point(|t| t.last_offset < seg_end);
+        let created = if at == end {
+            txnindex::write_entry(&segment.txn_path, end - first, &txn)?
+        } else {
+            // Sorts before entries already stored: rewrite the file in order (`TXN-1`).
+            let mut entries = txns[first..end].to_vec();
+            entries.insert(at - first, txn);
+            txnindex::rewrite(&segment.txn_path, &entries, sealed)?;
+            true
+        };
+        if sealed {
+            if let Err(err) = txnindex::sync(&segment.txn_path) {
+                self.poison(&err);
+                return Err(StorageError::io("fdatasync", &segment.txn_path, err));
+            }
+            if created {
+                sync_dir(&self.dir)?;
+            }
+        } else {
+            segment.txn_unsynced.store(true, Ordering::Release);
+        }
+        txns.insert(at, txn);
+        Ok(())
+    }
+
+    /// Every aborted transaction with `last_offset >= from_offset` and
+    /// `first_offset < upper_offset`, ordered by last offset: the aborted transactions a
+    /// read_committed fetch of `[from_offset, upper_offset)` returns. Served from memory.
+    pub fn aborted_txns(&self, from_offset: i64, upper_offset: i64) -> Vec<AbortedTxn> {
+        let txns = self.txns.read();
+        let start = txns.partition_point(|t| t.last_offset < from_offset);
+        txns[start..]
+            .iter()
+            .filter(|t| t.first_offset < upper_offset)
+            .copied()
+            .collect()
     }
 
     /// The largest batch max timestamp in the log and the batch that holds it (for ListOffsets
@@ -802,6 +953,10 @@ impl Log {
                 let file = active.file(fds)?;
                 file.sync_data()
                     .map_err(|e| StorageError::io("fdatasync", &active.log_path, e))?;
+                if active.txn_unsynced.swap(false, Ordering::AcqRel) {
+                    txnindex::sync(&active.txn_path)
+                        .map_err(|e| StorageError::io("fdatasync", &active.txn_path, e))?;
+                }
             }
             if self.damage.lock().is_none() {
                 let idx = active.live_indexes.read();
@@ -981,6 +1136,14 @@ impl Log {
             self.poison(&err);
             return Err(StorageError::io("fdatasync", &active.log_path, err));
         }
+        // TXN-2: the sealed segment's aborted transactions are durable before the append that
+        // rolled returns (its directory entry is synced with the index files' below).
+        if active.txn_unsynced.swap(false, Ordering::AcqRel)
+            && let Err(err) = txnindex::sync(&active.txn_path)
+        {
+            self.poison(&err);
+            return Err(StorageError::io("fdatasync", &active.txn_path, err));
+        }
         let next = self.log_end_offset();
         let sealed_indexes = {
             let idx = active.live_indexes.read();
@@ -1020,6 +1183,9 @@ impl Log {
             if let Some(first) = segments.first() {
                 self.log_start_offset
                     .fetch_max(first.base_offset, Ordering::AcqRel);
+                let mut txns = self.txns.write();
+                let gone = txns.partition_point(|t| t.last_offset < first.base_offset);
+                txns.drain(..gone);
             }
             removed
         };
@@ -1027,7 +1193,12 @@ impl Log {
         for seg in &removed {
             debug_assert!(seg.is_sealed());
             self.shared.fds.evict(seg.file_id);
-            for path in [&seg.log_path, &seg.index_path, &seg.time_path] {
+            for path in [
+                &seg.log_path,
+                &seg.index_path,
+                &seg.time_path,
+                &seg.txn_path,
+            ] {
                 remove_if_present(path)?;
             }
             outcome.deleted_segments += 1;
@@ -1091,6 +1262,37 @@ fn is_torn_tail(
         chunk_start += CHUNK;
     }
     true
+}
+
+/// Whether the batch holding `txn.last_offset` in `segment` is an ABORT marker of
+/// `txn.producer_id` (for entries written unsynced before a crash, `TXN-3`).
+fn is_abort_marker(segment: &Segment, fds: &crate::fdcache::FdCache, txn: &AbortedTxn) -> bool {
+    let Ok(file) = segment.file(fds) else {
+        return false;
+    };
+    let valid = segment.valid_bytes();
+    let mut position = segment
+        .live_indexes
+        .read()
+        .position_for(segment.relative(txn.last_offset), valid);
+    while position < valid {
+        let Ok(h) = segment.header_at(&file, position, valid) else {
+            return false;
+        };
+        if h.last_offset() >= txn.last_offset {
+            if h.base_offset > txn.last_offset
+                || !h.is_control()
+                || h.producer_id != txn.producer_id
+            {
+                return false;
+            }
+            return segment
+                .read_exact(&file, position, h.total_size())
+                .is_ok_and(|bytes| parse_control(&bytes) == Ok(Some(ControlType::Abort)));
+        }
+        position += h.total_size() as u64;
+    }
+    false
 }
 
 /// Checks the active segment against the indexes stored at a clean close and finds where it

@@ -1,15 +1,17 @@
 //! One segment: a `.log` file of whole batches plus its sparse indexes.
 //!
 //! A segment is named by its base offset, zero-padded to 20 digits
-//! (`00000000000000000042.log`, `.index`, `.timeindex`). It holds no file descriptor: files come
-//! from the [`FdCache`](crate::fdcache::FdCache) on each use.
+//! (`00000000000000000042.log`, `.index`, `.timeindex`, and `.txnindex` once it has an aborted
+//! transaction, see [`txnindex`](crate::txnindex)). It holds no file descriptor: files come from
+//! the [`FdCache`](crate::fdcache::FdCache) on each use.
 //!
 //! # Invariants
 //! - `SEG-1`: `valid_bytes` only grows while the segment is active, and only after the bytes below it
 //!   were completely written; readers never look past it, so they never see a partial batch.
 //! - `SEG-2`: every byte below `valid_bytes` belongs to a batch whose framing and CRC were checked
 //!   when it was appended or recovered.
-//! - `SEG-3`: a sealed segment never changes again until it is deleted.
+//! - `SEG-3`: a sealed segment never changes again until it is deleted, except that its
+//!   `.txnindex` may take an entry re-added after a crash, synced at once (`TXN-2`).
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -44,6 +46,9 @@ pub(crate) struct Segment {
     pub(crate) log_path: PathBuf,
     pub(crate) index_path: PathBuf,
     pub(crate) time_path: PathBuf,
+    pub(crate) txn_path: PathBuf,
+    /// The `.txnindex` file was written since it was last synced.
+    pub(crate) txn_unsynced: AtomicBool,
     pub(crate) file_id: FileId,
     /// Bytes of complete, checked batches (`SEG-1`, `SEG-2`).
     pub(crate) valid_bytes: AtomicU64,
@@ -67,6 +72,8 @@ impl Segment {
             log_path: dir.join(format!("{stem}.log")),
             index_path: dir.join(format!("{stem}.index")),
             time_path: dir.join(format!("{stem}.timeindex")),
+            txn_path: dir.join(format!("{stem}{}", crate::txnindex::SUFFIX)),
+            txn_unsynced: AtomicBool::new(false),
             file_id,
             valid_bytes: AtomicU64::new(0),
             next_offset: AtomicI64::new(base_offset),

@@ -11,6 +11,7 @@ mod group_commit;
 mod kill;
 mod model;
 mod scale;
+mod txn;
 
 use basalt_record::BatchBuilder;
 use basalt_storage::{FsyncPolicy, LogConfig, Storage, StorageOptions};
