@@ -22,7 +22,9 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
-use basalt_record::{BATCH_HEADER_SIZE, BatchHeader, BatchIter, ControlType, parse_control};
+use basalt_record::{
+    BATCH_HEADER_SIZE, BatchHeader, BatchIter, ControlType, RecordError, parse_control,
+};
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
@@ -698,6 +700,42 @@ impl Log {
     ) -> Result<()> {
         self.walk_batches(from_offset, |_, _, _, header| {
             f(header);
+            Ok(())
+        })
+    }
+
+    /// Like [`Log::for_each_batch_header`], and tells the transaction marker each control batch
+    /// holds: `f` gets `Some(ControlType)` for an ABORT or COMMIT marker, `None` for every other
+    /// batch. Only control batches are read beyond their header (they are tiny). A control batch
+    /// whose CRC fails is damage; one whose record cannot be read as a marker is reported as
+    /// `None` with a warning (it is what was appended).
+    pub fn for_each_batch_control(
+        &self,
+        from_offset: i64,
+        mut f: impl FnMut(&BatchHeader, Option<ControlType>),
+    ) -> Result<()> {
+        self.walk_batches(from_offset, |seg, file, position, header| {
+            let control = if header.is_control() {
+                let bytes = seg.read_exact(file, position, header.total_size())?;
+                match parse_control(&bytes) {
+                    Ok(control) => control,
+                    Err(RecordError::Batch(err)) => {
+                        return Err(self.damaged_at(seg, position, err.to_string()));
+                    }
+                    Err(err) => {
+                        tracing::warn!(
+                            log = %self.name,
+                            offset = header.base_offset,
+                            error = %err,
+                            "control batch is not a readable transaction marker"
+                        );
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            f(header, control);
             Ok(())
         })
     }

@@ -1,6 +1,6 @@
 //! Transactions in the log: markers appended as batches, the aborted-transaction index beside each
 //! segment (range queries, reopen clean and after a crash, damaged files, retention, idempotent
-//! re-adds).
+//! re-adds) and the scan that reports marker types.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -406,5 +406,65 @@ fn deleting_the_log_deletes_its_txnindex() {
     assert!(!dir.path().join("t-0").exists());
     let (log, _) = storage.open_log("t-0", config()).unwrap();
     assert_eq!(log.aborted_txns(0, i64::MAX), vec![]);
+    storage.close().unwrap();
+}
+
+#[test]
+fn the_control_scan_reports_each_markers_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = open(dir.path());
+    let (log, _) = storage.open_log("t-0", config()).unwrap();
+    append_data(&log, 1, 3); // 0..=2
+    append_marker(&log, 1, ControlType::Commit); // 3
+    log.append(&crate::batch(1, 2, 10, 5), 0).unwrap(); // 4..=5, not transactional
+    log.roll().unwrap();
+    append_data(&log, 2, 1); // 6
+    append_marker(&log, 2, ControlType::Abort); // 7
+    // A control batch of another type (LEADER_CHANGE) is no transaction marker.
+    let mut other = BatchBuilder::new(0).producer(3, 0, -1);
+    other.push(1, Some(&[0, 0, 0, 2]), Some(&[0, 0]), &[]);
+    let mut other = other.build().to_vec();
+    other[22] |= 0x20; // control attribute
+    let crc = crc32c::crc32c(&other[21..]);
+    other[17..21].copy_from_slice(&crc.to_be_bytes());
+    log.append(&other, 0).unwrap(); // 8
+    // One whose key is unreadable is reported as no marker, not as an error.
+    let mut garbled = BatchBuilder::new(0).producer(3, 0, -1);
+    garbled.push(1, Some(&[0]), None, &[]);
+    let mut garbled = garbled.build().to_vec();
+    garbled[22] |= 0x20;
+    let crc = crc32c::crc32c(&garbled[21..]);
+    garbled[17..21].copy_from_slice(&crc.to_be_bytes());
+    log.append(&garbled, 0).unwrap(); // 9
+
+    let mut seen = Vec::new();
+    log.for_each_batch_control(0, |h, control| {
+        seen.push((h.base_offset, h.is_control(), control))
+    })
+    .unwrap();
+    assert_eq!(
+        seen,
+        vec![
+            (0, false, None),
+            (3, true, Some(ControlType::Commit)),
+            (4, false, None),
+            (6, false, None),
+            (7, true, Some(ControlType::Abort)),
+            (8, true, None),
+            (9, true, None),
+        ]
+    );
+    let mut from_six = Vec::new();
+    log.for_each_batch_control(6, |h, control| from_six.push((h.base_offset, control)))
+        .unwrap();
+    assert_eq!(
+        from_six,
+        vec![
+            (6, None),
+            (7, Some(ControlType::Abort)),
+            (8, None),
+            (9, None)
+        ]
+    );
     storage.close().unwrap();
 }
