@@ -66,6 +66,14 @@ pub struct BrokerConfig {
     pub offsets_topic_segment_bytes: i64,
     /// The group coordinator's settings (`group.*`, `offsets.retention.minutes`, ...).
     pub groups: basalt_coordinator::GroupConfig,
+    /// `transaction.state.log.num.partitions`: partitions of `__transaction_state`.
+    pub transaction_state_num_partitions: i32,
+    /// `transaction.state.log.segment.bytes`: segment size of `__transaction_state`, and the
+    /// size past which a partition is compacted.
+    pub transaction_state_segment_bytes: i64,
+    /// The transaction coordinator's settings (`transaction.max.timeout.ms`,
+    /// `transactional.id.expiration.ms`).
+    pub txns: basalt_coordinator::txn::TxnConfig,
 }
 
 impl Default for BrokerConfig {
@@ -92,6 +100,9 @@ impl Default for BrokerConfig {
             offsets_topic_num_partitions: 50,
             offsets_topic_segment_bytes: 100 * 1024 * 1024,
             groups: basalt_coordinator::GroupConfig::default(),
+            transaction_state_num_partitions: 50,
+            transaction_state_segment_bytes: 100 * 1024 * 1024,
+            txns: basalt_coordinator::txn::TxnConfig::default(),
         }
     }
 }

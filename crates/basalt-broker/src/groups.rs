@@ -34,7 +34,7 @@ pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
 /// Whether `name` is one of the broker's internal topics.
 pub fn is_internal(name: &str) -> bool {
-    name == OFFSETS_TOPIC
+    name == OFFSETS_TOPIC || name == crate::txns::TXN_TOPIC
 }
 
 /// The partition of `__consumer_offsets` for `group`: Java's `String.hashCode`, as Kafka picks it.
@@ -454,7 +454,12 @@ fn append_to(
             taken += 1;
         }
         rest = &rest[taken..];
-        let produced = partition.produce(&b.build(), now).map_err(|e| e.message)?;
+        // Group records are never transactional.
+        let produced = partition
+            .produce(&b.build(), now, |_| {
+                Err(basalt_protocol::ErrorCode::InvalidTxnState)
+            })
+            .map_err(|e| e.message)?;
         durable.extend(produced.durable);
     }
     Ok(durable)

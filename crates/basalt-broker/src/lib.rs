@@ -19,6 +19,7 @@ pub mod partition;
 pub mod producer;
 pub mod snapshot;
 pub mod topics;
+pub mod txns;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -83,6 +84,7 @@ pub struct Broker {
     visible: Arc<watch::Sender<u64>>,
     producer_ids: ProducerIds,
     coordinator: groups::Coordinator,
+    txns: Arc<txns::TxnCoordinator>,
 }
 
 impl Broker {
@@ -109,6 +111,11 @@ impl Broker {
             config.offsets_topic_num_partitions,
             config.offsets_topic_segment_bytes,
         );
+        let txns = Arc::new(txns::TxnCoordinator::new(
+            config.txns.clone(),
+            config.transaction_state_num_partitions,
+            config.transaction_state_segment_bytes,
+        ));
         let broker = Arc::new(Broker {
             config,
             storage,
@@ -118,14 +125,21 @@ impl Broker {
             visible,
             producer_ids,
             coordinator,
+            txns,
         });
         broker.coordinator.load(&broker);
+        broker.txns.load(&broker);
         Ok(broker)
     }
 
     /// The group coordinator.
     pub fn coordinator(&self) -> &groups::Coordinator {
         &self.coordinator
+    }
+
+    /// The transaction coordinator.
+    pub fn txns(&self) -> &Arc<txns::TxnCoordinator> {
+        &self.txns
     }
 
     /// The broker's settings.
@@ -513,7 +527,7 @@ impl Broker {
         }
     }
 
-    /// Runs retention and the group coordinator's timers periodically until the broker is
+    /// Runs retention and the group and transaction coordinators' timers periodically until the broker is
     /// dropped.
     pub fn spawn_background(self: &Arc<Self>) {
         let weak = Arc::downgrade(self);
@@ -525,8 +539,12 @@ impl Broker {
                 tick.tick().await;
                 let Some(broker) = weak.upgrade() else { break };
                 broker.coordinator.tick(&broker);
+                if n % 4 == 0 {
+                    broker.txns.tick(&broker);
+                }
                 if n % 20 == 0 {
                     broker.coordinator.compact(&broker).await;
+                    broker.txns.compact(&broker).await;
                 }
             }
         });

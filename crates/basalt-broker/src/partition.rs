@@ -8,17 +8,24 @@
 //! - `PART-3`: opening a partition loads its newest usable producer snapshot and reads only the
 //!   batch headers after it (all of them when there is none, `SNAP-1`); snapshots are written
 //!   under the producer lock, so each holds exactly the batches below its offset.
+//! - `PART-4`: a transactional batch is appended only if the transaction coordinator confirms,
+//!   under the producer lock, that its partition is in the producer's open transaction; markers
+//!   are appended under the same lock, so no batch of a transaction can land after its marker.
+//! - `PART-5`: the last stable offset is the smaller of the high watermark and the first offset
+//!   of the oldest open transaction; every aborted transaction whose marker is in the log has its
+//!   entry in the log's aborted-transaction index (re-added from the log at open).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use basalt_protocol::ErrorCode;
-use basalt_record::BatchHeader;
-use basalt_storage::{FsyncPolicy, Log, RetentionOutcome, StorageError, SyncTicket};
+use basalt_record::{BatchHeader, ControlType};
+use basalt_storage::{AbortedTxn, FsyncPolicy, Log, RetentionOutcome, StorageError, SyncTicket};
 use parking_lot::{Mutex, RwLock};
 
 use crate::config::EffectiveTopicConfig;
 use crate::errors::storage_error_code;
-use crate::producer::{ProducerTable, SequenceCheck};
+use crate::producer::{ProducerState, ProducerTable, SequenceCheck};
 use crate::snapshot;
 
 /// A partition hosted on this node.
@@ -31,6 +38,9 @@ pub struct Partition {
     /// The partition's log.
     pub log: Arc<Log>,
     producers: Mutex<ProducerTable>,
+    /// First offset of the oldest open transaction, `i64::MAX` when none (`PART-5`); written
+    /// under the producer lock.
+    first_unstable: AtomicI64,
     config: RwLock<EffectiveTopicConfig>,
     recovery: ProducerRecovery,
 }
@@ -99,10 +109,29 @@ impl Partition {
             }
             None => (ProducerTable::default(), log_start),
         };
-        log.for_each_batch_header(from, |h| {
+        let mut aborted = Vec::new();
+        log.for_each_batch_control(from, |h, control| {
             recovery.scanned_batches += 1;
-            producers.on_appended(h);
+            if h.is_control() {
+                let ended = producers.on_marker(h);
+                if let (Some(ended), Some(ControlType::Abort)) = (ended, control) {
+                    aborted.push(AbortedTxn {
+                        producer_id: h.producer_id,
+                        first_offset: ended.first_offset,
+                        last_offset: h.base_offset,
+                        last_stable_offset: producers
+                            .first_unstable_offset()
+                            .unwrap_or(h.base_offset + 1),
+                    });
+                }
+            } else {
+                producers.on_appended(h);
+            }
         })?;
+        // PART-5: entries lost with an unsynced index come back from the markers.
+        for txn in aborted {
+            log.append_aborted_txn(txn)?;
+        }
         tracing::debug!(
             topic,
             partition = index,
@@ -115,6 +144,7 @@ impl Partition {
             topic: topic.to_owned(),
             index,
             log,
+            first_unstable: AtomicI64::new(producers.first_unstable_offset().unwrap_or(i64::MAX)),
             producers: Mutex::new(producers),
             config: RwLock::new(config),
             recovery,
@@ -185,6 +215,88 @@ impl Partition {
         }
     }
 
+    /// The last stable offset (`PART-5`): read_committed consumers see offsets below it only.
+    pub fn last_stable_offset(&self) -> i64 {
+        let hw = self.high_watermark();
+        hw.min(self.first_unstable.load(Ordering::Acquire))
+    }
+
+    /// The aborted transactions a read_committed fetch of `from..upper` must be told about.
+    pub fn aborted_txns(&self, from: i64, upper: i64) -> Vec<AbortedTxn> {
+        self.log.aborted_txns(from, upper)
+    }
+
+    /// Every producer with state here, ordered by id (DescribeProducers).
+    pub fn producers(&self) -> Vec<ProducerState> {
+        self.producers.lock().entries()
+    }
+
+    /// Writes a transaction marker of `producer_id` (`PART-4`): `None` when the producer has no
+    /// transaction open here (nothing to end), else the marker's durability. A marker older than
+    /// the producer's epoch here is refused (`PID-3`).
+    pub fn write_marker(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        control: ControlType,
+        coordinator_epoch: i32,
+        now_ms: i64,
+    ) -> Result<Option<SyncTicket>, ProduceError> {
+        let mut producers = self.producers.lock();
+        if let Err(current) = producers.check_marker(producer_id, epoch) {
+            return Err(ProduceError::new(
+                ErrorCode::InvalidProducerEpoch,
+                format!(
+                    "marker of producer {producer_id} at epoch {epoch} is older than its epoch {current}"
+                ),
+            ));
+        }
+        if !producers.has_open_txn(producer_id) {
+            return Ok(None);
+        }
+        let batch =
+            basalt_record::control_batch(producer_id, epoch, control, coordinator_epoch, now_ms);
+        let appended = self.log.append(&batch, now_ms).map_err(|e| {
+            let code = storage_error_code(&e);
+            ProduceError::new(code, e.to_string())
+        })?;
+        let Some(header) = appended.batches.first() else {
+            return Ok(Some(appended.durable));
+        };
+        let ended = producers.on_marker(header);
+        self.first_unstable.store(
+            producers.first_unstable_offset().unwrap_or(i64::MAX),
+            Ordering::Release,
+        );
+        if let (Some(ended), ControlType::Abort) = (ended, control) {
+            let txn = AbortedTxn {
+                producer_id,
+                first_offset: ended.first_offset,
+                last_offset: header.base_offset,
+                last_stable_offset: producers
+                    .first_unstable_offset()
+                    .unwrap_or(header.base_offset + 1),
+            };
+            // If this fails the entry comes back from the marker at the next open (PART-5);
+            // until then read_committed readers would see the aborted batches, so refuse.
+            self.log
+                .append_aborted_txn(txn)
+                .map_err(|e| ProduceError::new(storage_error_code(&e), e.to_string()))?;
+        }
+        if appended.rolled {
+            self.write_roll_snapshot(&producers, appended.last_offset + 1);
+        }
+        Ok(Some(appended.durable))
+    }
+
+    fn write_roll_snapshot(&self, producers: &ProducerTable, offset: i64) {
+        // PART-3: the table now holds exactly the batches below the new log end. A failed
+        // write costs only a longer scan at the next open.
+        if let Err(e) = snapshot::write(self.log.dir(), offset, &producers.entries(), true) {
+            tracing::warn!(topic = %self.topic, partition = self.index, offset, error = %e, "cannot write producer snapshot");
+        }
+    }
+
     /// Refuses `acks=all` when `min.insync.replicas` asks for more replicas than the one this
     /// node has (Kafka's NOT_ENOUGH_REPLICAS, checked before anything is appended).
     pub fn check_required_acks(&self, acks: i16) -> Result<(), ProduceError> {
@@ -202,7 +314,14 @@ impl Partition {
     }
 
     /// Validates and appends the record batches of one produce request partition.
-    pub fn produce(&self, records: &[u8], now_ms: i64) -> Result<Produced, ProduceError> {
+    /// `verify_txn` is asked, under the producer lock, whether a transactional batch belongs to
+    /// its producer's open transaction (`PART-4`).
+    pub fn produce(
+        &self,
+        records: &[u8],
+        now_ms: i64,
+        verify_txn: impl FnOnce(&BatchHeader) -> Result<(), ErrorCode>,
+    ) -> Result<Produced, ProduceError> {
         let config = self.config();
         let mut headers = Vec::new();
         let mut at = 0;
@@ -259,8 +378,26 @@ impl Partition {
         } else {
             records
         };
+        if headers.len() > 1 && headers.iter().any(|h| h.is_transactional()) {
+            return Err(ProduceError::new(
+                ErrorCode::InvalidRecord,
+                "a transactional produce carries exactly one batch per partition",
+            ));
+        }
         // PART-1: check and append under one lock.
         let mut producers = self.producers.lock();
+        if headers[0].is_transactional() {
+            // PART-4: the coordinator's answer holds until the lock is released.
+            verify_txn(&headers[0]).map_err(|code| {
+                ProduceError::new(
+                    code,
+                    format!(
+                        "producer {} at epoch {} has no open transaction with {}-{}",
+                        headers[0].producer_id, headers[0].producer_epoch, self.topic, self.index
+                    ),
+                )
+            })?;
+        }
         match producers.check(&headers[0]) {
             SequenceCheck::Append => {}
             SequenceCheck::Duplicate(kept) => {
@@ -285,13 +422,14 @@ impl Partition {
         for h in &appended.batches {
             producers.on_appended(h);
         }
+        if headers[0].is_transactional() {
+            self.first_unstable.store(
+                producers.first_unstable_offset().unwrap_or(i64::MAX),
+                Ordering::Release,
+            );
+        }
         if appended.rolled {
-            // PART-3: the table now holds exactly the batches below the new log end. A failed
-            // write costs only a longer scan at the next open.
-            let offset = appended.last_offset + 1;
-            if let Err(e) = snapshot::write(self.log.dir(), offset, &producers.entries(), true) {
-                tracing::warn!(topic = %self.topic, partition = self.index, offset, error = %e, "cannot write producer snapshot");
-            }
+            self.write_roll_snapshot(&producers, appended.last_offset + 1);
         }
         drop(producers);
         Ok(Produced {

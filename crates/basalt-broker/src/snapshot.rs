@@ -200,7 +200,9 @@ pub fn decode(bytes: &[u8], expected_offset: i64) -> Result<Vec<ProducerState>, 
             (-1, -1)
         };
         if txn_first_offset < -1 || txn_first_offset >= found {
-            return Err(SnapshotError::Format("open transaction offset out of range"));
+            return Err(SnapshotError::Format(
+                "open transaction offset out of range",
+            ));
         }
         let [n] = r.take::<1>()?;
         if usize::from(n) > BATCHES_KEPT {

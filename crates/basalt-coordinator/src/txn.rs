@@ -129,6 +129,9 @@ pub struct Txn {
     pub tv2: bool,
 }
 
+/// Offsets of one group by topic and partition, as a transaction commits them.
+pub type PartitionOffsets = Vec<(String, i32, CommittedOffset)>;
+
 /// The markers to write to end a transaction, then [`Transactions::complete`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndPlan {
@@ -143,7 +146,7 @@ pub struct EndPlan {
     /// Partitions that get a marker.
     pub partitions: Vec<(String, i32)>,
     /// Offsets to commit to each group (empty for an abort).
-    pub offsets: Vec<(String, Vec<(String, i32, CommittedOffset)>)>,
+    pub offsets: Vec<(String, PartitionOffsets)>,
 }
 
 /// What an InitProducerId gets.
@@ -436,6 +439,7 @@ impl Transactions {
     /// EndTxn: decides the open transaction's outcome (`TXN-3`). `tv2` is true for EndTxn v5+,
     /// where the epoch is bumped as the transaction ends and the client continues with the
     /// bumped epoch. Returns the outcome and the transaction to persist (when it changed).
+    #[allow(clippy::too_many_arguments)]
     pub fn end(
         &mut self,
         id: &str,
@@ -696,11 +700,21 @@ mod tests {
         let mut t = Transactions::default();
         let c = TxnConfig::default();
         let mut a = alloc();
-        let (o, _) = t.init_producer_id(&c, "a", 60_000, None, 0, &mut a).unwrap();
+        let (o, _) = t
+            .init_producer_id(&c, "a", 60_000, None, 0, &mut a)
+            .unwrap();
         let (pid, epoch) = ready(&o);
         assert_eq!(epoch, 0);
-        assert!(t.add("a", pid, epoch, &[p("x", 0)], None, 1).unwrap().is_some());
-        assert!(t.add("a", pid, epoch, &[p("x", 0)], None, 2).unwrap().is_none());
+        assert!(
+            t.add("a", pid, epoch, &[p("x", 0)], None, 1)
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            t.add("a", pid, epoch, &[p("x", 0)], None, 2)
+                .unwrap()
+                .is_none()
+        );
         assert_eq!(t.verify_produce(pid, epoch, "x", 0), Ok(()));
         assert_eq!(
             t.verify_produce(pid, epoch, "x", 1),
@@ -717,7 +731,10 @@ mod tests {
             t.add("a", pid, epoch, &[p("x", 1)], None, 4),
             Err(ErrorCode::ConcurrentTransactions)
         );
-        assert_eq!(t.complete(&plan, 5).unwrap().state, TxnState::CompleteCommit);
+        assert_eq!(
+            t.complete(&plan, 5).unwrap().state,
+            TxnState::CompleteCommit
+        );
         // A retried commit is answered; an abort of the finished commit is not.
         assert_eq!(
             t.end("a", pid, epoch, true, false, 6, &mut a).unwrap().0,
@@ -739,10 +756,14 @@ mod tests {
         let mut t = Transactions::default();
         let c = TxnConfig::default();
         let mut a = alloc();
-        let (o, _) = t.init_producer_id(&c, "a", 60_000, None, 0, &mut a).unwrap();
+        let (o, _) = t
+            .init_producer_id(&c, "a", 60_000, None, 0, &mut a)
+            .unwrap();
         let (pid, e0) = ready(&o);
         t.add("a", pid, e0, &[p("x", 0)], None, 1).unwrap();
-        let (o, txn) = t.init_producer_id(&c, "a", 60_000, None, 2, &mut a).unwrap();
+        let (o, txn) = t
+            .init_producer_id(&c, "a", 60_000, None, 2, &mut a)
+            .unwrap();
         let InitOutcome::Fencing(plan) = o else {
             panic!()
         };
@@ -760,7 +781,9 @@ mod tests {
             ErrorCode::ConcurrentTransactions
         );
         t.complete(&plan, 4).unwrap();
-        let (o, _) = t.init_producer_id(&c, "a", 60_000, None, 5, &mut a).unwrap();
+        let (o, _) = t
+            .init_producer_id(&c, "a", 60_000, None, 5, &mut a)
+            .unwrap();
         assert_eq!(ready(&o), (pid, e0 + 2));
         assert_eq!(
             t.verify_produce(pid, e0, "x", 0),
@@ -793,7 +816,9 @@ mod tests {
         let mut t = Transactions::default();
         let c = TxnConfig::default();
         let mut a = alloc();
-        let (o, _) = t.init_producer_id(&c, "a", 60_000, None, 0, &mut a).unwrap();
+        let (o, _) = t
+            .init_producer_id(&c, "a", 60_000, None, 0, &mut a)
+            .unwrap();
         let (pid, e) = ready(&o);
         t.add("a", pid, e, &[p("x", 0)], None, 1).unwrap();
         let (out, txn) = t.end("a", pid, e, true, true, 2, &mut a).unwrap();
@@ -818,7 +843,9 @@ mod tests {
         let mut t = Transactions::default();
         let c = TxnConfig::default();
         let mut a = alloc();
-        let (o, _) = t.init_producer_id(&c, "a", 60_000, None, 0, &mut a).unwrap();
+        let (o, _) = t
+            .init_producer_id(&c, "a", 60_000, None, 0, &mut a)
+            .unwrap();
         let (pid, e) = ready(&o);
         let off = CommittedOffset {
             offset: 5,

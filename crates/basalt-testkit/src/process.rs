@@ -25,11 +25,25 @@ impl ProcessBroker {
     /// Starts `bin serve` on a free loopback port over `data_dir`, with `extra_args` appended,
     /// and waits until it serves.
     pub fn start(bin: &Path, data_dir: &Path, extra_args: &[&str]) -> ProcessBroker {
+        Self::start_at(bin, data_dir, "127.0.0.1:0", extra_args, &[])
+    }
+
+    /// Starts `bin serve` listening on `listen` (a fixed address lets clients reconnect across
+    /// restarts) over `data_dir`, with `extra_args` appended and `env` set, and waits until it
+    /// serves.
+    pub fn start_at(
+        bin: &Path,
+        data_dir: &Path,
+        listen: &str,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> ProcessBroker {
         let mut child = Command::new(bin)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["serve", "--listen", listen, "--data-dir"])
             .arg(data_dir)
             .args(extra_args)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -11,6 +11,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use basalt_broker::GroupConfig;
+use basalt_broker::coordinator::txn::TxnConfig;
 use basalt_broker::{Broker, BrokerConfig};
 use basalt_server::ServerLimits;
 use basalt_storage::FsyncPolicy;
@@ -110,6 +111,34 @@ pub struct ServeArgs {
         env = "BASALT_OFFSETS_TOPIC_SEGMENT_BYTES"
     )]
     offsets_segment_bytes: Option<i64>,
+    /// `transaction.state.log.num.partitions`: partitions of the internal `__transaction_state`
+    /// topic, fixed when it is first created [default: 50].
+    #[arg(
+        long = "transaction.state.log.num.partitions",
+        env = "BASALT_TRANSACTION_STATE_LOG_NUM_PARTITIONS"
+    )]
+    txn_partitions: Option<i32>,
+    /// `transaction.state.log.segment.bytes`: segment size of `__transaction_state`; a
+    /// partition that grows past it is compacted [default: 104857600].
+    #[arg(
+        long = "transaction.state.log.segment.bytes",
+        env = "BASALT_TRANSACTION_STATE_LOG_SEGMENT_BYTES"
+    )]
+    txn_segment_bytes: Option<i64>,
+    /// `transaction.max.timeout.ms`: the longest `transaction.timeout.ms` a producer may ask
+    /// for [default: 900000].
+    #[arg(
+        long = "transaction.max.timeout.ms",
+        env = "BASALT_TRANSACTION_MAX_TIMEOUT_MS"
+    )]
+    txn_max_timeout: Option<i32>,
+    /// `transactional.id.expiration.ms`: how long an idle transactional id is remembered
+    /// [default: 604800000].
+    #[arg(
+        long = "transactional.id.expiration.ms",
+        env = "BASALT_TRANSACTIONAL_ID_EXPIRATION_MS"
+    )]
+    txn_id_expiration: Option<i64>,
     /// `num.partitions`: partitions of auto-created topics [default: 1].
     #[arg(long = "num.partitions", env = "BASALT_NUM_PARTITIONS")]
     num_partitions: Option<i32>,
@@ -370,8 +399,39 @@ pub fn resolve(args: ServeArgs) -> Result<Resolved, Error> {
             .saturating_mul(60_000),
             ..dg.clone()
         },
+        transaction_state_num_partitions: pick!(
+            args.txn_partitions,
+            "transaction.state.log.num.partitions",
+            d.transaction_state_num_partitions
+        ),
+        transaction_state_segment_bytes: pick!(
+            args.txn_segment_bytes,
+            "transaction.state.log.segment.bytes",
+            d.transaction_state_segment_bytes
+        ),
+        txns: TxnConfig {
+            max_timeout_ms: pick!(
+                args.txn_max_timeout,
+                "transaction.max.timeout.ms",
+                d.txns.max_timeout_ms
+            ),
+            id_expiration_ms: pick!(
+                args.txn_id_expiration,
+                "transactional.id.expiration.ms",
+                d.txns.id_expiration_ms
+            ),
+        },
         ..d
     };
+    if broker.transaction_state_segment_bytes < 1024 {
+        return Err("transaction.state.log.segment.bytes must be at least 1024".into());
+    }
+    if !(1..=1000).contains(&broker.transaction_state_num_partitions) {
+        return Err("transaction.state.log.num.partitions must be between 1 and 1000".into());
+    }
+    if broker.txns.max_timeout_ms < 1 {
+        return Err("transaction.max.timeout.ms must be at least 1".into());
+    }
     if broker.offsets_topic_segment_bytes < 1024 {
         return Err("offsets.topic.segment.bytes must be at least 1024".into());
     }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use basalt_protocol::ErrorCode;
 use basalt_protocol::messages::fetch_request::FetchRequest;
 use basalt_protocol::messages::fetch_response::{
-    FetchResponse, FetchableTopicResponse, PartitionData,
+    AbortedTransaction, FetchResponse, FetchableTopicResponse, PartitionData,
 };
 use basalt_storage::StorageError;
 
@@ -53,6 +53,7 @@ fn read_once(broker: &Broker, req: &FetchRequest) -> (FetchResponse, i64, bool) 
     };
     let mut total = 0i64;
     let mut errors = false;
+    let read_committed = req.isolation_level == 1;
     let mut responses = Vec::with_capacity(req.topics.len());
     for t in &req.topics {
         let topic = broker.topic(&t.topic);
@@ -65,6 +66,7 @@ fn read_once(broker: &Broker, req: &FetchRequest) -> (FetchResponse, i64, bool) 
                 log_start_offset: -1,
                 preferred_read_replica: -1,
                 records: Some(bytes::Bytes::new()),
+                aborted_transactions: None,
                 ..PartitionData::default()
             };
             let partition = topic.as_ref().and_then(|topic| {
@@ -79,8 +81,10 @@ fn read_once(broker: &Broker, req: &FetchRequest) -> (FetchResponse, i64, bool) 
                 }
                 Some(partition) => {
                     let hw = partition.high_watermark();
+                    let lso = partition.last_stable_offset();
                     pd.high_watermark = hw;
-                    pd.last_stable_offset = hw;
+                    pd.last_stable_offset = lso;
+                    let upper = if read_committed { lso } else { hw };
                     pd.log_start_offset = partition.log.log_start_offset();
                     let partition_budget = i64::from(fp.partition_max_bytes.max(0)).min(budget);
                     // The first non-empty partition returns at least one batch (max(.., 1)).
@@ -93,22 +97,37 @@ fn read_once(broker: &Broker, req: &FetchRequest) -> (FetchResponse, i64, bool) 
                         // Only the first non-empty partition may exceed the budget (with its
                         // first batch); later ones return what fits, or nothing.
                         let read = if total == 0 {
-                            partition.log.read(fp.fetch_offset, max_bytes as usize, hw)
+                            partition
+                                .log
+                                .read(fp.fetch_offset, max_bytes as usize, upper)
                         } else {
                             partition
                                 .log
-                                .read_within(fp.fetch_offset, max_bytes as usize, hw)
+                                .read_within(fp.fetch_offset, max_bytes as usize, upper)
                         };
                         match read {
                             Ok(read) => {
                                 let n = read.records.len() as i64;
                                 total += n;
                                 budget -= n;
+                                if read_committed {
+                                    pd.aborted_transactions = Some(
+                                        partition
+                                            .aborted_txns(fp.fetch_offset, read.next_offset)
+                                            .into_iter()
+                                            .map(|t| AbortedTransaction {
+                                                producer_id: t.producer_id,
+                                                first_offset: t.first_offset,
+                                                ..AbortedTransaction::default()
+                                            })
+                                            .collect(),
+                                    );
+                                }
                                 pd.records = Some(read.records);
                             }
                             Err(e) => {
-                                // Past the high watermark but within the log: nothing visible yet.
-                                let not_yet_visible = matches!(e, StorageError::OffsetOutOfRange { offset, .. } if offset > hw && offset <= partition.log.log_end_offset());
+                                // Past the visible end but within the log: nothing visible yet.
+                                let not_yet_visible = matches!(e, StorageError::OffsetOutOfRange { offset, .. } if offset > upper && offset <= partition.log.log_end_offset());
                                 if !not_yet_visible {
                                     pd.error_code = storage_error_code(&e).into();
                                     errors = true;

@@ -1,22 +1,44 @@
-//! InitProducerId (key 22), v0–5: producer ids for idempotent producers.
+//! InitProducerId (key 22), v0–5: producer ids for idempotent and transactional producers.
 //!
-//! Transactional ids need the transaction coordinator, which this broker does not have yet: such
-//! requests get COORDINATOR_NOT_AVAILABLE.
+//! Without a transactional id a fresh producer id is reserved (or, KIP-360, the epoch of the
+//! given one bumped). With one, the transaction coordinator gives the id's producer id with a
+//! bumped epoch, fencing any older producer of the same transactional id; if that producer left
+//! a transaction open, it is aborted first and the request gets CONCURRENT_TRANSACTIONS (the
+//! client retries). A `transaction.timeout.ms` above `transaction.max.timeout.ms` is refused with
+//! INVALID_TRANSACTION_TIMEOUT.
+
+use std::sync::Arc;
 
 use basalt_protocol::ErrorCode;
 use basalt_protocol::messages::init_producer_id_request::InitProducerIdRequest;
 use basalt_protocol::messages::init_producer_id_response::InitProducerIdResponse;
 
 use crate::Broker;
+use crate::txns::fenced_for;
 
-pub fn handle(broker: &Broker, req: InitProducerIdRequest) -> InitProducerIdResponse {
+pub async fn handle(
+    broker: Arc<Broker>,
+    req: InitProducerIdRequest,
+    version: i16,
+) -> InitProducerIdResponse {
     let mut resp = InitProducerIdResponse {
         producer_id: -1,
         producer_epoch: -1,
         ..InitProducerIdResponse::default()
     };
-    if req.transactional_id.is_some() {
-        resp.error_code = ErrorCode::CoordinatorNotAvailable.into();
+    if let Some(id) = req.transactional_id.as_deref() {
+        let expected = (req.producer_id >= 0).then_some((req.producer_id, req.producer_epoch));
+        match broker
+            .txns()
+            .init_producer_id(&broker, id, req.transaction_timeout_ms, expected)
+            .await
+        {
+            Ok((pid, epoch)) => {
+                resp.producer_id = pid;
+                resp.producer_epoch = epoch;
+            }
+            Err(code) => resp.error_code = fenced_for(code, version, 4).into(),
+        }
         return resp;
     }
     // KIP-360: an idempotent producer may ask to bump the epoch of its current id.

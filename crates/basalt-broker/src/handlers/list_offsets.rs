@@ -4,6 +4,10 @@
 //! A time lookup finds the first batch whose max timestamp reaches the time, then, for an
 //! uncompressed batch, the first record in it that does; for a compressed batch it answers the
 //! batch's first offset.
+//!
+//! With `isolation_level` = READ_COMMITTED (v2+), everything is bounded by the last stable
+//! offset instead of the high watermark: latest is the last stable offset, and time lookups
+//! past it find nothing.
 
 use basalt_protocol::ErrorCode;
 use basalt_protocol::messages::list_offsets_request::ListOffsetsRequest;
@@ -23,7 +27,8 @@ const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 
-pub fn handle(broker: &Broker, req: ListOffsetsRequest, _version: i16) -> ListOffsetsResponse {
+pub fn handle(broker: &Broker, req: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+    let read_committed = version >= 2 && req.isolation_level == 1;
     let topics = req
         .topics
         .into_iter()
@@ -47,7 +52,7 @@ pub fn handle(broker: &Broker, req: ListOffsetsRequest, _version: i16) -> ListOf
                     });
                     match partition {
                         None => resp.error_code = ErrorCode::UnknownTopicOrPartition.into(),
-                        Some(partition) => match lookup(partition, p.timestamp) {
+                        Some(partition) => match lookup(partition, p.timestamp, read_committed) {
                             Ok((timestamp, offset)) => {
                                 resp.timestamp = timestamp;
                                 resp.offset = offset;
@@ -72,9 +77,18 @@ pub fn handle(broker: &Broker, req: ListOffsetsRequest, _version: i16) -> ListOf
 }
 
 /// `(timestamp, offset)` for one partition.
-fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64), ErrorCode> {
+fn lookup(
+    partition: &Partition,
+    timestamp: i64,
+    read_committed: bool,
+) -> Result<(i64, i64), ErrorCode> {
     let log = &partition.log;
-    let hw = partition.high_watermark();
+    // The end of what this reader may see.
+    let hw = if read_committed {
+        partition.last_stable_offset()
+    } else {
+        partition.high_watermark()
+    };
     match timestamp {
         LATEST => Ok((-1, hw)),
         EARLIEST => Ok((-1, log.log_start_offset())),

@@ -6,6 +6,8 @@
 //! with a v0 response and the whole table (KIP-511); a version the codec cannot decode, or an
 //! API without a handler, closes the connection with a log line.
 
+mod add_offsets_to_txn;
+mod add_partitions_to_txn;
 mod alter_configs;
 mod api_versions;
 mod consumer_group_describe;
@@ -19,6 +21,9 @@ mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
+mod describe_producers;
+mod describe_transactions;
+mod end_txn;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
@@ -28,6 +33,7 @@ mod join_group;
 mod leave_group;
 mod list_groups;
 mod list_offsets;
+mod list_transactions;
 mod metadata;
 mod offset_commit;
 mod offset_delete;
@@ -35,6 +41,7 @@ mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
+mod txn_offset_commit;
 mod unsupported;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -112,6 +119,17 @@ pub const SUPPORTED: &[Supported] = &[
         0,
         consumer_group_describe::MAX_VERSION,
     ),
+    api(
+        ApiKey::AddPartitionsToTxn,
+        0,
+        add_partitions_to_txn::MAX_VERSION,
+    ),
+    api(ApiKey::AddOffsetsToTxn, 0, add_offsets_to_txn::MAX_VERSION),
+    api(ApiKey::EndTxn, 0, end_txn::MAX_VERSION),
+    api(ApiKey::TxnOffsetCommit, 0, txn_offset_commit::MAX_VERSION),
+    api(ApiKey::DescribeProducers, 0, 0),
+    api(ApiKey::DescribeTransactions, 0, 0),
+    api(ApiKey::ListTransactions, 0, list_transactions::MAX_VERSION),
 ];
 
 /// The client id of a request and the host of its connection, as group members report them.
@@ -241,7 +259,53 @@ impl Handler for Broker {
                 ResponseBody::FindCoordinator(find_coordinator::handle(&self, r, version))
             }
             RequestBody::InitProducerId(r) => {
-                ResponseBody::InitProducerId(init_producer_id::handle(&self, r))
+                let broker = Arc::clone(&self);
+                return Outcome::Later(Box::pin(async move {
+                    Outcome::Respond(ResponseBody::InitProducerId(
+                        init_producer_id::handle(broker, r, version).await,
+                    ))
+                }));
+            }
+            RequestBody::AddPartitionsToTxn(r) => {
+                let broker = Arc::clone(&self);
+                return Outcome::Later(Box::pin(async move {
+                    Outcome::Respond(ResponseBody::AddPartitionsToTxn(
+                        add_partitions_to_txn::handle(broker, r, version).await,
+                    ))
+                }));
+            }
+            RequestBody::AddOffsetsToTxn(r) => {
+                let broker = Arc::clone(&self);
+                return Outcome::Later(Box::pin(async move {
+                    Outcome::Respond(ResponseBody::AddOffsetsToTxn(
+                        add_offsets_to_txn::handle(broker, r, version).await,
+                    ))
+                }));
+            }
+            RequestBody::EndTxn(r) => {
+                let broker = Arc::clone(&self);
+                return Outcome::Later(Box::pin(async move {
+                    Outcome::Respond(ResponseBody::EndTxn(
+                        end_txn::handle(broker, r, version).await,
+                    ))
+                }));
+            }
+            RequestBody::TxnOffsetCommit(r) => {
+                let broker = Arc::clone(&self);
+                return Outcome::Later(Box::pin(async move {
+                    Outcome::Respond(ResponseBody::TxnOffsetCommit(
+                        txn_offset_commit::handle(broker, r, version).await,
+                    ))
+                }));
+            }
+            RequestBody::DescribeProducers(r) => {
+                ResponseBody::DescribeProducers(describe_producers::handle(&self, r))
+            }
+            RequestBody::DescribeTransactions(r) => {
+                ResponseBody::DescribeTransactions(describe_transactions::handle(&self, r))
+            }
+            RequestBody::ListTransactions(r) => {
+                ResponseBody::ListTransactions(list_transactions::handle(&self, r, version))
             }
             RequestBody::DeleteRecords(r) => {
                 ResponseBody::DeleteRecords(delete_records::handle(&self, r, version))

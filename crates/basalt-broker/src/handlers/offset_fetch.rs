@@ -1,6 +1,10 @@
 //! OffsetFetch (key 9), v1–9: a group's committed offsets, for named partitions or (topics =
 //! null) all of them; v8+ asks for several groups at once; v9 carries the member id and epoch
-//! of a consumer-group member. Partitions without a commit answer offset -1.
+//! of a consumer-group member. Partitions without a commit answer offset -1. With
+//! `require_stable` (v7+, KIP-447), a partition whose offset an open transaction is committing
+//! answers UNSTABLE_OFFSET_COMMIT, and the client asks again.
+
+use std::collections::BTreeSet;
 
 use basalt_coordinator::{Group, GroupKind};
 use basalt_protocol::ErrorCode;
@@ -23,6 +27,7 @@ fn fetch_group(
     group: Option<&Group>,
     topics: Option<Vec<(String, Vec<i32>)>>,
     member: Option<(Option<&str>, i32)>,
+    unstable: &BTreeSet<(String, i32)>,
 ) -> (ErrorCode, Vec<(String, Vec<Fetched>)>) {
     if let (
         Some(Group {
@@ -57,6 +62,9 @@ fn fetch_group(
             let fetched = partitions
                 .into_iter()
                 .map(|p| match group.and_then(|g| g.offsets.get(&topic, p)) {
+                    _ if unstable.contains(&(topic.clone(), p)) => {
+                        (p, -1, -1, None, ErrorCode::UnstableOffsetCommit)
+                    }
                     Some(o) => (
                         p,
                         o.offset,
@@ -75,6 +83,15 @@ fn fetch_group(
 
 pub fn handle(broker: &Broker, req: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
     let coordinator = broker.coordinator();
+    let require_stable = version >= 7 && req.require_stable;
+    // Read before the group lock: the two coordinators' locks are never nested.
+    let unstable = |group: &str| {
+        if require_stable {
+            broker.txns().read(|t| t.pending_offsets(group))
+        } else {
+            BTreeSet::new()
+        }
+    };
     if version >= 8 {
         let groups = req
             .groups
@@ -88,11 +105,13 @@ pub fn handle(broker: &Broker, req: OffsetFetchRequest, version: i16) -> OffsetF
                 let (code, fetched) = if g.group_id.is_empty() {
                     (ErrorCode::InvalidGroupId, Vec::new())
                 } else {
+                    let unstable = unstable(&g.group_id);
                     coordinator.read(&g.group_id, |group| {
                         fetch_group(
                             group,
                             topics,
                             Some((g.member_id.as_deref(), g.member_epoch)),
+                            &unstable,
                         )
                     })
                 };
@@ -134,7 +153,10 @@ pub fn handle(broker: &Broker, req: OffsetFetchRequest, version: i16) -> OffsetF
     let (code, fetched) = if req.group_id.is_empty() {
         (ErrorCode::InvalidGroupId, Vec::new())
     } else {
-        coordinator.read(&req.group_id, |group| fetch_group(group, topics, None))
+        let unstable = unstable(&req.group_id);
+        coordinator.read(&req.group_id, |group| {
+            fetch_group(group, topics, None, &unstable)
+        })
     };
     OffsetFetchResponse {
         error_code: code.into(),

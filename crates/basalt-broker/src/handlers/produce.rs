@@ -5,6 +5,8 @@
 //! once it is written, `acks=0` never; `acks=-1` on a topic whose `min.insync.replicas` is above
 //! 1 is refused with NOT_ENOUGH_REPLICAS (one node is one replica). CreateTime batches outside
 //! `message.timestamp.before.max.ms` / `after.max.ms` are refused with INVALID_TIMESTAMP.
+//! A transactional batch is appended only to a partition its producer added to its open
+//! transaction (INVALID_TXN_STATE otherwise; an old epoch gets INVALID_PRODUCER_EPOCH).
 //! Capped at v11 so Java producers keep the classic transaction flow (KIP-890 needs v12+).
 
 use basalt_protocol::ErrorCode;
@@ -74,7 +76,16 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest, _version: i16) -> Outco
                             }
                             Some(records) => partition
                                 .check_required_acks(acks)
-                                .and_then(|()| partition.produce(records, now))
+                                .and_then(|()| {
+                                    partition.produce(records, now, |h| {
+                                        broker.txns().verify_produce(
+                                            h.producer_id,
+                                            h.producer_epoch,
+                                            &topic.meta.name,
+                                            pd.index,
+                                        )
+                                    })
+                                })
                                 .map_err(|e| (e.code, e.message)),
                         },
                     },

@@ -10,3 +10,4 @@ mod durability;
 mod faults;
 mod groups;
 mod groups_cli;
+mod txn;

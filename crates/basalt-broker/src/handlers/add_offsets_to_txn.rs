@@ -1,0 +1,42 @@
+//! AddOffsetsToTxn (key 25), v0–4: adds a group to a producer's open transaction, so that the
+//! offsets it then sends with TxnOffsetCommit are committed with the transaction.
+
+use std::sync::Arc;
+
+use basalt_protocol::ErrorCode;
+use basalt_protocol::messages::add_offsets_to_txn_request::AddOffsetsToTxnRequest;
+use basalt_protocol::messages::add_offsets_to_txn_response::AddOffsetsToTxnResponse;
+
+use crate::Broker;
+use crate::txns::fenced_for;
+
+/// Highest version handled.
+pub const MAX_VERSION: i16 = 4;
+
+pub async fn handle(
+    broker: Arc<Broker>,
+    req: AddOffsetsToTxnRequest,
+    version: i16,
+) -> AddOffsetsToTxnResponse {
+    let code = if req.group_id.is_empty() {
+        ErrorCode::InvalidGroupId
+    } else {
+        broker
+            .txns()
+            .add(
+                &broker,
+                &req.transactional_id,
+                req.producer_id,
+                req.producer_epoch,
+                &[],
+                Some(&req.group_id),
+            )
+            .await
+            .err()
+            .map_or(ErrorCode::None, |c| fenced_for(c, version, 2))
+    };
+    AddOffsetsToTxnResponse {
+        error_code: code.into(),
+        ..AddOffsetsToTxnResponse::default()
+    }
+}

@@ -1,0 +1,148 @@
+//! AddPartitionsToTxn (key 24), v0–5: adds partitions to a producer's open transaction (opening
+//! one if needed) before it produces to them. v0–3 carry one transaction; v4+ (sent by brokers)
+//! carry several, each of which may ask only to verify that its partitions are already in the
+//! transaction (`verify_only`).
+//!
+//! A request naming an unknown partition adds nothing: that partition answers
+//! UNKNOWN_TOPIC_OR_PARTITION and the others OPERATION_NOT_ATTEMPTED, as Kafka does. Internal
+//! topics cannot be added.
+
+use std::sync::Arc;
+
+use basalt_protocol::ErrorCode;
+use basalt_protocol::messages::add_partitions_to_txn_request::{
+    AddPartitionsToTxnRequest, AddPartitionsToTxnTopic,
+};
+use basalt_protocol::messages::add_partitions_to_txn_response::{
+    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResponse, AddPartitionsToTxnResult,
+    AddPartitionsToTxnTopicResult,
+};
+
+use crate::Broker;
+use crate::groups::is_internal;
+use crate::txns::fenced_for;
+
+/// Highest version handled.
+pub const MAX_VERSION: i16 = 5;
+
+pub async fn handle(
+    broker: Arc<Broker>,
+    req: AddPartitionsToTxnRequest,
+    version: i16,
+) -> AddPartitionsToTxnResponse {
+    if version <= 3 {
+        let results = add_one(
+            &broker,
+            &req.v3_and_below_transactional_id,
+            req.v3_and_below_producer_id,
+            req.v3_and_below_producer_epoch,
+            &req.v3_and_below_topics,
+            false,
+            version,
+        )
+        .await;
+        return AddPartitionsToTxnResponse {
+            results_by_topic_v3_and_below: results,
+            ..AddPartitionsToTxnResponse::default()
+        };
+    }
+    let mut out = Vec::with_capacity(req.transactions.len());
+    for t in &req.transactions {
+        let topic_results = add_one(
+            &broker,
+            &t.transactional_id,
+            t.producer_id,
+            t.producer_epoch,
+            &t.topics,
+            t.verify_only,
+            version,
+        )
+        .await;
+        out.push(AddPartitionsToTxnResult {
+            transactional_id: t.transactional_id.clone(),
+            topic_results,
+            ..AddPartitionsToTxnResult::default()
+        });
+    }
+    AddPartitionsToTxnResponse {
+        results_by_transaction: out,
+        ..AddPartitionsToTxnResponse::default()
+    }
+}
+
+async fn add_one(
+    broker: &Arc<Broker>,
+    id: &str,
+    producer_id: i64,
+    epoch: i16,
+    topics: &[AddPartitionsToTxnTopic],
+    verify_only: bool,
+    version: i16,
+) -> Vec<AddPartitionsToTxnTopicResult> {
+    let mut unknown = Vec::new();
+    let mut partitions = Vec::new();
+    for t in topics {
+        let topic = broker.topic(&t.name).filter(|_| !is_internal(&t.name));
+        for &p in &t.partitions {
+            let exists = topic
+                .as_ref()
+                .is_some_and(|topic| (0..topic.meta.partitions).contains(&p));
+            if exists {
+                partitions.push((t.name.clone(), p));
+            } else {
+                unknown.push((t.name.clone(), p));
+            }
+        }
+    }
+    let codes: Vec<ErrorCode> = if !unknown.is_empty() {
+        let all: Vec<(String, i32)> = topics
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(|&p| (t.name.clone(), p)))
+            .collect();
+        all.iter()
+            .map(|p| {
+                if unknown.contains(p) {
+                    ErrorCode::UnknownTopicOrPartition
+                } else {
+                    ErrorCode::OperationNotAttempted
+                }
+            })
+            .collect()
+    } else if verify_only {
+        partitions
+            .iter()
+            .map(|(t, p)| {
+                broker
+                    .txns()
+                    .verify_produce(producer_id, epoch, t, *p)
+                    .err()
+                    .unwrap_or(ErrorCode::None)
+            })
+            .collect()
+    } else {
+        let code = broker
+            .txns()
+            .add(broker, id, producer_id, epoch, &partitions, None)
+            .await
+            .err()
+            .map_or(ErrorCode::None, |c| fenced_for(c, version, 2));
+        vec![code; partitions.len()]
+    };
+    let mut codes = codes.into_iter();
+    topics
+        .iter()
+        .map(|t| AddPartitionsToTxnTopicResult {
+            name: t.name.clone(),
+            results_by_partition: t
+                .partitions
+                .iter()
+                .map(|&p| AddPartitionsToTxnPartitionResult {
+                    partition_index: p,
+                    partition_error_code: codes.next().unwrap_or(ErrorCode::None).into(),
+                    ..AddPartitionsToTxnPartitionResult::default()
+                })
+                .collect(),
+            ..AddPartitionsToTxnTopicResult::default()
+        })
+        .collect()
+}

@@ -1,0 +1,416 @@
+//! Transactions with librdkafka's transactional producer: what read_committed and
+//! read_uncommitted consumers see of committed and aborted transactions, offsets committed with
+//! the output (consume → transform → produce), fencing of a second producer with the same
+//! transactional id, the abort of a transaction left open past its timeout, and a commit that is
+//! completed after the broker was killed between the decision and the markers.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use basalt_testkit::{ProcessBroker, TestBroker};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerGroupMetadata};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::common::{TIMEOUT, create_topic, producer, send_one, text};
+use rdkafka::producer::FutureRecord;
+
+type TxnProducer = ThreadedProducer<DefaultProducerContext>;
+
+/// A transactional producer for `id`, initialised.
+fn txn_producer(bootstrap: &str, id: &str, extra: &[(&str, &str)]) -> TxnProducer {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("transactional.id", id)
+        .set("linger.ms", "5")
+        .set("reconnect.backoff.ms", "20")
+        .set("reconnect.backoff.max.ms", "500")
+        .set("retry.backoff.ms", "20");
+    for (k, v) in extra {
+        config.set(*k, *v);
+    }
+    let p: TxnProducer = config.create().unwrap();
+    p.init_transactions(TIMEOUT).unwrap();
+    p
+}
+
+fn send(p: &TxnProducer, topic: &str, partition: i32, value: &str) {
+    p.send(
+        BaseRecord::<(), str>::to(topic)
+            .partition(partition)
+            .payload(value),
+    )
+    .unwrap_or_else(|(e, _)| panic!("could not enqueue: {e}"));
+}
+
+/// A consumer assigned to `partitions` of `topic` from the start, at `isolation`.
+fn reader(bootstrap: &str, topic: &str, partitions: &[i32], isolation: &str) -> BaseConsumer {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "txn-reader")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .set("fetch.wait.max.ms", "100")
+        .set("isolation.level", isolation)
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in partitions {
+        tpl.add_partition_offset(topic, *p, Offset::Beginning)
+            .unwrap();
+    }
+    c.assign(&tpl).unwrap();
+    c
+}
+
+/// Values read by `c` until `done` says enough, panicking after [`TIMEOUT`].
+fn read_until(
+    c: &BaseConsumer,
+    mut done: impl FnMut(&[OwnedMessage]) -> bool,
+) -> Vec<OwnedMessage> {
+    let mut got = Vec::new();
+    let deadline = Instant::now() + TIMEOUT;
+    while !done(&got) {
+        assert!(
+            Instant::now() < deadline,
+            "read {:?} within {TIMEOUT:?}",
+            got.iter().map(text).collect::<Vec<_>>()
+        );
+        match c.poll(Duration::from_millis(100)) {
+            None => {}
+            Some(Ok(m)) => got.push(m.detach()),
+            Some(Err(e)) => panic!("consume error: {e}"),
+        }
+    }
+    got
+}
+
+fn values(msgs: &[OwnedMessage]) -> Vec<String> {
+    msgs.iter().map(|m| text(m).to_owned()).collect()
+}
+
+/// The end offset a consumer at `isolation` sees for one partition.
+fn end_offset(bootstrap: &str, topic: &str, partition: i32, isolation: &str) -> i64 {
+    let c = reader(bootstrap, topic, &[], isolation);
+    c.fetch_watermarks(topic, partition, TIMEOUT).unwrap().1
+}
+
+#[test]
+fn committed_transactions_are_read_by_all_and_aborted_ones_only_uncommitted() {
+    let broker = TestBroker::start();
+    let b = broker.bootstrap();
+    create_topic(&b, "txn-vis", 2, &[]);
+    let p = txn_producer(&b, "vis", &[]);
+
+    p.begin_transaction().unwrap();
+    for i in 0..5 {
+        send(&p, "txn-vis", i % 2, &format!("c1-{i}"));
+    }
+    p.commit_transaction(TIMEOUT).unwrap();
+
+    p.begin_transaction().unwrap();
+    for i in 0..4 {
+        send(&p, "txn-vis", i % 2, &format!("a-{i}"));
+    }
+    p.flush(TIMEOUT).unwrap();
+    p.abort_transaction(TIMEOUT).unwrap();
+
+    p.begin_transaction().unwrap();
+    for i in 0..3 {
+        send(&p, "txn-vis", i % 2, &format!("c2-{i}"));
+    }
+    p.commit_transaction(TIMEOUT).unwrap();
+
+    // Plain records after the transactions are visible to both.
+    let plain = producer(&b, &[]);
+    send_one(
+        &plain,
+        FutureRecord::to("txn-vis")
+            .partition(0)
+            .payload(b"plain".as_slice()),
+    );
+
+    let committed: Vec<String> = ["c1-0", "c1-2", "c1-4", "c2-0", "c2-2", "plain"]
+        .map(String::from)
+        .to_vec();
+    let c = reader(&b, "txn-vis", &[0], "read_committed");
+    let got = read_until(&c, |m| m.len() >= committed.len());
+    assert_eq!(values(&got), committed);
+    // Nothing more arrives: the aborted records were dropped, not delayed.
+    assert!(c.poll(Duration::from_millis(500)).is_none());
+
+    let c = reader(&b, "txn-vis", &[0], "read_uncommitted");
+    let all: Vec<String> = [
+        "c1-0", "c1-2", "c1-4", "a-0", "a-2", "c2-0", "c2-2", "plain",
+    ]
+    .map(String::from)
+    .to_vec();
+    let got = read_until(&c, |m| m.len() >= all.len());
+    assert_eq!(values(&got), all);
+
+    // Partition 1: c1-1, c1-3, (a-1, a-3 aborted), c2-1, and three markers in the offsets.
+    let c = reader(&b, "txn-vis", &[1], "read_committed");
+    let got = read_until(&c, |m| m.len() >= 3);
+    assert_eq!(values(&got), vec!["c1-1", "c1-3", "c2-1"]);
+    let offsets: Vec<i64> = got.iter().map(Message::offset).collect();
+    // 2 records + marker, 2 aborted + marker, then c2-1.
+    assert_eq!(offsets, vec![0, 1, 6]);
+    assert_eq!(end_offset(&b, "txn-vis", 1, "read_committed"), 8);
+}
+
+#[test]
+fn an_open_transaction_holds_read_committed_readers_at_its_first_offset() {
+    let broker = TestBroker::start();
+    let b = broker.bootstrap();
+    create_topic(&b, "txn-lso", 1, &[]);
+    let plain = producer(&b, &[]);
+    for v in ["before-0", "before-1"] {
+        send_one(
+            &plain,
+            FutureRecord::to("txn-lso")
+                .partition(0)
+                .payload(v.as_bytes()),
+        );
+    }
+    let p = txn_producer(&b, "lso", &[]);
+    p.begin_transaction().unwrap();
+    send(&p, "txn-lso", 0, "open-0");
+    p.flush(TIMEOUT).unwrap();
+    // A plain record after the open transaction's first one waits behind it.
+    send_one(
+        &plain,
+        FutureRecord::to("txn-lso")
+            .partition(0)
+            .payload(b"after".as_slice()),
+    );
+    assert_eq!(end_offset(&b, "txn-lso", 0, "read_committed"), 2);
+    assert_eq!(end_offset(&b, "txn-lso", 0, "read_uncommitted"), 4);
+    let c = reader(&b, "txn-lso", &[0], "read_committed");
+    let got = read_until(&c, |m| m.len() >= 2);
+    assert_eq!(values(&got), vec!["before-0", "before-1"]);
+    assert!(c.poll(Duration::from_millis(300)).is_none());
+
+    p.commit_transaction(TIMEOUT).unwrap();
+    let got = read_until(&c, |m| m.len() >= 2);
+    assert_eq!(values(&got), vec!["open-0", "after"]);
+    assert_eq!(end_offset(&b, "txn-lso", 0, "read_committed"), 5);
+}
+
+/// A consumer in `group` subscribed to `topic`, reading committed data from the start.
+fn group_reader(bootstrap: &str, group: &str, topic: &str) -> BaseConsumer {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .set("fetch.wait.max.ms", "100")
+        .set("isolation.level", "read_committed")
+        .create()
+        .unwrap();
+    c.subscribe(&[topic]).unwrap();
+    c
+}
+
+fn committed_offset(c: &BaseConsumer, topic: &str, partition: i32) -> Offset {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(topic, partition);
+    let got = c.committed_offsets(tpl, TIMEOUT).unwrap();
+    got.find_partition(topic, partition).unwrap().offset()
+}
+
+/// Reads up to `n` records with `c`, transforms them into `out` in one transaction with their
+/// offsets, and commits or aborts it. Returns the values read.
+fn copy_batch(c: &BaseConsumer, p: &TxnProducer, out: &str, n: usize, commit: bool) -> Vec<String> {
+    let got = read_until(c, |m| m.len() >= n);
+    p.begin_transaction().unwrap();
+    let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+    for m in &got {
+        send(p, out, m.partition(), &format!("copy-{}", text(m)));
+        next.insert(m.partition(), m.offset() + 1);
+    }
+    let mut offsets = TopicPartitionList::new();
+    for (partition, offset) in &next {
+        offsets
+            .add_partition_offset(got[0].topic(), *partition, Offset::Offset(*offset))
+            .unwrap();
+    }
+    let meta: ConsumerGroupMetadata = c.group_metadata().unwrap();
+    p.send_offsets_to_transaction(&offsets, &meta, TIMEOUT)
+        .unwrap();
+    if commit {
+        p.commit_transaction(TIMEOUT).unwrap();
+    } else {
+        p.abort_transaction(TIMEOUT).unwrap();
+    }
+    values(&got)
+}
+
+#[test]
+fn consume_transform_produce_commits_offsets_with_the_output() {
+    let broker = TestBroker::start_with(|c| {
+        c.groups.initial_rebalance_delay_ms = 0;
+        c.offsets_topic_num_partitions = 4;
+        c.transaction_state_num_partitions = 4;
+    });
+    let b = broker.bootstrap();
+    create_topic(&b, "ctp-in", 1, &[]);
+    create_topic(&b, "ctp-out", 1, &[]);
+    let plain = producer(&b, &[]);
+    for i in 0..6 {
+        let v = format!("m{i}");
+        send_one(
+            &plain,
+            FutureRecord::to("ctp-in")
+                .partition(0)
+                .payload(v.as_bytes()),
+        );
+    }
+    let p = txn_producer(&b, "ctp", &[]);
+    let c = group_reader(&b, "ctp-group", "ctp-in");
+    let first = copy_batch(&c, &p, "ctp-out", 3, true);
+    assert_eq!(first, vec!["m0", "m1", "m2"]);
+    assert_eq!(committed_offset(&c, "ctp-in", 0), Offset::Offset(3));
+    drop(c);
+
+    // An aborted copy moves neither the output nor the offsets.
+    let c = group_reader(&b, "ctp-group", "ctp-in");
+    let second = copy_batch(&c, &p, "ctp-out", 3, false);
+    assert_eq!(second, vec!["m3", "m4", "m5"]);
+    assert_eq!(committed_offset(&c, "ctp-in", 0), Offset::Offset(3));
+    drop(c);
+
+    // A new member resumes at the committed offset and copies the rest.
+    let c = group_reader(&b, "ctp-group", "ctp-in");
+    let third = copy_batch(&c, &p, "ctp-out", 3, true);
+    assert_eq!(third, vec!["m3", "m4", "m5"]);
+    assert_eq!(committed_offset(&c, "ctp-in", 0), Offset::Offset(6));
+
+    let out = reader(&b, "ctp-out", &[0], "read_committed");
+    let got = read_until(&out, |m| m.len() >= 6);
+    assert_eq!(
+        values(&got),
+        ["m0", "m1", "m2", "m3", "m4", "m5"].map(|v| format!("copy-{v}"))
+    );
+}
+
+fn is_fenced(e: &KafkaError) -> bool {
+    e.rdkafka_error_code().is_some_and(|c| {
+        matches!(
+            c,
+            RDKafkaErrorCode::Fenced
+                | RDKafkaErrorCode::ProducerFenced
+                | RDKafkaErrorCode::InvalidProducerEpoch
+        )
+    }) || e.to_string().to_lowercase().contains("fenced")
+}
+
+#[test]
+fn a_second_producer_with_the_same_transactional_id_fences_the_first() {
+    let broker = TestBroker::start();
+    let b = broker.bootstrap();
+    create_topic(&b, "txn-fence", 1, &[]);
+    let zombie = txn_producer(&b, "fence", &[]);
+    zombie.begin_transaction().unwrap();
+    send(&zombie, "txn-fence", 0, "zombie");
+    zombie.flush(TIMEOUT).unwrap();
+
+    // The new producer's init aborts the zombie's open transaction.
+    let fresh = txn_producer(&b, "fence", &[]);
+    fresh.begin_transaction().unwrap();
+    send(&fresh, "txn-fence", 0, "fresh");
+    fresh.commit_transaction(TIMEOUT).unwrap();
+
+    send(&zombie, "txn-fence", 0, "zombie-late");
+    let err = zombie
+        .commit_transaction(TIMEOUT)
+        .expect_err("a fenced producer cannot commit");
+    assert!(is_fenced(&err), "expected a fencing error, got {err}");
+
+    let c = reader(&b, "txn-fence", &[0], "read_committed");
+    let got = read_until(&c, |m| !m.is_empty());
+    assert_eq!(values(&got), vec!["fresh"]);
+    assert!(c.poll(Duration::from_millis(300)).is_none());
+}
+
+#[test]
+fn a_transaction_left_open_past_its_timeout_is_aborted() {
+    let broker = TestBroker::start();
+    let b = broker.bootstrap();
+    create_topic(&b, "txn-timeout", 1, &[]);
+    let p = txn_producer(&b, "slow", &[("transaction.timeout.ms", "1000")]);
+    p.begin_transaction().unwrap();
+    send(&p, "txn-timeout", 0, "never");
+    p.flush(TIMEOUT).unwrap();
+    // The coordinator aborts it: the read_committed end moves past the abort marker.
+    let deadline = Instant::now() + TIMEOUT;
+    while end_offset(&b, "txn-timeout", 0, "read_committed") < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the open transaction was never aborted"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let err = p
+        .commit_transaction(TIMEOUT)
+        .expect_err("a timed-out transaction cannot commit");
+    assert!(
+        is_fenced(&err) || err.to_string().contains("abort"),
+        "unexpected error {err}"
+    );
+    let c = reader(&b, "txn-timeout", &[0], "read_committed");
+    assert!(c.poll(Duration::from_millis(500)).is_none());
+    let c = reader(&b, "txn-timeout", &[0], "read_uncommitted");
+    let got = read_until(&c, |m| !m.is_empty());
+    assert_eq!(values(&got), vec!["never"]);
+}
+
+#[test]
+fn a_commit_decided_before_a_kill_is_completed_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = Path::new(env!("CARGO_BIN_EXE_basalt"));
+    // The broker exits the moment the commit decision is durable, before any marker.
+    let broker = ProcessBroker::start_at(
+        bin,
+        dir.path(),
+        "127.0.0.1:0",
+        &["--transaction.state.log.num.partitions", "2"],
+        &[("BASALT_FAIL_POINT", "txn-after-prepare-commit")],
+    );
+    let b = broker.bootstrap();
+    create_topic(&b, "txn-crash", 2, &[]);
+    let p = txn_producer(&b, "crash", &[("transaction.timeout.ms", "60000")]);
+    p.begin_transaction().unwrap();
+    for i in 0..4 {
+        send(&p, "txn-crash", i % 2, &format!("v{i}"));
+    }
+    p.flush(TIMEOUT).unwrap();
+    // The commit cannot be answered: the broker is gone.
+    let _ = p.commit_transaction(Duration::from_secs(2));
+    let log = broker.kill();
+    assert!(log.contains("fail point"), "log:\n{log}");
+    drop(p);
+
+    let broker = ProcessBroker::start(bin, dir.path(), &[]);
+    let b = broker.bootstrap();
+    for partition in 0..2 {
+        let c = reader(&b, "txn-crash", &[partition], "read_committed");
+        let got = read_until(&c, |m| m.len() >= 2);
+        let want: Vec<String> = (0..4)
+            .filter(|i| i % 2 == partition)
+            .map(|i| format!("v{i}"))
+            .collect();
+        assert_eq!(values(&got), want, "partition {partition}");
+    }
+    let (status, log) = broker.terminate();
+    assert!(status.success(), "log:\n{log}");
+    assert!(
+        log.contains("finishing a decided transaction"),
+        "log:\n{log}"
+    );
+}
