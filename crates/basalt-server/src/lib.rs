@@ -34,7 +34,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 /// Facts about the connection a request came in on.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ConnectionInfo {
     /// A process-unique id of the connection.
     pub id: u64,
@@ -42,6 +42,40 @@ pub struct ConnectionInfo {
     pub peer: SocketAddr,
     /// The local address the client connected to.
     pub local: SocketAddr,
+    /// Who the client is, as Kafka names principals (`User:alice`); `User:ANONYMOUS` until it
+    /// authenticates.
+    principal: std::sync::RwLock<String>,
+}
+
+/// The principal of a connection that has not authenticated.
+pub const ANONYMOUS: &str = "User:ANONYMOUS";
+
+impl ConnectionInfo {
+    /// A connection from `peer` to `local`, not yet authenticated.
+    pub fn new(id: u64, peer: SocketAddr, local: SocketAddr) -> Self {
+        ConnectionInfo {
+            id,
+            peer,
+            local,
+            principal: std::sync::RwLock::new(ANONYMOUS.to_owned()),
+        }
+    }
+
+    /// The connection's principal (`User:ANONYMOUS` until it authenticates).
+    pub fn principal(&self) -> String {
+        self.principal
+            .read()
+            .map_or_else(|p| p.into_inner().clone(), |p| p.clone())
+    }
+
+    /// Records who the client authenticated as.
+    pub fn set_principal(&self, principal: impl Into<String>) {
+        let principal = principal.into();
+        match self.principal.write() {
+            Ok(mut p) => *p = principal,
+            Err(poisoned) => *poisoned.into_inner() = principal,
+        }
+    }
 }
 
 /// What the handler wants done with a request.
@@ -160,11 +194,11 @@ pub async fn serve<H: Handler>(
         match accepted {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                let info = Arc::new(ConnectionInfo {
-                    id: NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed),
+                let info = Arc::new(ConnectionInfo::new(
+                    NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed),
                     peer,
-                    local: stream.local_addr().unwrap_or(peer),
-                });
+                    stream.local_addr().unwrap_or(peer),
+                ));
                 let handler = Arc::clone(&handler);
                 let limits = limits.clone();
                 let stop = stop_rx.clone();

@@ -55,11 +55,11 @@ pub async fn call(broker: &Arc<Broker>, version: i16, body: RequestBody) -> Resp
         client_id: Some("it".into()),
         unknown_tagged_fields: Vec::new(),
     };
-    let conn = Arc::new(ConnectionInfo {
-        id: 1,
-        peer: "127.0.0.1:1".parse().unwrap(),
-        local: "127.0.0.1:9092".parse().unwrap(),
-    });
+    let conn = Arc::new(ConnectionInfo::new(
+        1,
+        "127.0.0.1:1".parse().unwrap(),
+        "127.0.0.1:9092".parse().unwrap(),
+    ));
     let response = match Arc::clone(broker).handle(conn, header, body).await {
         Outcome::Respond(r) => r,
         other => panic!("unexpected outcome {other:?}"),
