@@ -19,6 +19,13 @@
 //! - `TC-2`: markers are written only after the prepare record is durable, and the complete
 //!   record only after every marker and every committed offset is durable.
 //! - `TC-3`: a transactional id is being finished by at most one task at a time.
+//! - `TC-5`: per transactional id, requests are taken only from the newest connection that sent
+//!   one (separately for the coordinator's own requests and for TxnOffsetCommit, which clients
+//!   send over their group coordinator connection). A client moves to a new connection only
+//!   after giving up on the old one, so a request still read from an older connection is a late
+//!   copy of one the client already retried: it is refused (CONCURRENT_TRANSACTIONS) before it
+//!   can end or extend a later transaction. This is the guard for clients on transaction
+//!   version 1, which carry no per-transaction epoch (KIP-890 bumps one under version 2).
 //! - `TC-4`: no lock is held across an `.await` (`BRK-3`); the state lock is never taken while a
 //!   partition's producer lock is held by this module (the produce path takes them the other
 //!   way round, producer lock first).
@@ -62,6 +69,17 @@ pub struct TxnCoordinator {
     compacted_size: Mutex<BTreeMap<i32, u64>>,
     /// Abort the process after a durable commit decision (`BASALT_FAIL_POINT`).
     crash_after_prepare_commit: bool,
+    /// The newest connection each transactional id was heard from, per channel (`TC-5`).
+    connections: Mutex<std::collections::HashMap<(String, Channel), u64>>,
+}
+
+/// Which of a client's connections a transactional request comes over (`TC-5`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Channel {
+    /// InitProducerId, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn.
+    Coordinator,
+    /// TxnOffsetCommit.
+    Group,
 }
 
 impl TxnCoordinator {
@@ -76,12 +94,31 @@ impl TxnCoordinator {
             compacted_size: Mutex::new(BTreeMap::new()),
             crash_after_prepare_commit: std::env::var("BASALT_FAIL_POINT").as_deref()
                 == Ok("txn-after-prepare-commit"),
+            connections: Mutex::new(std::collections::HashMap::new()),
         }
     }
 
     /// The settings.
     pub fn config(&self) -> &TxnConfig {
         &self.config
+    }
+
+    /// Admits a request for `id` arriving on connection `conn` over `channel` (`TC-5`):
+    /// CONCURRENT_TRANSACTIONS if a newer connection has been heard from for it.
+    pub fn admit(&self, id: &str, channel: Channel, conn: u64) -> Result<(), ErrorCode> {
+        let mut connections = self.connections.lock();
+        let newest = connections.entry((id.to_owned(), channel)).or_insert(conn);
+        if conn < *newest {
+            tracing::debug!(
+                txn = id,
+                conn,
+                newest = *newest,
+                "refusing a request from an abandoned connection"
+            );
+            return Err(ErrorCode::ConcurrentTransactions);
+        }
+        *newest = conn;
+        Ok(())
     }
 
     /// Reads the transactions under the lock.
@@ -350,6 +387,16 @@ impl TxnCoordinator {
                 self.claim(&p.id);
             }
             let tickets = self.append(broker, &changes);
+            let removed: Vec<&String> = changes
+                .iter()
+                .filter(|(_, t)| t.is_none())
+                .map(|(id, _)| id)
+                .collect();
+            if !removed.is_empty() {
+                self.connections
+                    .lock()
+                    .retain(|(id, _), _| !removed.contains(&id));
+            }
             (plans, tickets, pending)
         };
         for plan in pending {

@@ -8,7 +8,7 @@ use basalt_protocol::messages::add_offsets_to_txn_request::AddOffsetsToTxnReques
 use basalt_protocol::messages::add_offsets_to_txn_response::AddOffsetsToTxnResponse;
 
 use crate::Broker;
-use crate::txns::fenced_for;
+use crate::txns::{Channel, fenced_for};
 
 /// Highest version handled.
 pub const MAX_VERSION: i16 = 4;
@@ -17,9 +17,15 @@ pub async fn handle(
     broker: Arc<Broker>,
     req: AddOffsetsToTxnRequest,
     version: i16,
+    conn: u64,
 ) -> AddOffsetsToTxnResponse {
+    let admitted = broker
+        .txns()
+        .admit(&req.transactional_id, Channel::Coordinator, conn);
     let code = if req.group_id.is_empty() {
         ErrorCode::InvalidGroupId
+    } else if let Err(code) = admitted {
+        code
     } else {
         broker
             .txns()

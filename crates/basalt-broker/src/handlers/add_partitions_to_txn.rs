@@ -20,7 +20,7 @@ use basalt_protocol::messages::add_partitions_to_txn_response::{
 
 use crate::Broker;
 use crate::groups::is_internal;
-use crate::txns::fenced_for;
+use crate::txns::{Channel, fenced_for};
 
 /// Highest version handled.
 pub const MAX_VERSION: i16 = 5;
@@ -29,8 +29,19 @@ pub async fn handle(
     broker: Arc<Broker>,
     req: AddPartitionsToTxnRequest,
     version: i16,
+    conn: u64,
 ) -> AddPartitionsToTxnResponse {
     if version <= 3 {
+        if let Err(code) = broker.txns().admit(
+            &req.v3_and_below_transactional_id,
+            Channel::Coordinator,
+            conn,
+        ) {
+            return AddPartitionsToTxnResponse {
+                results_by_topic_v3_and_below: all_failed(&req.v3_and_below_topics, code),
+                ..AddPartitionsToTxnResponse::default()
+            };
+        }
         let results = add_one(
             &broker,
             &req.v3_and_below_transactional_id,
@@ -139,6 +150,28 @@ async fn add_one(
                 .map(|&p| AddPartitionsToTxnPartitionResult {
                     partition_index: p,
                     partition_error_code: codes.next().unwrap_or(ErrorCode::None).into(),
+                    ..AddPartitionsToTxnPartitionResult::default()
+                })
+                .collect(),
+            ..AddPartitionsToTxnTopicResult::default()
+        })
+        .collect()
+}
+
+fn all_failed(
+    topics: &[AddPartitionsToTxnTopic],
+    code: ErrorCode,
+) -> Vec<AddPartitionsToTxnTopicResult> {
+    topics
+        .iter()
+        .map(|t| AddPartitionsToTxnTopicResult {
+            name: t.name.clone(),
+            results_by_partition: t
+                .partitions
+                .iter()
+                .map(|&p| AddPartitionsToTxnPartitionResult {
+                    partition_index: p,
+                    partition_error_code: code.into(),
                     ..AddPartitionsToTxnPartitionResult::default()
                 })
                 .collect(),

@@ -2,7 +2,8 @@
 //! markers are in every partition of the transaction and its offsets are committed. v5 is
 //! transaction version 2 (KIP-890): the epoch is bumped as the transaction ends, the response
 //! carries the producer id and epoch to go on with, and a late EndTxn of an earlier transaction
-//! is refused.
+//! is refused. Below v5, a late copy of an EndTxn read from a connection the client has since
+//! abandoned is refused instead (`TC-5`).
 
 use std::sync::Arc;
 
@@ -10,29 +11,38 @@ use basalt_protocol::messages::end_txn_request::EndTxnRequest;
 use basalt_protocol::messages::end_txn_response::EndTxnResponse;
 
 use crate::Broker;
-use crate::txns::fenced_for;
+use crate::txns::{Channel, fenced_for};
 
 /// Highest version handled.
 pub const MAX_VERSION: i16 = 5;
 
-pub async fn handle(broker: Arc<Broker>, req: EndTxnRequest, version: i16) -> EndTxnResponse {
+pub async fn handle(
+    broker: Arc<Broker>,
+    req: EndTxnRequest,
+    version: i16,
+    conn: u64,
+) -> EndTxnResponse {
     let mut resp = EndTxnResponse {
         producer_id: -1,
         producer_epoch: -1,
         ..EndTxnResponse::default()
     };
-    match broker
-        .txns()
-        .end(
-            &broker,
-            &req.transactional_id,
-            req.producer_id,
-            req.producer_epoch,
-            req.committed,
-            version >= 5,
-        )
-        .await
-    {
+    let txns = broker.txns();
+    let result = match txns.admit(&req.transactional_id, Channel::Coordinator, conn) {
+        Ok(()) => {
+            txns.end(
+                &broker,
+                &req.transactional_id,
+                req.producer_id,
+                req.producer_epoch,
+                req.committed,
+                version >= 5,
+            )
+            .await
+        }
+        Err(code) => Err(code),
+    };
+    match result {
         Ok((pid, epoch)) => {
             resp.producer_id = pid;
             resp.producer_epoch = epoch;

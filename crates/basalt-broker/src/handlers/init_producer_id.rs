@@ -14,12 +14,13 @@ use basalt_protocol::messages::init_producer_id_request::InitProducerIdRequest;
 use basalt_protocol::messages::init_producer_id_response::InitProducerIdResponse;
 
 use crate::Broker;
-use crate::txns::fenced_for;
+use crate::txns::{Channel, fenced_for};
 
 pub async fn handle(
     broker: Arc<Broker>,
     req: InitProducerIdRequest,
     version: i16,
+    conn: u64,
 ) -> InitProducerIdResponse {
     let mut resp = InitProducerIdResponse {
         producer_id: -1,
@@ -28,11 +29,15 @@ pub async fn handle(
     };
     if let Some(id) = req.transactional_id.as_deref() {
         let expected = (req.producer_id >= 0).then_some((req.producer_id, req.producer_epoch));
-        match broker
-            .txns()
-            .init_producer_id(&broker, id, req.transaction_timeout_ms, expected)
-            .await
-        {
+        let txns = broker.txns();
+        let result = match txns.admit(id, Channel::Coordinator, conn) {
+            Ok(()) => {
+                txns.init_producer_id(&broker, id, req.transaction_timeout_ms, expected)
+                    .await
+            }
+            Err(code) => Err(code),
+        };
+        match result {
             Ok((pid, epoch)) => {
                 resp.producer_id = pid;
                 resp.producer_epoch = epoch;

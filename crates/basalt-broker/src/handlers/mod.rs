@@ -262,7 +262,7 @@ impl Handler for Broker {
                 let broker = Arc::clone(&self);
                 return Outcome::Later(Box::pin(async move {
                     Outcome::Respond(ResponseBody::InitProducerId(
-                        init_producer_id::handle(broker, r, version).await,
+                        init_producer_id::handle(broker, r, version, conn.id).await,
                     ))
                 }));
             }
@@ -270,7 +270,7 @@ impl Handler for Broker {
                 let broker = Arc::clone(&self);
                 return Outcome::Later(Box::pin(async move {
                     Outcome::Respond(ResponseBody::AddPartitionsToTxn(
-                        add_partitions_to_txn::handle(broker, r, version).await,
+                        add_partitions_to_txn::handle(broker, r, version, conn.id).await,
                     ))
                 }));
             }
@@ -278,7 +278,7 @@ impl Handler for Broker {
                 let broker = Arc::clone(&self);
                 return Outcome::Later(Box::pin(async move {
                     Outcome::Respond(ResponseBody::AddOffsetsToTxn(
-                        add_offsets_to_txn::handle(broker, r, version).await,
+                        add_offsets_to_txn::handle(broker, r, version, conn.id).await,
                     ))
                 }));
             }
@@ -286,7 +286,7 @@ impl Handler for Broker {
                 let broker = Arc::clone(&self);
                 return Outcome::Later(Box::pin(async move {
                     Outcome::Respond(ResponseBody::EndTxn(
-                        end_txn::handle(broker, r, version).await,
+                        end_txn::handle(broker, r, version, conn.id).await,
                     ))
                 }));
             }
@@ -294,7 +294,7 @@ impl Handler for Broker {
                 let broker = Arc::clone(&self);
                 return Outcome::Later(Box::pin(async move {
                     Outcome::Respond(ResponseBody::TxnOffsetCommit(
-                        txn_offset_commit::handle(broker, r, version).await,
+                        txn_offset_commit::handle(broker, r, version, conn.id).await,
                     ))
                 }));
             }

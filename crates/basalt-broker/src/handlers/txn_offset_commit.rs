@@ -14,7 +14,7 @@ use basalt_protocol::messages::txn_offset_commit_response::{
 };
 
 use crate::groups::is_internal;
-use crate::txns::fenced_for;
+use crate::txns::{Channel, fenced_for};
 use crate::{Broker, now_ms};
 
 /// Highest version handled.
@@ -24,6 +24,7 @@ pub async fn handle(
     broker: Arc<Broker>,
     req: TxnOffsetCommitRequest,
     version: i16,
+    conn: u64,
 ) -> TxnOffsetCommitResponse {
     let max_metadata = broker.coordinator().config().offset_metadata_max_bytes;
     let now = now_ms();
@@ -57,8 +58,13 @@ pub async fn handle(
                 .collect(),
         );
     }
+    let admitted = broker
+        .txns()
+        .admit(&req.transactional_id, Channel::Group, conn);
     let request_code = if req.group_id.is_empty() {
         Some(ErrorCode::InvalidGroupId)
+    } else if let Err(code) = admitted {
+        Some(code)
     } else if req.member_id.is_empty() && req.generation_id < 0 {
         None
     } else {

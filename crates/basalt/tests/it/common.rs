@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use basalt_protocol::request::{decode_response_frame, encode_request_frame};
+use basalt_protocol::{RequestBody, RequestHeader, ResponseBody};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -147,4 +149,48 @@ pub fn consume_exactly(
 /// The value of a record as text.
 pub fn text(m: &OwnedMessage) -> &str {
     std::str::from_utf8(m.payload().expect("a value")).expect("UTF-8 value")
+}
+
+/// A client speaking raw Kafka protocol over one blocking TCP connection, for requests no
+/// client library sends the way a test needs.
+pub struct RawClient {
+    stream: std::net::TcpStream,
+    correlation: i32,
+    client_id: String,
+}
+
+impl RawClient {
+    /// Connects to `addr`.
+    pub fn connect(addr: std::net::SocketAddr, client_id: &str) -> Self {
+        let stream = std::net::TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+        RawClient {
+            stream,
+            correlation: 0,
+            client_id: client_id.to_owned(),
+        }
+    }
+
+    /// Sends `body` at `version` and reads its response.
+    pub fn call(&mut self, version: i16, body: RequestBody) -> ResponseBody {
+        use std::io::{Read, Write};
+        self.correlation += 1;
+        let api = body.api_key();
+        let header = RequestHeader {
+            request_api_key: api.key(),
+            request_api_version: version,
+            correlation_id: self.correlation,
+            client_id: Some(self.client_id.clone()),
+            unknown_tagged_fields: Vec::new(),
+        };
+        let frame = encode_request_frame(&header, &body).unwrap();
+        self.stream.write_all(&frame).unwrap();
+        let mut len = [0u8; 4];
+        self.stream.read_exact(&mut len).unwrap();
+        let mut buf = vec![0u8; u32::from_be_bytes(len) as usize];
+        self.stream.read_exact(&mut buf).unwrap();
+        decode_response_frame(api, version, bytes::Bytes::from(buf))
+            .unwrap()
+            .1
+    }
 }

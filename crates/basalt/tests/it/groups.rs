@@ -11,8 +11,7 @@ use basalt_protocol::messages::consumer_protocol_subscription::ConsumerProtocolS
 use basalt_protocol::messages::heartbeat_request::HeartbeatRequest;
 use basalt_protocol::messages::join_group_request::{JoinGroupRequest, JoinGroupRequestProtocol};
 use basalt_protocol::messages::sync_group_request::SyncGroupRequest;
-use basalt_protocol::request::{decode_response_frame, encode_request_frame};
-use basalt_protocol::{ErrorCode, RequestBody, RequestHeader, ResponseBody};
+use basalt_protocol::{ErrorCode, RequestBody, ResponseBody};
 use basalt_testkit::{ProcessBroker, TestBroker};
 use bytes::{BufMut, Bytes, BytesMut};
 use rdkafka::ClientContext;
@@ -22,7 +21,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::FutureRecord;
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::common::{TIMEOUT, create_topic, producer, send_one};
+use crate::common::{RawClient, TIMEOUT, create_topic, producer, send_one};
 
 /// Counts the rebalance callbacks a consumer saw.
 #[derive(Default, Clone)]
@@ -368,40 +367,18 @@ fn groups_read_independently_and_resume_at_commits_after_restart() {
 /// A classic group member spoken to in raw protocol: it joins, syncs, and then goes silent as a
 /// crashed process would (no LeaveGroup, no heartbeats).
 struct RawMember {
-    stream: std::net::TcpStream,
-    correlation: i32,
+    client: RawClient,
 }
 
 impl RawMember {
     fn connect(addr: std::net::SocketAddr) -> Self {
-        let stream = std::net::TcpStream::connect(addr).unwrap();
-        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
         RawMember {
-            stream,
-            correlation: 0,
+            client: RawClient::connect(addr, "raw-member"),
         }
     }
 
     fn call(&mut self, version: i16, body: RequestBody) -> ResponseBody {
-        use std::io::{Read, Write};
-        self.correlation += 1;
-        let api = body.api_key();
-        let header = RequestHeader {
-            request_api_key: api.key(),
-            request_api_version: version,
-            correlation_id: self.correlation,
-            client_id: Some("raw-member".into()),
-            unknown_tagged_fields: Vec::new(),
-        };
-        let frame = encode_request_frame(&header, &body).unwrap();
-        self.stream.write_all(&frame).unwrap();
-        let mut len = [0u8; 4];
-        self.stream.read_exact(&mut len).unwrap();
-        let mut buf = vec![0u8; u32::from_be_bytes(len) as usize];
-        self.stream.read_exact(&mut buf).unwrap();
-        decode_response_frame(api, version, Bytes::from(buf))
-            .unwrap()
-            .1
+        self.client.call(version, body)
     }
 
     /// Joins `group` subscribed to `topic` (as a static member with `instance`) and syncs;

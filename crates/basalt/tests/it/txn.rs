@@ -414,3 +414,144 @@ fn a_commit_decided_before_a_kill_is_completed_after_restart() {
         "log:\n{log}"
     );
 }
+
+mod raw {
+    use basalt_protocol::messages::add_partitions_to_txn_request::{
+        AddPartitionsToTxnRequest, AddPartitionsToTxnTopic,
+    };
+    use basalt_protocol::messages::describe_transactions_request::DescribeTransactionsRequest;
+    use basalt_protocol::messages::end_txn_request::EndTxnRequest;
+    use basalt_protocol::messages::init_producer_id_request::InitProducerIdRequest;
+    use basalt_protocol::{ErrorCode, RequestBody, ResponseBody};
+    use basalt_testkit::TestBroker;
+
+    use crate::common::{RawClient, create_topic};
+
+    fn init(c: &mut RawClient, id: &str) -> (i64, i16) {
+        let ResponseBody::InitProducerId(r) = c.call(
+            4,
+            RequestBody::InitProducerId(InitProducerIdRequest {
+                transactional_id: Some(id.into()),
+                transaction_timeout_ms: 60_000,
+                producer_id: -1,
+                producer_epoch: -1,
+                ..InitProducerIdRequest::default()
+            }),
+        ) else {
+            panic!("not an InitProducerId response")
+        };
+        assert_eq!(r.error_code, 0);
+        (r.producer_id, r.producer_epoch)
+    }
+
+    fn add(c: &mut RawClient, id: &str, (pid, epoch): (i64, i16), topic: &str) -> ErrorCode {
+        let ResponseBody::AddPartitionsToTxn(r) = c.call(
+            3,
+            RequestBody::AddPartitionsToTxn(AddPartitionsToTxnRequest {
+                v3_and_below_transactional_id: id.into(),
+                v3_and_below_producer_id: pid,
+                v3_and_below_producer_epoch: epoch,
+                v3_and_below_topics: vec![AddPartitionsToTxnTopic {
+                    name: topic.into(),
+                    partitions: vec![0],
+                    ..AddPartitionsToTxnTopic::default()
+                }],
+                ..AddPartitionsToTxnRequest::default()
+            }),
+        ) else {
+            panic!("not an AddPartitionsToTxn response")
+        };
+        ErrorCode::try_from(
+            r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
+        )
+        .unwrap()
+    }
+
+    fn end(
+        c: &mut RawClient,
+        version: i16,
+        id: &str,
+        (pid, epoch): (i64, i16),
+    ) -> (ErrorCode, i16) {
+        let ResponseBody::EndTxn(r) = c.call(
+            version,
+            RequestBody::EndTxn(EndTxnRequest {
+                transactional_id: id.into(),
+                producer_id: pid,
+                producer_epoch: epoch,
+                committed: true,
+                ..EndTxnRequest::default()
+            }),
+        ) else {
+            panic!("not an EndTxn response")
+        };
+        (ErrorCode::try_from(r.error_code).unwrap(), r.producer_epoch)
+    }
+
+    fn state(c: &mut RawClient, id: &str) -> String {
+        let ResponseBody::DescribeTransactions(r) = c.call(
+            0,
+            RequestBody::DescribeTransactions(DescribeTransactionsRequest {
+                transactional_ids: vec![id.into()],
+                ..DescribeTransactionsRequest::default()
+            }),
+        ) else {
+            panic!("not a DescribeTransactions response")
+        };
+        r.transaction_states[0].transaction_state.clone()
+    }
+
+    #[test]
+    fn a_late_end_txn_from_an_abandoned_connection_cannot_end_the_next_transaction() {
+        let broker = TestBroker::start();
+        create_topic(&broker.bootstrap(), "guard", 1, &[]);
+        let mut old = RawClient::connect(broker.addr(), "guard");
+        let producer = init(&mut old, "guard");
+        assert_eq!(add(&mut old, "guard", producer, "guard"), ErrorCode::None);
+        // The client gives up on `old` and carries on over a new connection.
+        let mut new = RawClient::connect(broker.addr(), "guard");
+        assert_eq!(end(&mut new, 3, "guard", producer).0, ErrorCode::None);
+        assert_eq!(add(&mut new, "guard", producer, "guard"), ErrorCode::None);
+        assert_eq!(state(&mut new, "guard"), "Ongoing");
+        // A copy of the first EndTxn, read late from the old connection, is refused.
+        assert_eq!(
+            end(&mut old, 3, "guard", producer).0,
+            ErrorCode::ConcurrentTransactions
+        );
+        assert_eq!(state(&mut new, "guard"), "Ongoing");
+        assert_eq!(end(&mut new, 3, "guard", producer).0, ErrorCode::None);
+        assert_eq!(state(&mut new, "guard"), "CompleteCommit");
+    }
+
+    #[test]
+    fn under_transaction_version_2_each_transaction_has_its_own_epoch() {
+        let broker = TestBroker::start();
+        create_topic(&broker.bootstrap(), "tv2", 1, &[]);
+        let mut c = RawClient::connect(broker.addr(), "tv2");
+        let (pid, epoch) = init(&mut c, "tv2");
+        assert_eq!(add(&mut c, "tv2", (pid, epoch), "tv2"), ErrorCode::None);
+        let (code, next) = end(&mut c, 5, "tv2", (pid, epoch));
+        assert_eq!((code, next), (ErrorCode::None, epoch + 1));
+        // A retry of that EndTxn is answered as done, with the new epoch.
+        assert_eq!(
+            end(&mut c, 5, "tv2", (pid, epoch)),
+            (ErrorCode::None, epoch + 1)
+        );
+        // The next transaction runs at the bumped epoch; the old epoch cannot join or end it.
+        assert_eq!(add(&mut c, "tv2", (pid, next), "tv2"), ErrorCode::None);
+        assert_eq!(
+            add(&mut c, "tv2", (pid, epoch), "tv2"),
+            ErrorCode::ProducerFenced
+        );
+        assert_eq!(
+            end(&mut c, 5, "tv2", (pid, epoch)).0,
+            ErrorCode::ProducerFenced
+        );
+        assert_eq!(state(&mut c, "tv2"), "Ongoing");
+        assert_eq!(
+            end(&mut c, 5, "tv2", (pid, next)),
+            (ErrorCode::None, next + 1)
+        );
+        assert_eq!(state(&mut c, "tv2"), "CompleteCommit");
+    }
+}
