@@ -555,3 +555,198 @@ mod raw {
         assert_eq!(state(&mut c, "tv2"), "CompleteCommit");
     }
 }
+
+/// The shape of Kafka's own `transactions_test`: messages are copied from an input topic to an
+/// output topic in transactions that also commit the input offsets, while the broker is killed
+/// with SIGKILL and restarted several times. Afterwards the output holds exactly one committed
+/// copy of every input message, in order, per partition.
+#[test]
+fn a_transactional_copy_survives_broker_kills_with_exactly_one_copy_of_each_message() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    const PARTITIONS: i32 = 3;
+    const PER_PARTITION: usize = 3000;
+    const TOTAL: usize = PARTITIONS as usize * PER_PARTITION;
+    const KILLS: usize = 3;
+
+    let dir = tempfile::tempdir().unwrap();
+    let bin = Path::new(env!("CARGO_BIN_EXE_basalt"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let args = [
+        "--transaction.state.log.num.partitions",
+        "3",
+        "--offsets.topic.num.partitions",
+        "3",
+    ];
+    let start = || ProcessBroker::start_at(bin, dir.path(), &listen, &args, &[]);
+    let broker = Arc::new(Mutex::new(Some(start())));
+    let b = listen.clone();
+    create_topic(&b, "copy-in", PARTITIONS, &[]);
+    create_topic(&b, "copy-out", PARTITIONS, &[]);
+    let plain = producer(&b, &[("enable.idempotence", "true")]);
+    for p in 0..PARTITIONS {
+        for i in 0..PER_PARTITION {
+            let v = format!("{p}-{i}");
+            plain
+                .send_result(
+                    FutureRecord::<(), _>::to("copy-in")
+                        .partition(p)
+                        .payload(&v),
+                )
+                .unwrap();
+        }
+    }
+    plain.flush(TIMEOUT).unwrap();
+    drop(plain);
+
+    // The killer: SIGKILL and restart once the copy has committed 20%, 45% and 70%.
+    let copied = Arc::new(AtomicUsize::new(0));
+    let killer = {
+        let broker = Arc::clone(&broker);
+        let copied = Arc::clone(&copied);
+        let dir = dir.path().to_owned();
+        let listen = listen.clone();
+        std::thread::spawn(move || {
+            for k in 0..KILLS {
+                let threshold = TOTAL * (20 + 25 * k) / 100;
+                let deadline = Instant::now() + 4 * TIMEOUT;
+                while copied.load(Ordering::SeqCst) < threshold {
+                    assert!(
+                        Instant::now() < deadline,
+                        "the copy stalled before kill {k}"
+                    );
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                let running = broker.lock().unwrap().take().unwrap();
+                running.kill();
+                std::thread::sleep(Duration::from_millis(200));
+                let restarted = ProcessBroker::start_at(bin, &dir, &listen, &args, &[]);
+                *broker.lock().unwrap() = Some(restarted);
+            }
+        })
+    };
+
+    // The copier: reads from the committed offsets, copies a batch in one transaction with
+    // its offsets; on any error it aborts, drops its clients and starts again from the
+    // committed offsets.
+    let input_end = PER_PARTITION as i64;
+    let deadline = Instant::now() + 8 * TIMEOUT;
+    let mut restarts = 0;
+    'copier: loop {
+        assert!(Instant::now() < deadline, "the copy did not finish");
+        let attempt = || -> Result<bool, KafkaError> {
+            let mut config = ClientConfig::new();
+            config
+                .set("bootstrap.servers", &b)
+                .set("transactional.id", "copier")
+                .set("transaction.timeout.ms", "10000")
+                .set("message.timeout.ms", "10000")
+                .set("linger.ms", "2")
+                .set("reconnect.backoff.ms", "20")
+                .set("reconnect.backoff.max.ms", "200")
+                .set("retry.backoff.ms", "20");
+            let p: TxnProducer = config.create()?;
+            p.init_transactions(Duration::from_secs(10))?;
+            let c: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &b)
+                .set("group.id", "copier")
+                .set("enable.auto.commit", "false")
+                .set("isolation.level", "read_committed")
+                .set("fetch.wait.max.ms", "50")
+                .set("reconnect.backoff.ms", "20")
+                .set("reconnect.backoff.max.ms", "200")
+                .create()?;
+            let mut wanted = TopicPartitionList::new();
+            for p in 0..PARTITIONS {
+                wanted.add_partition("copy-in", p);
+            }
+            let committed = c.committed_offsets(wanted, Duration::from_secs(10))?;
+            let mut start = TopicPartitionList::new();
+            let mut done = true;
+            for e in committed.elements() {
+                let offset = match e.offset() {
+                    Offset::Offset(o) => o,
+                    _ => 0,
+                };
+                done &= offset >= input_end;
+                start
+                    .add_partition_offset("copy-in", e.partition(), Offset::Offset(offset))
+                    .unwrap();
+            }
+            if done {
+                return Ok(true);
+            }
+            c.assign(&start)?;
+            let meta = c.group_metadata().expect("group metadata");
+            loop {
+                let mut batch = Vec::new();
+                let until = Instant::now() + Duration::from_millis(200);
+                while batch.len() < 100 && Instant::now() < until {
+                    match c.poll(Duration::from_millis(20)) {
+                        None => {}
+                        Some(m) => batch.push(m?.detach()),
+                    }
+                }
+                if batch.is_empty() {
+                    // Everything read: done once the committed offsets say so.
+                    return Ok(false);
+                }
+                p.begin_transaction()?;
+                let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+                for m in &batch {
+                    p.send(
+                        BaseRecord::<(), [u8]>::to("copy-out")
+                            .partition(m.partition())
+                            .payload(m.payload().unwrap()),
+                    )
+                    .map_err(|(e, _)| e)?;
+                    next.insert(m.partition(), m.offset() + 1);
+                }
+                let mut offsets = TopicPartitionList::new();
+                for (part, o) in &next {
+                    offsets
+                        .add_partition_offset("copy-in", *part, Offset::Offset(*o))
+                        .unwrap();
+                }
+                p.send_offsets_to_transaction(&offsets, &meta, Duration::from_secs(10))?;
+                p.commit_transaction(Duration::from_secs(10))?;
+                copied.fetch_add(batch.len(), Ordering::SeqCst);
+            }
+        };
+        match attempt() {
+            Ok(true) => break 'copier,
+            Ok(false) => {}
+            Err(e) => {
+                restarts += 1;
+                eprintln!("copier restarts after: {e}");
+            }
+        }
+    }
+    killer.join().unwrap();
+    assert!(restarts >= 1, "the kills never interrupted the copy");
+
+    let c = reader(&b, "copy-out", &[0, 1, 2], "read_committed");
+    let got = read_until(&c, |m| m.len() >= TOTAL);
+    // Nothing beyond one copy of each.
+    assert!(c.poll(Duration::from_millis(500)).is_none());
+    let mut by_partition: BTreeMap<i32, Vec<String>> = BTreeMap::new();
+    for m in &got {
+        by_partition
+            .entry(m.partition())
+            .or_default()
+            .push(text(m).to_owned());
+    }
+    for p in 0..PARTITIONS {
+        let want: Vec<String> = (0..PER_PARTITION).map(|i| format!("{p}-{i}")).collect();
+        assert_eq!(by_partition.get(&p), Some(&want), "partition {p}");
+    }
+    let running = broker.lock().unwrap().take().unwrap();
+    let (status, log) = running.terminate();
+    assert!(status.success(), "log:\n{log}");
+}
