@@ -5,7 +5,8 @@
 //! ApiVersions (the highest version both sides know, see [`Connection::version`]) and keeps that
 //! connection. Requests about a partition go to its leader: [`Client::metadata`] records every
 //! broker's address and [`Client::node`] opens (and caches) a connection to it. Admin requests go
-//! to the controller ([`Client::controller`]).
+//! to the controller ([`Client::controller`]); requests about a group or a transactional id go to
+//! its coordinator ([`Client::find_coordinator`]).
 //!
 //! Invariants: every socket has connect, read and write timeouts, so no command hangs on a dead
 //! broker; a frame larger than [`MAX_RESPONSE_BYTES`] is refused before it is buffered; a request
@@ -350,8 +351,32 @@ impl Client {
     }
 }
 
-/// FindCoordinator's key type for consumer groups.
-const KEY_TYPE_GROUP: i8 = 0;
+/// What a coordinator is looked up for: FindCoordinator's key types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CoordinatorKind {
+    /// A consumer group (key type 0).
+    Group,
+    /// A transactional id (key type 1).
+    Transaction,
+}
+
+impl CoordinatorKind {
+    /// FindCoordinator's `key_type`.
+    fn key_type(self) -> i8 {
+        match self {
+            CoordinatorKind::Group => 0,
+            CoordinatorKind::Transaction => 1,
+        }
+    }
+
+    /// How messages name a key of this kind.
+    pub fn noun(self) -> &'static str {
+        match self {
+            CoordinatorKind::Group => "group",
+            CoordinatorKind::Transaction => "transactional id",
+        }
+    }
+}
 
 /// Whether `code` means "ask again": the coordinator is moving, not yet elected or still loading.
 pub fn coordinator_retriable(code: i16) -> bool {
@@ -365,12 +390,37 @@ pub fn coordinator_retriable(code: i16) -> bool {
     )
 }
 
+/// What one attempt at a coordinator request gave.
+pub enum Reply<T> {
+    /// The answer.
+    Done(T),
+    /// A retriable coordinator error code: find the coordinator again and repeat.
+    Retry(i16),
+}
+
+impl<T> Reply<T> {
+    /// `Retry(code)` if `code` is a retriable coordinator error, otherwise `Done(value())`.
+    pub fn unless_retriable(code: i16, value: impl FnOnce() -> T) -> Self {
+        if coordinator_retriable(code) {
+            Reply::Retry(code)
+        } else {
+            Reply::Done(value())
+        }
+    }
+}
+
 impl Client {
-    /// Finds the coordinator of consumer group `group` with FindCoordinator (one batched key from
-    /// v4 on, the single key before), records its address and returns its broker id. Retries for
-    /// up to [`COORDINATOR_WAIT`] while the answer is COORDINATOR_NOT_AVAILABLE or
-    /// COORDINATOR_LOAD_IN_PROGRESS.
+    /// Finds the coordinator of consumer group `group`; see [`Client::find_coordinator`].
     pub fn coordinator(&mut self, group: &str) -> Result<i32, Error> {
+        self.find_coordinator(CoordinatorKind::Group, group)
+    }
+
+    /// Finds the coordinator of `key` (a group or a transactional id, as `kind` says) with
+    /// FindCoordinator (one batched key from v4 on, the single key before), records its address
+    /// and returns its broker id. Retries for up to [`COORDINATOR_WAIT`] while the answer is
+    /// COORDINATOR_NOT_AVAILABLE or COORDINATOR_LOAD_IN_PROGRESS.
+    pub fn find_coordinator(&mut self, kind: CoordinatorKind, key: &str) -> Result<i32, Error> {
+        let noun = kind.noun();
         let deadline = Instant::now() + COORDINATOR_WAIT;
         let mut backoff = Duration::from_millis(50);
         loop {
@@ -378,15 +428,24 @@ impl Client {
             let batched = conn
                 .version(ApiKey::FindCoordinator)
                 .is_some_and(|v| v >= 4);
+            if kind == CoordinatorKind::Transaction
+                && conn.version(ApiKey::FindCoordinator).is_some_and(|v| v < 1)
+            {
+                return Err(
+                    "the broker supports only FindCoordinator v0, which cannot find \
+                            transaction coordinators"
+                        .into(),
+                );
+            }
             let request = FindCoordinatorRequest {
                 key: if batched {
                     String::new()
                 } else {
-                    group.to_owned()
+                    key.to_owned()
                 },
-                key_type: KEY_TYPE_GROUP,
+                key_type: kind.key_type(),
                 coordinator_keys: if batched {
-                    vec![group.to_owned()]
+                    vec![key.to_owned()]
                 } else {
                     Vec::new()
                 },
@@ -400,8 +459,8 @@ impl Client {
                 let c = response
                     .coordinators
                     .iter()
-                    .find(|c| c.key == group)
-                    .ok_or_else(|| format!("FindCoordinator did not answer for group {group:?}"))?;
+                    .find(|c| c.key == key)
+                    .ok_or_else(|| format!("FindCoordinator did not answer for {noun} {key:?}"))?;
                 (
                     c.error_code,
                     c.error_message.clone(),
@@ -424,7 +483,7 @@ impl Client {
             }
             let wait = code != 0 && coordinator_retriable(code) && Instant::now() < deadline;
             if !wait {
-                let what = format!("cannot find the coordinator of group {group:?}");
+                let what = format!("cannot find the coordinator of {noun} {key:?}");
                 check(code, &what, message.as_deref())?;
                 return Err(format!("{what}: the broker named none (node {node_id})").into());
             }

@@ -40,7 +40,7 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use super::client::{
-    COORDINATOR_WAIT, Client, Connection, EARLIEST, LATEST, TopicInfo, check,
+    COORDINATOR_WAIT, Client, Connection, EARLIEST, LATEST, Reply, TopicInfo, check,
     coordinator_retriable, unexpected,
 };
 use super::consume::parse_timestamp;
@@ -238,25 +238,6 @@ pub fn run(args: GroupArgs) -> Result<(), Error> {
 
 // ---------------------------------------------------------------------------------------------
 // Talking to the coordinator.
-
-/// What one attempt at a coordinator request gave.
-enum Reply<T> {
-    /// The answer.
-    Done(T),
-    /// A retriable coordinator error code: find the coordinator again and repeat.
-    Retry(i16),
-}
-
-impl<T> Reply<T> {
-    /// `Retry(code)` if `code` is a retriable coordinator error, otherwise `Done(value())`.
-    fn unless_retriable(code: i16, value: impl FnOnce() -> T) -> Self {
-        if coordinator_retriable(code) {
-            Reply::Retry(code)
-        } else {
-            Reply::Done(value())
-        }
-    }
-}
 
 /// Runs `op` on the coordinator of `group`, finding it again and repeating while `op` answers
 /// [`Reply::Retry`], for up to [`COORDINATOR_WAIT`]. Returns the coordinator's broker id and the
