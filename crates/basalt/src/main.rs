@@ -37,6 +37,8 @@ enum Command {
     Consume(cli::consume::ConsumeArgs),
     /// List, describe, reset the offsets of and delete consumer groups.
     Group(cli::group::GroupArgs),
+    /// List and describe transactions and the producers of a topic's partitions.
+    Txn(cli::txn::TxnArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
         Command::Produce(args) => cli::produce::run(args),
         Command::Consume(args) => cli::consume::run(args),
         Command::Group(args) => cli::group::run(args),
+        Command::Txn(args) => cli::txn::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -152,7 +152,7 @@ fn is_broken_pipe(err: &(dyn std::error::Error + 'static)) -> bool {
         .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
 }
 
-fn chosen_partitions(topic: &TopicInfo, wanted: &[i32]) -> Result<Vec<i32>, Error> {
+pub(crate) fn chosen_partitions(topic: &TopicInfo, wanted: &[i32]) -> Result<Vec<i32>, Error> {
     let all: Vec<i32> = topic.partitions.iter().map(|p| p.partition).collect();
     if wanted.is_empty() {
         return Ok(all);

@@ -11,3 +11,4 @@ mod faults;
 mod groups;
 mod groups_cli;
 mod txn;
+mod txn_cli;
