@@ -104,11 +104,31 @@ impl TxnCoordinator {
     }
 
     /// Admits a request for `id` arriving on connection `conn` over `channel` (`TC-5`):
-    /// CONCURRENT_TRANSACTIONS if a newer connection has been heard from for it.
-    pub fn admit(&self, id: &str, channel: Channel, conn: u64) -> Result<(), ErrorCode> {
+    /// CONCURRENT_TRANSACTIONS if a newer connection has been heard from for it. Only requests
+    /// of the id's current producer id and epoch (`producer`) are checked and move the newest
+    /// connection: anything else is refused by the epoch rules anyway (a fenced producer must
+    /// hear that it is fenced), and must not block the current producer's connection.
+    /// InitProducerId (`producer = None`) only moves it.
+    pub fn admit(
+        &self,
+        id: &str,
+        channel: Channel,
+        conn: u64,
+        producer: Option<(i64, i16)>,
+    ) -> Result<(), ErrorCode> {
+        if let Some(producer) = producer {
+            let current = self
+                .state
+                .lock()
+                .get(id)
+                .map(|t| (t.producer_id, t.producer_epoch));
+            if current != Some(producer) {
+                return Ok(());
+            }
+        }
         let mut connections = self.connections.lock();
         let newest = connections.entry((id.to_owned(), channel)).or_insert(conn);
-        if conn < *newest {
+        if producer.is_some() && conn < *newest {
             tracing::debug!(
                 txn = id,
                 conn,
@@ -117,7 +137,7 @@ impl TxnCoordinator {
             );
             return Err(ErrorCode::ConcurrentTransactions);
         }
-        *newest = conn;
+        *newest = (*newest).max(conn);
         Ok(())
     }
 

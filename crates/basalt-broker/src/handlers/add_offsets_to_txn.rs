@@ -19,9 +19,12 @@ pub async fn handle(
     version: i16,
     conn: u64,
 ) -> AddOffsetsToTxnResponse {
-    let admitted = broker
-        .txns()
-        .admit(&req.transactional_id, Channel::Coordinator, conn);
+    let admitted = broker.txns().admit(
+        &req.transactional_id,
+        Channel::Coordinator,
+        conn,
+        Some((req.producer_id, req.producer_epoch)),
+    );
     let code = if req.group_id.is_empty() {
         ErrorCode::InvalidGroupId
     } else if let Err(code) = admitted {

@@ -36,6 +36,10 @@ pub async fn handle(
             &req.v3_and_below_transactional_id,
             Channel::Coordinator,
             conn,
+            Some((
+                req.v3_and_below_producer_id,
+                req.v3_and_below_producer_epoch,
+            )),
         ) {
             return AddPartitionsToTxnResponse {
                 results_by_topic_v3_and_below: all_failed(&req.v3_and_below_topics, code),

@@ -28,7 +28,12 @@ pub async fn handle(
         ..EndTxnResponse::default()
     };
     let txns = broker.txns();
-    let result = match txns.admit(&req.transactional_id, Channel::Coordinator, conn) {
+    let result = match txns.admit(
+        &req.transactional_id,
+        Channel::Coordinator,
+        conn,
+        Some((req.producer_id, req.producer_epoch)),
+    ) {
         Ok(()) => {
             txns.end(
                 &broker,

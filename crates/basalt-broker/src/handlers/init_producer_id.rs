@@ -30,7 +30,7 @@ pub async fn handle(
     if let Some(id) = req.transactional_id.as_deref() {
         let expected = (req.producer_id >= 0).then_some((req.producer_id, req.producer_epoch));
         let txns = broker.txns();
-        let result = match txns.admit(id, Channel::Coordinator, conn) {
+        let result = match txns.admit(id, Channel::Coordinator, conn, None) {
             Ok(()) => {
                 txns.init_producer_id(&broker, id, req.transaction_timeout_ms, expected)
                     .await

@@ -58,9 +58,12 @@ pub async fn handle(
                 .collect(),
         );
     }
-    let admitted = broker
-        .txns()
-        .admit(&req.transactional_id, Channel::Group, conn);
+    let admitted = broker.txns().admit(
+        &req.transactional_id,
+        Channel::Group,
+        conn,
+        Some((req.producer_id, req.producer_epoch)),
+    );
     let request_code = if req.group_id.is_empty() {
         Some(ErrorCode::InvalidGroupId)
     } else if let Err(code) = admitted {

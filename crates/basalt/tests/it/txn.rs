@@ -521,6 +521,22 @@ mod raw {
         assert_eq!(state(&mut new, "guard"), "Ongoing");
         assert_eq!(end(&mut new, 3, "guard", producer).0, ErrorCode::None);
         assert_eq!(state(&mut new, "guard"), "CompleteCommit");
+        // A second producer fences the first: the first hears that it is fenced (a fatal
+        // error), on whichever connection it speaks, and cannot hold up the second.
+        let mut second = RawClient::connect(broker.addr(), "guard-2");
+        let fresh = init(&mut second, "guard");
+        assert_eq!(fresh.1, producer.1 + 1);
+        assert_eq!(
+            end(&mut old, 3, "guard", producer).0,
+            ErrorCode::ProducerFenced
+        );
+        let mut zombie_again = RawClient::connect(broker.addr(), "guard");
+        assert_eq!(
+            add(&mut zombie_again, "guard", producer, "guard"),
+            ErrorCode::ProducerFenced
+        );
+        assert_eq!(add(&mut second, "guard", fresh, "guard"), ErrorCode::None);
+        assert_eq!(end(&mut second, 3, "guard", fresh).0, ErrorCode::None);
     }
 
     #[test]
