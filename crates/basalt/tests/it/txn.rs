@@ -371,6 +371,42 @@ fn a_transaction_left_open_past_its_timeout_is_aborted() {
 }
 
 #[test]
+fn a_transaction_open_when_the_broker_was_killed_is_aborted_at_its_timeout_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = Path::new(env!("CARGO_BIN_EXE_basalt"));
+    let args = ["--transaction.state.log.num.partitions", "2"];
+    let broker = ProcessBroker::start(bin, dir.path(), &args);
+    let b = broker.bootstrap();
+    create_topic(&b, "txn-orphan", 1, &[]);
+    let p = txn_producer(&b, "orphan", &[("transaction.timeout.ms", "2000")]);
+    p.begin_transaction().unwrap();
+    send(&p, "txn-orphan", 0, "orphaned");
+    p.flush(TIMEOUT).unwrap();
+    broker.kill();
+    drop(p);
+
+    let broker = ProcessBroker::start(bin, dir.path(), &args);
+    let b = broker.bootstrap();
+    // The open transaction came back with the broker, and its timeout aborts it.
+    let deadline = Instant::now() + TIMEOUT;
+    while end_offset(&b, "txn-orphan", 0, "read_committed") < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the orphaned transaction was never aborted"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let c = reader(&b, "txn-orphan", &[0], "read_committed");
+    assert!(c.poll(Duration::from_millis(500)).is_none());
+    let (status, log) = broker.terminate();
+    assert!(status.success(), "log:\n{log}");
+    assert!(
+        log.contains("aborting a transaction past its timeout"),
+        "log:\n{log}"
+    );
+}
+
+#[test]
 fn a_commit_decided_before_a_kill_is_completed_after_restart() {
     let dir = tempfile::tempdir().unwrap();
     let bin = Path::new(env!("CARGO_BIN_EXE_basalt"));
