@@ -74,6 +74,9 @@ pub struct BrokerConfig {
     /// The transaction coordinator's settings (`transaction.max.timeout.ms`,
     /// `transactional.id.expiration.ms`).
     pub txns: basalt_coordinator::txn::TxnConfig,
+    /// Authorization: on when `authorizer.class.name` is set; `super.users`,
+    /// `allow.everyone.if.no.acl.found`.
+    pub authorizer: crate::acl::AuthorizerConfig,
 }
 
 impl Default for BrokerConfig {
@@ -103,6 +106,7 @@ impl Default for BrokerConfig {
             transaction_state_num_partitions: 50,
             transaction_state_segment_bytes: 100 * 1024 * 1024,
             txns: basalt_coordinator::txn::TxnConfig::default(),
+            authorizer: crate::acl::AuthorizerConfig::default(),
         }
     }
 }

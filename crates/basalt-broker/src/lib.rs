@@ -10,7 +10,11 @@
 //! - `BRK-2`: topic creation, deletion, partition growth and config changes are serialised (under
 //!   `topic_ops`) and persisted in `topics.json` before they are answered or take effect.
 //! - `BRK-3`: no lock is held across an `.await`.
+//! - `BRK-4`: ACL changes are serialised (under `acl_ops`) and persisted in `acls.json` before
+//!   they are answered or take effect.
 
+pub mod acl;
+pub mod acl_store;
 pub mod config;
 pub mod errors;
 pub mod groups;
@@ -85,6 +89,10 @@ pub struct Broker {
     producer_ids: ProducerIds,
     coordinator: groups::Coordinator,
     txns: Arc<txns::TxnCoordinator>,
+    acls: RwLock<acl::Acls>,
+    acl_store: acl_store::AclStore,
+    /// Serialises ACL changes (`BRK-4`).
+    acl_ops: Mutex<()>,
 }
 
 impl Broker {
@@ -99,6 +107,8 @@ impl Broker {
             topics.insert(topic.meta.name.clone(), Arc::new(topic));
         }
         let producer_ids = ProducerIds::open(data_dir)?;
+        let acl_store = acl_store::AclStore::new(data_dir);
+        let acls = acl::Acls::new(config.authorizer.clone(), acl_store.load()?);
         tracing::info!(
             dir = %data_dir.display(),
             topics = topics.len(),
@@ -126,6 +136,9 @@ impl Broker {
             producer_ids,
             coordinator,
             txns,
+            acls: RwLock::new(acls),
+            acl_store,
+            acl_ops: Mutex::new(()),
         });
         broker.coordinator.load(&broker);
         broker.txns.load(&broker);
@@ -140,6 +153,120 @@ impl Broker {
     /// The transaction coordinator.
     pub fn txns(&self) -> &Arc<txns::TxnCoordinator> {
         &self.txns
+    }
+
+    /// Whether requests are authorized (`authorizer.class.name` is set).
+    pub fn authorizer_enabled(&self) -> bool {
+        self.config.authorizer.enabled
+    }
+
+    /// Whether `session` may perform `operation` on resource `name` of `resource_type`.
+    pub fn authorize(
+        &self,
+        session: &acl::Session,
+        operation: acl::Operation,
+        resource_type: acl::ResourceType,
+        name: &str,
+    ) -> bool {
+        if !self.config.authorizer.enabled {
+            return true;
+        }
+        let allowed = self
+            .acls
+            .read()
+            .authorize(session, operation, resource_type, name);
+        if !allowed {
+            tracing::debug!(principal = %session.principal, host = %session.host, %operation, ?resource_type, resource = name, "denied");
+        }
+        allowed
+    }
+
+    /// Whether `session` may perform `operation` on some resource of `resource_type`.
+    pub fn authorize_any(
+        &self,
+        session: &acl::Session,
+        operation: acl::Operation,
+        resource_type: acl::ResourceType,
+    ) -> bool {
+        !self.config.authorizer.enabled
+            || self
+                .acls
+                .read()
+                .authorize_any(session, operation, resource_type)
+    }
+
+    /// Whether `session` may perform `operation` on the cluster.
+    pub fn authorize_cluster(&self, session: &acl::Session, operation: acl::Operation) -> bool {
+        self.authorize(
+            session,
+            operation,
+            acl::ResourceType::Cluster,
+            acl::CLUSTER_NAME,
+        )
+    }
+
+    /// Whether `session` may perform `operation` on a config resource (ConfigResource type 2,
+    /// a topic, or 4, a broker, which stands for the cluster): TOPIC_AUTHORIZATION_FAILED or
+    /// CLUSTER_AUTHORIZATION_FAILED otherwise.
+    pub fn authorize_config_resource(
+        &self,
+        session: &acl::Session,
+        operation: acl::Operation,
+        resource_type: i8,
+        name: &str,
+    ) -> Result<(), TopicError> {
+        if resource_type == 2 {
+            if !self.authorize(session, operation, acl::ResourceType::Topic, name) {
+                return Err(TopicError::new(
+                    ErrorCode::TopicAuthorizationFailed,
+                    format!("not authorized to {operation} topic {name}"),
+                ));
+            }
+        } else if !self.authorize_cluster(session, operation) {
+            return Err(TopicError::new(
+                ErrorCode::ClusterAuthorizationFailed,
+                format!("not authorized to {operation} the cluster"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The ACL bindings `filter` matches.
+    pub fn describe_acls(&self, filter: &acl::AclFilter) -> Vec<acl::AclBinding> {
+        self.acls.read().matching(filter)
+    }
+
+    /// Adds `bindings`, persisting them before they take effect (`BRK-4`).
+    pub fn create_acls(&self, bindings: Vec<acl::AclBinding>) -> std::io::Result<()> {
+        let _ops = self.acl_ops.lock();
+        let mut next = self.acls.read().clone();
+        let mut changed = false;
+        for b in bindings {
+            changed |= next.add(b);
+        }
+        if changed {
+            self.acl_store.save(next.bindings())?;
+            *self.acls.write() = next;
+        }
+        Ok(())
+    }
+
+    /// Removes the bindings each filter matches, persisting before they take effect
+    /// (`BRK-4`); returns what each filter removed (a binding matched by two filters is
+    /// reported by the first).
+    pub fn delete_acls(
+        &self,
+        filters: &[acl::AclFilter],
+    ) -> std::io::Result<Vec<Vec<acl::AclBinding>>> {
+        let _ops = self.acl_ops.lock();
+        let mut next = self.acls.read().clone();
+        let removed: Vec<Vec<acl::AclBinding>> =
+            filters.iter().map(|f| next.remove_matching(f)).collect();
+        if removed.iter().any(|r| !r.is_empty()) {
+            self.acl_store.save(next.bindings())?;
+            *self.acls.write() = next;
+        }
+        Ok(removed)
     }
 
     /// The broker's settings.

@@ -8,6 +8,7 @@ use basalt_protocol::messages::add_offsets_to_txn_request::AddOffsetsToTxnReques
 use basalt_protocol::messages::add_offsets_to_txn_response::AddOffsetsToTxnResponse;
 
 use crate::Broker;
+use crate::acl::{Operation, ResourceType, Session};
 use crate::txns::{Channel, fenced_for};
 
 /// Highest version handled.
@@ -15,6 +16,7 @@ pub const MAX_VERSION: i16 = 4;
 
 pub async fn handle(
     broker: Arc<Broker>,
+    session: Session,
     req: AddOffsetsToTxnRequest,
     version: i16,
     conn: u64,
@@ -25,7 +27,21 @@ pub async fn handle(
         conn,
         Some((req.producer_id, req.producer_epoch)),
     );
-    let code = if req.group_id.is_empty() {
+    let code = if !broker.authorize(
+        &session,
+        Operation::Write,
+        ResourceType::TransactionalId,
+        &req.transactional_id,
+    ) {
+        ErrorCode::TransactionalIdAuthorizationFailed
+    } else if !broker.authorize(
+        &session,
+        Operation::Read,
+        ResourceType::Group,
+        &req.group_id,
+    ) {
+        ErrorCode::GroupAuthorizationFailed
+    } else if req.group_id.is_empty() {
         ErrorCode::InvalidGroupId
     } else if let Err(code) = admitted {
         code

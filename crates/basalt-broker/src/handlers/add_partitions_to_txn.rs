@@ -19,6 +19,7 @@ use basalt_protocol::messages::add_partitions_to_txn_response::{
 };
 
 use crate::Broker;
+use crate::acl::{Operation, ResourceType, Session};
 use crate::groups::is_internal;
 use crate::txns::{Channel, fenced_for};
 
@@ -27,6 +28,7 @@ pub const MAX_VERSION: i16 = 5;
 
 pub async fn handle(
     broker: Arc<Broker>,
+    session: Session,
     req: AddPartitionsToTxnRequest,
     version: i16,
     conn: u64,
@@ -48,6 +50,7 @@ pub async fn handle(
         }
         let results = add_one(
             &broker,
+            &session,
             &req.v3_and_below_transactional_id,
             req.v3_and_below_producer_id,
             req.v3_and_below_producer_epoch,
@@ -61,10 +64,18 @@ pub async fn handle(
             ..AddPartitionsToTxnResponse::default()
         };
     }
+    // v4+ is sent by brokers verifying a produce, not by clients.
+    if !broker.authorize_cluster(&session, Operation::ClusterAction) {
+        return AddPartitionsToTxnResponse {
+            error_code: ErrorCode::ClusterAuthorizationFailed.into(),
+            ..AddPartitionsToTxnResponse::default()
+        };
+    }
     let mut out = Vec::with_capacity(req.transactions.len());
     for t in &req.transactions {
         let topic_results = add_one(
             &broker,
+            &session,
             &t.transactional_id,
             t.producer_id,
             t.producer_epoch,
@@ -85,8 +96,10 @@ pub async fn handle(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn add_one(
     broker: &Arc<Broker>,
+    session: &Session,
     id: &str,
     producer_id: i64,
     epoch: i16,
@@ -94,33 +107,43 @@ async fn add_one(
     verify_only: bool,
     version: i16,
 ) -> Vec<AddPartitionsToTxnTopicResult> {
-    let mut unknown = Vec::new();
+    // Partitions refused before the coordinator is asked, with why.
+    let mut refused = Vec::new();
     let mut partitions = Vec::new();
+    let txn_allowed =
+        broker.authorize(session, Operation::Write, ResourceType::TransactionalId, id);
     for t in topics {
+        let writable = broker.authorize(session, Operation::Write, ResourceType::Topic, &t.name);
         let topic = broker.topic(&t.name).filter(|_| !is_internal(&t.name));
         for &p in &t.partitions {
             let exists = topic
                 .as_ref()
                 .is_some_and(|topic| (0..topic.meta.partitions).contains(&p));
-            if exists {
+            if !writable {
+                refused.push(((t.name.clone(), p), ErrorCode::TopicAuthorizationFailed));
+            } else if exists {
                 partitions.push((t.name.clone(), p));
             } else {
-                unknown.push((t.name.clone(), p));
+                refused.push(((t.name.clone(), p), ErrorCode::UnknownTopicOrPartition));
             }
         }
     }
-    let codes: Vec<ErrorCode> = if !unknown.is_empty() {
-        let all: Vec<(String, i32)> = topics
+    let all = || {
+        topics
             .iter()
             .flat_map(|t| t.partitions.iter().map(|&p| (t.name.clone(), p)))
-            .collect();
-        all.iter()
+    };
+    let codes: Vec<ErrorCode> = if !txn_allowed {
+        all()
+            .map(|_| ErrorCode::TransactionalIdAuthorizationFailed)
+            .collect()
+    } else if !refused.is_empty() {
+        all()
             .map(|p| {
-                if unknown.contains(p) {
-                    ErrorCode::UnknownTopicOrPartition
-                } else {
-                    ErrorCode::OperationNotAttempted
-                }
+                refused
+                    .iter()
+                    .find(|(r, _)| *r == p)
+                    .map_or(ErrorCode::OperationNotAttempted, |(_, code)| *code)
             })
             .collect()
     } else if verify_only {

@@ -16,13 +16,27 @@ use basalt_protocol::messages::alter_configs_response::{
 };
 
 use super::{RESOURCE_BROKER, RESOURCE_TOPIC, alter_each, check_broker_resource};
+use crate::acl::{Operation, Session};
 use crate::{Broker, TopicError};
 
-pub fn handle(broker: &Broker, req: AlterConfigsRequest, _version: i16) -> AlterConfigsResponse {
+pub fn handle(
+    broker: &Broker,
+    session: &Session,
+    req: AlterConfigsRequest,
+    _version: i16,
+) -> AlterConfigsResponse {
     let responses = alter_each(
         req.resources,
         |r| (r.resource_type, r.resource_name.clone()),
-        |r| alter(broker, r, req.validate_only),
+        |r| {
+            broker.authorize_config_resource(
+                session,
+                Operation::AlterConfigs,
+                r.resource_type,
+                &r.resource_name,
+            )?;
+            alter(broker, r, req.validate_only)
+        },
     )
     .into_iter()
     .map(

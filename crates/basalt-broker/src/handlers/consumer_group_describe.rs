@@ -11,6 +11,7 @@ use basalt_protocol::messages::consumer_group_describe_response::{
 use basalt_protocol::{ErrorCode, Uuid};
 
 use crate::Broker;
+use crate::acl::{Operation, ResourceType, Session};
 use crate::groups::BrokerTopics;
 
 /// Highest version handled.
@@ -31,12 +32,24 @@ fn wire(a: &Assignment, lookup: &BrokerTopics<'_>) -> WireAssignment {
     }
 }
 
-pub fn handle(broker: &Broker, req: ConsumerGroupDescribeRequest) -> ConsumerGroupDescribeResponse {
+pub fn handle(
+    broker: &Broker,
+    session: &Session,
+    req: ConsumerGroupDescribeRequest,
+) -> ConsumerGroupDescribeResponse {
     let lookup = BrokerTopics(broker);
     let groups = req
         .group_ids
         .into_iter()
         .map(|id| {
+            if !broker.authorize(session, Operation::Describe, ResourceType::Group, &id) {
+                return DescribedGroup {
+                    error_code: ErrorCode::GroupAuthorizationFailed.into(),
+                    group_id: id,
+                    authorized_operations: i32::MIN,
+                    ..DescribedGroup::default()
+                };
+            }
             broker
                 .coordinator()
                 .read(&id, |g| match g.map(|g| &g.kind) {

@@ -13,6 +13,7 @@ use basalt_protocol::messages::consumer_group_heartbeat_response::{
 use basalt_protocol::{ErrorCode, Uuid};
 
 use crate::Broker;
+use crate::acl::{Operation, ResourceType, Session};
 use crate::groups::{BrokerTopics, new_member_id};
 
 /// Highest version handled.
@@ -28,11 +29,18 @@ fn error(code: ErrorCode, message: String) -> ConsumerGroupHeartbeatResponse {
 
 pub fn handle(
     broker: &Broker,
+    session: &Session,
     req: ConsumerGroupHeartbeatRequest,
     version: i16,
     client_id: String,
     client_host: String,
 ) -> ConsumerGroupHeartbeatResponse {
+    if !broker.authorize(session, Operation::Read, ResourceType::Group, &req.group_id) {
+        return error(
+            ErrorCode::GroupAuthorizationFailed,
+            format!("not authorized to join group {}", req.group_id),
+        );
+    }
     if req.group_id.is_empty() {
         return error(ErrorCode::InvalidGroupId, "the group id is empty".into());
     }

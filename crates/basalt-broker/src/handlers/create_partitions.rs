@@ -15,9 +15,11 @@ use basalt_protocol::messages::create_partitions_response::{
 };
 
 use crate::Broker;
+use crate::acl::{Operation, ResourceType, Session};
 
 pub fn handle(
     broker: &Broker,
+    session: &Session,
     req: CreatePartitionsRequest,
     _version: i16,
 ) -> CreatePartitionsResponse {
@@ -33,6 +35,10 @@ pub fn handle(
                 name: t.name.clone(),
                 ..CreatePartitionsTopicResult::default()
             };
+            if !broker.authorize(session, Operation::Alter, ResourceType::Topic, &t.name) {
+                result.error_code = ErrorCode::TopicAuthorizationFailed.into();
+                return result;
+            }
             if seen.get(&t.name).copied().unwrap_or(0) > 1 {
                 result.error_code = ErrorCode::InvalidRequest.into();
                 result.error_message = Some(format!("topic {} is named twice", t.name));

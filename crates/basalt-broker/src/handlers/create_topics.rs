@@ -10,9 +10,16 @@ use basalt_protocol::messages::create_topics_response::{
 };
 
 use crate::Broker;
+use crate::acl::{Operation, ResourceType, Session};
 
-pub fn handle(broker: &Broker, req: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
+pub fn handle(
+    broker: &Broker,
+    session: &Session,
+    req: CreateTopicsRequest,
+    version: i16,
+) -> CreateTopicsResponse {
     let node_id = broker.config().node_id;
+    let cluster_create = broker.authorize_cluster(session, Operation::Create);
     let topics = req
         .topics
         .into_iter()
@@ -23,6 +30,13 @@ pub fn handle(broker: &Broker, req: CreateTopicsRequest, version: i16) -> Create
                 replication_factor: -1,
                 ..CreatableTopicResult::default()
             };
+            if !cluster_create
+                && !broker.authorize(session, Operation::Create, ResourceType::Topic, &t.name)
+            {
+                result.error_code = ErrorCode::TopicAuthorizationFailed.into();
+                result.error_message = Some(format!("not authorized to create {}", t.name));
+                return result;
+            }
             let mut partitions = t.num_partitions;
             let mut replication = t.replication_factor;
             if !t.assignments.is_empty() {

@@ -8,18 +8,25 @@ use basalt_protocol::messages::delete_groups_response::{
 };
 
 use crate::Broker;
+use crate::acl::{Operation, ResourceType, Session};
 use crate::groups;
 
 /// Deletes now; the returned future waits for the tombstones' durability.
 pub fn handle(
     broker: &Broker,
+    session: &Session,
     req: DeleteGroupsRequest,
 ) -> impl Future<Output = DeleteGroupsResponse> + Send + 'static {
     let coordinator = broker.coordinator();
     let mut results = Vec::with_capacity(req.groups_names.len());
     let mut durable = Vec::new();
     for id in req.groups_names {
-        let code = match coordinator.remove_group(broker, &id) {
+        let code = if !broker.authorize(session, Operation::Delete, ResourceType::Group, &id) {
+            Err(ErrorCode::GroupAuthorizationFailed)
+        } else {
+            coordinator.remove_group(broker, &id)
+        };
+        let code = match code {
             Ok(d) => {
                 durable.extend(d);
                 ErrorCode::None

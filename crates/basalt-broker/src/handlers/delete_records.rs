@@ -14,17 +14,25 @@ use basalt_protocol::messages::delete_records_response::{
 };
 
 use crate::Broker;
+use crate::acl::{Operation, ResourceType, Session};
 use crate::errors::storage_error_code;
 use crate::partition::Partition;
 
 /// The offset standing for the high watermark.
 const HIGH_WATERMARK: i64 = -1;
 
-pub fn handle(broker: &Broker, req: DeleteRecordsRequest, _version: i16) -> DeleteRecordsResponse {
+pub fn handle(
+    broker: &Broker,
+    session: &Session,
+    req: DeleteRecordsRequest,
+    _version: i16,
+) -> DeleteRecordsResponse {
     let topics = req
         .topics
         .into_iter()
         .map(|t| {
+            let authorized =
+                broker.authorize(session, Operation::Delete, ResourceType::Topic, &t.name);
             let topic = broker.topic(&t.name);
             let partitions = t
                 .partitions
@@ -41,6 +49,9 @@ pub fn handle(broker: &Broker, req: DeleteRecordsRequest, _version: i16) -> Dele
                             .and_then(|i| topic.partitions.get(i))
                     });
                     match partition.map(|partition| delete(partition, p.offset)) {
+                        _ if !authorized => {
+                            result.error_code = ErrorCode::TopicAuthorizationFailed.into();
+                        }
                         None => result.error_code = ErrorCode::UnknownTopicOrPartition.into(),
                         Some(Ok(low_watermark)) => result.low_watermark = low_watermark,
                         Some(Err(code)) => result.error_code = code.into(),

@@ -7,8 +7,14 @@ use basalt_protocol::messages::delete_topics_response::{
 use basalt_protocol::{ErrorCode, Uuid};
 
 use crate::Broker;
+use crate::acl::{Operation, ResourceType, Session};
 
-pub fn handle(broker: &Broker, req: DeleteTopicsRequest, version: i16) -> DeleteTopicsResponse {
+pub fn handle(
+    broker: &Broker,
+    session: &Session,
+    req: DeleteTopicsRequest,
+    version: i16,
+) -> DeleteTopicsResponse {
     let wanted: Vec<(Option<String>, Uuid)> = if version >= 6 {
         req.topics
             .into_iter()
@@ -31,6 +37,16 @@ pub fn handle(broker: &Broker, req: DeleteTopicsRequest, version: i16) -> Delete
             };
             match name {
                 None => result.error_code = ErrorCode::UnknownTopicId.into(),
+                Some(name)
+                    if !broker.authorize(
+                        session,
+                        Operation::Delete,
+                        ResourceType::Topic,
+                        &name,
+                    ) =>
+                {
+                    result.error_code = ErrorCode::TopicAuthorizationFailed.into();
+                }
                 Some(name) => match broker.delete_topic(&name) {
                     Ok(topic_id) => result.topic_id = topic_id,
                     Err(e) => {

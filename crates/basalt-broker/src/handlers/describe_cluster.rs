@@ -12,6 +12,7 @@ use basalt_protocol::messages::describe_cluster_response::{
 };
 
 use crate::Broker;
+use crate::acl::{Operation, Session};
 
 /// `EndpointType.BROKER`.
 const ENDPOINT_BROKER: i8 = 1;
@@ -25,6 +26,7 @@ const CLUSTER_OPERATIONS: [u32; 7] = [5, 7, 8, 9, 10, 11, 12];
 
 pub fn handle(
     broker: &Broker,
+    session: &Session,
     req: DescribeClusterRequest,
     version: i16,
 ) -> DescribeClusterResponse {
@@ -36,6 +38,11 @@ pub fn handle(
         cluster_authorized_operations: i32::MIN,
         ..DescribeClusterResponse::default()
     };
+    if !broker.authorize_cluster(session, Operation::Describe) {
+        resp.error_code = ErrorCode::ClusterAuthorizationFailed.into();
+        resp.controller_id = -1;
+        return resp;
+    }
     if version >= 1 && req.endpoint_type != ENDPOINT_BROKER {
         let (code, message) = if req.endpoint_type == ENDPOINT_CONTROLLER {
             (

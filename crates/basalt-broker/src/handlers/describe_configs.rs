@@ -22,11 +22,13 @@ use basalt_protocol::messages::describe_configs_response::{
 
 use super::{RESOURCE_BROKER, RESOURCE_TOPIC, check_broker_resource};
 use crate::Broker;
+use crate::acl::{Operation, Session};
 use crate::config::DescribedConfig;
 use crate::topics::validate_topic_name;
 
 pub fn handle(
     broker: &Broker,
+    session: &Session,
     req: DescribeConfigsRequest,
     version: i16,
 ) -> DescribeConfigsResponse {
@@ -34,6 +36,20 @@ pub fn handle(
         .resources
         .into_iter()
         .map(|r| {
+            if let Err(e) = broker.authorize_config_resource(
+                session,
+                Operation::DescribeConfigs,
+                r.resource_type,
+                &r.resource_name,
+            ) {
+                return DescribeConfigsResult {
+                    error_code: e.code.into(),
+                    error_message: Some(e.message),
+                    resource_type: r.resource_type,
+                    resource_name: r.resource_name,
+                    ..DescribeConfigsResult::default()
+                };
+            }
             describe(
                 broker,
                 r,

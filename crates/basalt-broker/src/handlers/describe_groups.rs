@@ -17,6 +17,7 @@ use basalt_protocol::messages::describe_groups_response::{
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::Broker;
+use crate::acl::{Operation, ResourceType, Session};
 use crate::groups::BrokerTopics;
 
 /// Highest version handled.
@@ -114,12 +115,25 @@ fn describe(group: &Group, lookup: &BrokerTopics<'_>) -> DescribedGroup {
     }
 }
 
-pub fn handle(broker: &Broker, req: DescribeGroupsRequest, version: i16) -> DescribeGroupsResponse {
+pub fn handle(
+    broker: &Broker,
+    session: &Session,
+    req: DescribeGroupsRequest,
+    version: i16,
+) -> DescribeGroupsResponse {
     let lookup = BrokerTopics(broker);
     let groups = req
         .groups
         .into_iter()
         .map(|id| {
+            if !broker.authorize(session, Operation::Describe, ResourceType::Group, &id) {
+                return DescribedGroup {
+                    error_code: ErrorCode::GroupAuthorizationFailed.into(),
+                    group_id: id,
+                    authorized_operations: NOT_ASKED,
+                    ..DescribedGroup::default()
+                };
+            }
             let found = broker
                 .coordinator()
                 .read(&id, |g| g.map(|g| describe(g, &lookup)));

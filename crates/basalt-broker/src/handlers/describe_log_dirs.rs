@@ -12,6 +12,7 @@ use basalt_protocol::messages::describe_log_dirs_response::{
     DescribeLogDirsPartition, DescribeLogDirsResponse, DescribeLogDirsResult, DescribeLogDirsTopic,
 };
 
+use crate::acl::{Operation, Session};
 use crate::{Broker, Topic};
 
 /// Highest DescribeLogDirs version handled.
@@ -19,9 +20,16 @@ pub const MAX_VERSION: i16 = 4;
 
 pub fn handle(
     broker: &Broker,
+    session: &Session,
     req: DescribeLogDirsRequest,
     _version: i16,
 ) -> DescribeLogDirsResponse {
+    if !broker.authorize_cluster(session, Operation::Describe) {
+        return DescribeLogDirsResponse {
+            error_code: basalt_protocol::ErrorCode::ClusterAuthorizationFailed.into(),
+            ..DescribeLogDirsResponse::default()
+        };
+    }
     let topics: Vec<DescribeLogDirsTopic> = match req.topics {
         None => broker
             .topics()

@@ -9,13 +9,25 @@ use basalt_protocol::messages::describe_producers_response::{
 };
 
 use crate::Broker;
+use crate::acl::{Operation, ResourceType, Session};
 
-pub fn handle(broker: &Broker, req: DescribeProducersRequest) -> DescribeProducersResponse {
+pub fn handle(
+    broker: &Broker,
+    session: &Session,
+    req: DescribeProducersRequest,
+) -> DescribeProducersResponse {
     let topics = req
         .topics
         .into_iter()
         .map(|t| {
-            let topic = broker.topic(&t.name);
+            let authorized =
+                broker.authorize(session, Operation::Read, ResourceType::Topic, &t.name);
+            let topic = broker.topic(&t.name).filter(|_| authorized);
+            let missing = if authorized {
+                ErrorCode::UnknownTopicOrPartition
+            } else {
+                ErrorCode::TopicAuthorizationFailed
+            };
             TopicResponse {
                 partitions: t
                     .partition_indexes
@@ -29,8 +41,9 @@ pub fn handle(broker: &Broker, req: DescribeProducersRequest) -> DescribeProduce
                         match partition {
                             None => PartitionResponse {
                                 partition_index: p,
-                                error_code: ErrorCode::UnknownTopicOrPartition.into(),
-                                error_message: Some(format!("unknown partition {}-{p}", t.name)),
+                                error_code: missing.into(),
+                                error_message: authorized
+                                    .then(|| format!("unknown partition {}-{p}", t.name)),
                                 ..PartitionResponse::default()
                             },
                             Some(partition) => PartitionResponse {

@@ -11,12 +11,33 @@ use basalt_protocol::messages::describe_transactions_response::{
 };
 
 use crate::Broker;
+use crate::acl::{Operation, ResourceType, Session};
 
-pub fn handle(broker: &Broker, req: DescribeTransactionsRequest) -> DescribeTransactionsResponse {
+pub fn handle(
+    broker: &Broker,
+    session: &Session,
+    req: DescribeTransactionsRequest,
+) -> DescribeTransactionsResponse {
     let states = broker.txns().read(|txns| {
         req.transactional_ids
             .iter()
             .map(|id| match txns.get(id) {
+                _ if !broker.authorize(
+                    session,
+                    Operation::Describe,
+                    ResourceType::TransactionalId,
+                    id,
+                ) =>
+                {
+                    TransactionState {
+                        error_code: ErrorCode::TransactionalIdAuthorizationFailed.into(),
+                        transactional_id: id.clone(),
+                        producer_id: -1,
+                        producer_epoch: -1,
+                        transaction_start_time_ms: -1,
+                        ..TransactionState::default()
+                    }
+                }
                 None => TransactionState {
                     error_code: ErrorCode::TransactionalIdNotFound.into(),
                     transactional_id: id.clone(),

@@ -7,10 +7,12 @@
 
 use std::sync::Arc;
 
+use basalt_protocol::ErrorCode;
 use basalt_protocol::messages::end_txn_request::EndTxnRequest;
 use basalt_protocol::messages::end_txn_response::EndTxnResponse;
 
 use crate::Broker;
+use crate::acl::{Operation, ResourceType, Session};
 use crate::txns::{Channel, fenced_for};
 
 /// Highest version handled.
@@ -18,6 +20,7 @@ pub const MAX_VERSION: i16 = 5;
 
 pub async fn handle(
     broker: Arc<Broker>,
+    session: Session,
     req: EndTxnRequest,
     version: i16,
     conn: u64,
@@ -27,6 +30,15 @@ pub async fn handle(
         producer_epoch: -1,
         ..EndTxnResponse::default()
     };
+    if !broker.authorize(
+        &session,
+        Operation::Write,
+        ResourceType::TransactionalId,
+        &req.transactional_id,
+    ) {
+        resp.error_code = ErrorCode::TransactionalIdAuthorizationFailed.into();
+        return resp;
+    }
     let txns = broker.txns();
     let result = match txns.admit(
         &req.transactional_id,

@@ -5,6 +5,7 @@
 //! returns at least one whole batch). Only offsets below the high watermark are served. If less
 //! than `min_bytes` is ready, the request waits up to `max_wait_ms` for new data. Fetch sessions
 //! are answered sessionless (session id 0), which every client handles by sending full fetches.
+//! Authorization: READ on each topic (TOPIC_AUTHORIZATION_FAILED).
 //! Capped at v12 until fetches by topic id (v13+) are handled.
 
 use std::time::Duration;
@@ -17,6 +18,7 @@ use basalt_protocol::messages::fetch_response::{
 use basalt_storage::StorageError;
 
 use crate::Broker;
+use crate::acl::{Operation, ResourceType, Session};
 use crate::errors::storage_error_code;
 
 /// Highest Fetch version handled.
@@ -25,13 +27,23 @@ pub const MAX_VERSION: i16 = 12;
 /// Longest a fetch may wait, whatever it asks for.
 const MAX_WAIT_MS_CAP: i32 = 30_000;
 
-pub async fn handle(broker: &Broker, req: FetchRequest, _version: i16) -> FetchResponse {
+pub async fn handle(
+    broker: &Broker,
+    session: &Session,
+    req: FetchRequest,
+    _version: i16,
+) -> FetchResponse {
+    let readable: Vec<bool> = req
+        .topics
+        .iter()
+        .map(|t| broker.authorize(session, Operation::Read, ResourceType::Topic, &t.topic))
+        .collect();
     let deadline = tokio::time::Instant::now()
         + Duration::from_millis(req.max_wait_ms.clamp(0, MAX_WAIT_MS_CAP) as u64);
     let mut visible = broker.watch_visible();
     loop {
         visible.borrow_and_update();
-        let (response, bytes, errors) = read_once(broker, &req);
+        let (response, bytes, errors) = read_once(broker, &req, &readable);
         let satisfied = bytes >= i64::from(req.min_bytes.max(1)) || errors;
         if satisfied || tokio::time::Instant::now() >= deadline {
             return response;
@@ -45,7 +57,7 @@ pub async fn handle(broker: &Broker, req: FetchRequest, _version: i16) -> FetchR
 
 /// One pass over the requested partitions: the response, bytes returned, and whether any
 /// partition had an error (which answers at once).
-fn read_once(broker: &Broker, req: &FetchRequest) -> (FetchResponse, i64, bool) {
+fn read_once(broker: &Broker, req: &FetchRequest, readable: &[bool]) -> (FetchResponse, i64, bool) {
     let mut budget = if req.max_bytes <= 0 {
         i64::from(i32::MAX)
     } else {
@@ -55,7 +67,7 @@ fn read_once(broker: &Broker, req: &FetchRequest) -> (FetchResponse, i64, bool) 
     let mut errors = false;
     let read_committed = req.isolation_level == 1;
     let mut responses = Vec::with_capacity(req.topics.len());
-    for t in &req.topics {
+    for (t, readable) in req.topics.iter().zip(readable) {
         let topic = broker.topic(&t.topic);
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for fp in &t.partitions {
@@ -75,6 +87,10 @@ fn read_once(broker: &Broker, req: &FetchRequest) -> (FetchResponse, i64, bool) 
                     .and_then(|i| topic.partitions.get(i))
             });
             match partition {
+                _ if !readable => {
+                    pd.error_code = ErrorCode::TopicAuthorizationFailed.into();
+                    errors = true;
+                }
                 None => {
                     pd.error_code = ErrorCode::UnknownTopicOrPartition.into();
                     errors = true;

@@ -7,12 +7,15 @@ use basalt_protocol::messages::heartbeat_request::HeartbeatRequest;
 use basalt_protocol::messages::heartbeat_response::HeartbeatResponse;
 
 use crate::Broker;
+use crate::acl::{Operation, ResourceType, Session};
 
 /// Highest version handled.
 pub const MAX_VERSION: i16 = 4;
 
-pub fn handle(broker: &Broker, req: HeartbeatRequest) -> HeartbeatResponse {
-    let code = if req.group_id.is_empty() {
+pub fn handle(broker: &Broker, session: &Session, req: HeartbeatRequest) -> HeartbeatResponse {
+    let code = if !broker.authorize(session, Operation::Read, ResourceType::Group, &req.group_id) {
+        ErrorCode::GroupAuthorizationFailed
+    } else if req.group_id.is_empty() {
         ErrorCode::InvalidGroupId
     } else {
         broker

@@ -14,10 +14,12 @@ use basalt_protocol::messages::init_producer_id_request::InitProducerIdRequest;
 use basalt_protocol::messages::init_producer_id_response::InitProducerIdResponse;
 
 use crate::Broker;
+use crate::acl::{Operation, ResourceType, Session};
 use crate::txns::{Channel, fenced_for};
 
 pub async fn handle(
     broker: Arc<Broker>,
+    session: Session,
     req: InitProducerIdRequest,
     version: i16,
     conn: u64,
@@ -28,6 +30,15 @@ pub async fn handle(
         ..InitProducerIdResponse::default()
     };
     if let Some(id) = req.transactional_id.as_deref() {
+        if !broker.authorize(
+            &session,
+            Operation::Write,
+            ResourceType::TransactionalId,
+            id,
+        ) {
+            resp.error_code = ErrorCode::TransactionalIdAuthorizationFailed.into();
+            return resp;
+        }
         let expected = (req.producer_id >= 0).then_some((req.producer_id, req.producer_epoch));
         let txns = broker.txns();
         let result = match txns.admit(id, Channel::Coordinator, conn, None) {
@@ -44,6 +55,13 @@ pub async fn handle(
             }
             Err(code) => resp.error_code = fenced_for(code, version, 4).into(),
         }
+        return resp;
+    }
+    // KIP-679: IDEMPOTENT_WRITE on the cluster, or WRITE on some topic.
+    if !broker.authorize_cluster(&session, Operation::IdempotentWrite)
+        && !broker.authorize_any(&session, Operation::Write, ResourceType::Topic)
+    {
+        resp.error_code = ErrorCode::ClusterAuthorizationFailed.into();
         return resp;
     }
     // KIP-360: an idempotent producer may ask to bump the epoch of its current id.

@@ -10,6 +10,7 @@ use basalt_protocol::messages::join_group_request::JoinGroupRequest;
 use basalt_protocol::messages::join_group_response::{JoinGroupResponse, JoinGroupResponseMember};
 
 use crate::Broker;
+use crate::acl::{Operation, ResourceType, Session};
 use crate::groups::{self, new_member_id};
 
 /// Highest version handled.
@@ -63,11 +64,16 @@ fn error(code: ErrorCode, member_id: &str, version: i16) -> JoinGroupResponse {
 /// parked.
 pub fn handle(
     broker: &Broker,
+    session: &Session,
     req: JoinGroupRequest,
     version: i16,
     client_id: String,
     client_host: String,
 ) -> impl Future<Output = JoinGroupResponse> + Send + 'static {
+    if !broker.authorize(session, Operation::Read, ResourceType::Group, &req.group_id) {
+        let r = error(ErrorCode::GroupAuthorizationFailed, &req.member_id, version);
+        return Waiting::Ready(r).into_future(version, String::new());
+    }
     if req.group_id.is_empty() {
         let r = error(ErrorCode::InvalidGroupId, &req.member_id, version);
         return Waiting::Ready(r).into_future(version, String::new());

@@ -8,11 +8,23 @@ use basalt_protocol::messages::leave_group_request::LeaveGroupRequest;
 use basalt_protocol::messages::leave_group_response::{LeaveGroupResponse, MemberResponse};
 
 use crate::Broker;
+use crate::acl::{Operation, ResourceType, Session};
 
 /// Highest version handled.
 pub const MAX_VERSION: i16 = 5;
 
-pub fn handle(broker: &Broker, req: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
+pub fn handle(
+    broker: &Broker,
+    session: &Session,
+    req: LeaveGroupRequest,
+    version: i16,
+) -> LeaveGroupResponse {
+    if !broker.authorize(session, Operation::Read, ResourceType::Group, &req.group_id) {
+        return LeaveGroupResponse {
+            error_code: ErrorCode::GroupAuthorizationFailed.into(),
+            ..LeaveGroupResponse::default()
+        };
+    }
     if req.group_id.is_empty() {
         return LeaveGroupResponse {
             error_code: ErrorCode::InvalidGroupId.into(),

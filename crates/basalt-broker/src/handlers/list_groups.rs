@@ -6,14 +6,20 @@ use basalt_protocol::messages::list_groups_request::ListGroupsRequest;
 use basalt_protocol::messages::list_groups_response::{ListGroupsResponse, ListedGroup};
 
 use crate::Broker;
+use crate::acl::{Operation, ResourceType, Session};
 
 /// Highest version handled.
 pub const MAX_VERSION: i16 = 5;
 
-pub fn handle(broker: &Broker, req: ListGroupsRequest) -> ListGroupsResponse {
+pub fn handle(broker: &Broker, session: &Session, req: ListGroupsRequest) -> ListGroupsResponse {
     let states: Vec<String> = req.states_filter.iter().map(|s| s.to_lowercase()).collect();
     let types: Vec<String> = req.types_filter.iter().map(|s| s.to_lowercase()).collect();
+    // DESCRIBE on the cluster lists every group; otherwise those the session may DESCRIBE.
+    let all = broker.authorize_cluster(session, Operation::Describe);
     let groups = broker.coordinator().for_each(|g| {
+        if !all && !broker.authorize(session, Operation::Describe, ResourceType::Group, &g.id) {
+            return None;
+        }
         let state = g.state_name();
         let kind = type_name(&g.kind);
         if !states.is_empty() && !states.contains(&state.to_lowercase()) {

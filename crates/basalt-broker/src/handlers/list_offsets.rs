@@ -17,6 +17,7 @@ use basalt_protocol::messages::list_offsets_response::{
 use basalt_record::{BatchHeader, Compression};
 
 use crate::Broker;
+use crate::acl::{Operation, ResourceType, Session};
 use crate::errors::storage_error_code;
 use crate::partition::Partition;
 
@@ -27,12 +28,19 @@ const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 
-pub fn handle(broker: &Broker, req: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+pub fn handle(
+    broker: &Broker,
+    session: &Session,
+    req: ListOffsetsRequest,
+    version: i16,
+) -> ListOffsetsResponse {
     let read_committed = version >= 2 && req.isolation_level == 1;
     let topics = req
         .topics
         .into_iter()
         .map(|t| {
+            let authorized =
+                broker.authorize(session, Operation::Describe, ResourceType::Topic, &t.name);
             let topic = broker.topic(&t.name);
             let partitions = t
                 .partitions
@@ -51,6 +59,9 @@ pub fn handle(broker: &Broker, req: ListOffsetsRequest, version: i16) -> ListOff
                             .and_then(|i| topic.partitions.get(i))
                     });
                     match partition {
+                        _ if !authorized => {
+                            resp.error_code = ErrorCode::TopicAuthorizationFailed.into();
+                        }
                         None => resp.error_code = ErrorCode::UnknownTopicOrPartition.into(),
                         Some(partition) => match lookup(partition, p.timestamp, read_committed) {
                             Ok((timestamp, offset)) => {

@@ -9,6 +9,7 @@ use basalt_protocol::messages::list_transactions_response::{
     ListTransactionsResponse, TransactionState,
 };
 
+use crate::acl::{Operation, ResourceType, Session};
 use crate::{Broker, now_ms};
 
 /// Highest version handled.
@@ -16,6 +17,7 @@ pub const MAX_VERSION: i16 = 2;
 
 pub fn handle(
     broker: &Broker,
+    session: &Session,
     req: ListTransactionsRequest,
     version: i16,
 ) -> ListTransactionsResponse {
@@ -60,7 +62,16 @@ pub fn handle(
                 let duration_ok =
                     min_duration.is_none_or(|d| open && t.start_ms >= 0 && now - t.start_ms > d);
                 let id_ok = pattern.as_ref().is_none_or(|r| r.is_match(&t.id));
-                state_ok && pid_ok && duration_ok && id_ok
+                state_ok
+                    && pid_ok
+                    && duration_ok
+                    && id_ok
+                    && broker.authorize(
+                        session,
+                        Operation::Describe,
+                        ResourceType::TransactionalId,
+                        &t.id,
+                    )
             })
             .map(|t| TransactionState {
                 transactional_id: t.id.clone(),

@@ -3,6 +3,10 @@
 //! Topics are named or (v10+) given by id; a missing named topic is auto-created when the client
 //! allows it (always before v4) and `auto.create.topics.enable` is on. Leader epochs are -1 until
 //! replication exists, so clients do not validate positions with OffsetForLeaderEpoch.
+//!
+//! Authorization: a topic the session may not DESCRIBE is left out of an all-topics answer and
+//! answers TOPIC_AUTHORIZATION_FAILED when named; auto-creation needs CREATE on the cluster or
+//! the topic (else the topic is unknown).
 
 use basalt_protocol::ErrorCode;
 use basalt_protocol::messages::metadata_request::MetadataRequest;
@@ -10,25 +14,51 @@ use basalt_protocol::messages::metadata_response::{
     MetadataResponse, MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 
+use crate::acl::{Operation, ResourceType, Session};
 use crate::{Broker, Topic};
 
 /// Highest Metadata version handled.
 pub const MAX_VERSION: i16 = 12;
 
-pub fn handle(broker: &Broker, req: MetadataRequest, version: i16) -> MetadataResponse {
+pub fn handle(
+    broker: &Broker,
+    session: &Session,
+    req: MetadataRequest,
+    version: i16,
+) -> MetadataResponse {
     let config = broker.config();
     let node_id = config.node_id;
     let allow_auto_create = version < 4 || req.allow_auto_topic_creation;
+    let describe =
+        |name: &str| broker.authorize(session, Operation::Describe, ResourceType::Topic, name);
+    let denied = |name: Option<String>, topic_id| MetadataResponseTopic {
+        error_code: ErrorCode::TopicAuthorizationFailed.into(),
+        name,
+        topic_id,
+        ..MetadataResponseTopic::default()
+    };
     let topics = match req.topics {
         None => broker
             .topics()
             .iter()
+            .filter(|t| describe(&t.meta.name))
             .map(|t| topic_entry(t, node_id))
             .collect(),
         Some(requested) => requested
             .into_iter()
             .map(|t| match t.name {
-                Some(name) => match broker.topic_or_auto_create(&name, allow_auto_create) {
+                Some(name) if !describe(&name) => denied(Some(name), t.topic_id),
+                Some(name) => match broker.topic_or_auto_create(
+                    &name,
+                    allow_auto_create
+                        && (broker.authorize_cluster(session, Operation::Create)
+                            || broker.authorize(
+                                session,
+                                Operation::Create,
+                                ResourceType::Topic,
+                                &name,
+                            )),
+                ) {
                     Ok(topic) => topic_entry(&topic, node_id),
                     Err(e) => MetadataResponseTopic {
                         error_code: e.code.into(),
@@ -37,6 +67,7 @@ pub fn handle(broker: &Broker, req: MetadataRequest, version: i16) -> MetadataRe
                     },
                 },
                 None => match broker.topic_by_id(&t.topic_id) {
+                    Some(topic) if !describe(&topic.meta.name) => denied(None, t.topic_id),
                     Some(topic) => topic_entry(&topic, node_id),
                     None => MetadataResponseTopic {
                         error_code: ErrorCode::UnknownTopicId.into(),

@@ -12,11 +12,14 @@ mod alter_configs;
 mod api_versions;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
+mod create_acls;
 mod create_partitions;
 mod create_topics;
+mod delete_acls;
 mod delete_groups;
 mod delete_records;
 mod delete_topics;
+mod describe_acls;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
@@ -51,6 +54,7 @@ use basalt_protocol::{ApiKey, RequestBody, RequestHeader, ResponseBody};
 use basalt_server::{ConnectionInfo, Handler, Outcome};
 
 use crate::Broker;
+use crate::acl::Session;
 
 /// An API this broker implements: the versions it advertises, and the first version it handles
 /// (Produce v0–2 are advertised, as Kafka 4 does for old librdkafka, but refused: KAFKA-18659).
@@ -130,6 +134,9 @@ pub const SUPPORTED: &[Supported] = &[
     api(ApiKey::DescribeProducers, 0, 0),
     api(ApiKey::DescribeTransactions, 0, 0),
     api(ApiKey::ListTransactions, 0, list_transactions::MAX_VERSION),
+    api(ApiKey::DescribeAcls, 1, describe_acls::MAX_VERSION),
+    api(ApiKey::CreateAcls, 1, create_acls::MAX_VERSION),
+    api(ApiKey::DeleteAcls, 1, delete_acls::MAX_VERSION),
 ];
 
 /// The client id of a request and the host of its connection, as group members report them.
@@ -234,35 +241,39 @@ impl Handler for Broker {
             return unsupported::error_response(body, version, &message)
                 .unwrap_or(Outcome::Close { reason: message });
         }
+        // Who is asking: every handler but ApiVersions authorizes against it.
+        let session = Session::of(&conn);
         let response = match body {
             RequestBody::ApiVersions(_) => ResponseBody::ApiVersions(api_versions::handle(0)),
-            RequestBody::Metadata(r) => ResponseBody::Metadata(metadata::handle(&self, r, version)),
-            RequestBody::Produce(r) => return produce::handle(&self, r, version),
+            RequestBody::Metadata(r) => {
+                ResponseBody::Metadata(metadata::handle(&self, &session, r, version))
+            }
+            RequestBody::Produce(r) => return produce::handle(&self, &session, r, version),
             RequestBody::Fetch(r) => {
                 let broker = Arc::clone(&self);
                 return Outcome::Later(Box::pin(async move {
                     Outcome::Respond(ResponseBody::Fetch(
-                        fetch::handle(&broker, r, version).await,
+                        fetch::handle(&broker, &session, r, version).await,
                     ))
                 }));
             }
             RequestBody::ListOffsets(r) => {
-                ResponseBody::ListOffsets(list_offsets::handle(&self, r, version))
+                ResponseBody::ListOffsets(list_offsets::handle(&self, &session, r, version))
             }
             RequestBody::CreateTopics(r) => {
-                ResponseBody::CreateTopics(create_topics::handle(&self, r, version))
+                ResponseBody::CreateTopics(create_topics::handle(&self, &session, r, version))
             }
             RequestBody::DeleteTopics(r) => {
-                ResponseBody::DeleteTopics(delete_topics::handle(&self, r, version))
+                ResponseBody::DeleteTopics(delete_topics::handle(&self, &session, r, version))
             }
             RequestBody::FindCoordinator(r) => {
-                ResponseBody::FindCoordinator(find_coordinator::handle(&self, r, version))
+                ResponseBody::FindCoordinator(find_coordinator::handle(&self, &session, r, version))
             }
             RequestBody::InitProducerId(r) => {
                 let broker = Arc::clone(&self);
                 return Outcome::Later(Box::pin(async move {
                     Outcome::Respond(ResponseBody::InitProducerId(
-                        init_producer_id::handle(broker, r, version, conn.id).await,
+                        init_producer_id::handle(broker, session, r, version, conn.id).await,
                     ))
                 }));
             }
@@ -270,7 +281,7 @@ impl Handler for Broker {
                 let broker = Arc::clone(&self);
                 return Outcome::Later(Box::pin(async move {
                     Outcome::Respond(ResponseBody::AddPartitionsToTxn(
-                        add_partitions_to_txn::handle(broker, r, version, conn.id).await,
+                        add_partitions_to_txn::handle(broker, session, r, version, conn.id).await,
                     ))
                 }));
             }
@@ -278,7 +289,7 @@ impl Handler for Broker {
                 let broker = Arc::clone(&self);
                 return Outcome::Later(Box::pin(async move {
                     Outcome::Respond(ResponseBody::AddOffsetsToTxn(
-                        add_offsets_to_txn::handle(broker, r, version, conn.id).await,
+                        add_offsets_to_txn::handle(broker, session, r, version, conn.id).await,
                     ))
                 }));
             }
@@ -286,7 +297,7 @@ impl Handler for Broker {
                 let broker = Arc::clone(&self);
                 return Outcome::Later(Box::pin(async move {
                     Outcome::Respond(ResponseBody::EndTxn(
-                        end_txn::handle(broker, r, version, conn.id).await,
+                        end_txn::handle(broker, session, r, version, conn.id).await,
                     ))
                 }));
             }
@@ -294,81 +305,94 @@ impl Handler for Broker {
                 let broker = Arc::clone(&self);
                 return Outcome::Later(Box::pin(async move {
                     Outcome::Respond(ResponseBody::TxnOffsetCommit(
-                        txn_offset_commit::handle(broker, r, version, conn.id).await,
+                        txn_offset_commit::handle(broker, session, r, version, conn.id).await,
                     ))
                 }));
             }
             RequestBody::DescribeProducers(r) => {
-                ResponseBody::DescribeProducers(describe_producers::handle(&self, r))
+                ResponseBody::DescribeProducers(describe_producers::handle(&self, &session, r))
             }
-            RequestBody::DescribeTransactions(r) => {
-                ResponseBody::DescribeTransactions(describe_transactions::handle(&self, r))
+            RequestBody::DescribeTransactions(r) => ResponseBody::DescribeTransactions(
+                describe_transactions::handle(&self, &session, r),
+            ),
+            RequestBody::ListTransactions(r) => ResponseBody::ListTransactions(
+                list_transactions::handle(&self, &session, r, version),
+            ),
+            RequestBody::DescribeAcls(r) => {
+                ResponseBody::DescribeAcls(describe_acls::handle(&self, &session, r))
             }
-            RequestBody::ListTransactions(r) => {
-                ResponseBody::ListTransactions(list_transactions::handle(&self, r, version))
+            RequestBody::CreateAcls(r) => {
+                ResponseBody::CreateAcls(create_acls::handle(&self, &session, r))
+            }
+            RequestBody::DeleteAcls(r) => {
+                ResponseBody::DeleteAcls(delete_acls::handle(&self, &session, r))
             }
             RequestBody::DeleteRecords(r) => {
-                ResponseBody::DeleteRecords(delete_records::handle(&self, r, version))
+                ResponseBody::DeleteRecords(delete_records::handle(&self, &session, r, version))
             }
             RequestBody::OffsetForLeaderEpoch(r) => ResponseBody::OffsetForLeaderEpoch(
-                offset_for_leader_epoch::handle(&self, r, version),
+                offset_for_leader_epoch::handle(&self, &session, r, version),
             ),
             RequestBody::DescribeConfigs(r) => {
-                ResponseBody::DescribeConfigs(describe_configs::handle(&self, r, version))
+                ResponseBody::DescribeConfigs(describe_configs::handle(&self, &session, r, version))
             }
             RequestBody::AlterConfigs(r) => {
-                ResponseBody::AlterConfigs(alter_configs::handle(&self, r, version))
+                ResponseBody::AlterConfigs(alter_configs::handle(&self, &session, r, version))
             }
-            RequestBody::DescribeLogDirs(r) => {
-                ResponseBody::DescribeLogDirs(describe_log_dirs::handle(&self, r, version))
-            }
-            RequestBody::CreatePartitions(r) => {
-                ResponseBody::CreatePartitions(create_partitions::handle(&self, r, version))
-            }
+            RequestBody::DescribeLogDirs(r) => ResponseBody::DescribeLogDirs(
+                describe_log_dirs::handle(&self, &session, r, version),
+            ),
+            RequestBody::CreatePartitions(r) => ResponseBody::CreatePartitions(
+                create_partitions::handle(&self, &session, r, version),
+            ),
             RequestBody::IncrementalAlterConfigs(r) => ResponseBody::IncrementalAlterConfigs(
-                incremental_alter_configs::handle(&self, r, version),
+                incremental_alter_configs::handle(&self, &session, r, version),
             ),
             RequestBody::DescribeCluster(r) => {
-                ResponseBody::DescribeCluster(describe_cluster::handle(&self, r, version))
+                ResponseBody::DescribeCluster(describe_cluster::handle(&self, &session, r, version))
             }
             RequestBody::JoinGroup(r) => {
                 let (client_id, host) = client_of(&header, &conn);
-                let answer = join_group::handle(&self, r, version, client_id, host);
+                let answer = join_group::handle(&self, &session, r, version, client_id, host);
                 return Outcome::Later(Box::pin(async move {
                     Outcome::Respond(ResponseBody::JoinGroup(answer.await))
                 }));
             }
             RequestBody::SyncGroup(r) => {
-                let answer = sync_group::handle(&self, r);
+                let answer = sync_group::handle(&self, &session, r);
                 return Outcome::Later(Box::pin(async move {
                     Outcome::Respond(ResponseBody::SyncGroup(answer.await))
                 }));
             }
-            RequestBody::Heartbeat(r) => ResponseBody::Heartbeat(heartbeat::handle(&self, r)),
+            RequestBody::Heartbeat(r) => {
+                ResponseBody::Heartbeat(heartbeat::handle(&self, &session, r))
+            }
             RequestBody::LeaveGroup(r) => {
-                ResponseBody::LeaveGroup(leave_group::handle(&self, r, version))
+                ResponseBody::LeaveGroup(leave_group::handle(&self, &session, r, version))
             }
             RequestBody::OffsetCommit(r) => {
-                let answer = offset_commit::handle(&self, r);
+                let answer = offset_commit::handle(&self, &session, r);
                 return Outcome::Later(Box::pin(async move {
                     Outcome::Respond(ResponseBody::OffsetCommit(answer.await))
                 }));
             }
             RequestBody::OffsetFetch(r) => {
-                ResponseBody::OffsetFetch(offset_fetch::handle(&self, r, version))
+                ResponseBody::OffsetFetch(offset_fetch::handle(&self, &session, r, version))
             }
             RequestBody::OffsetDelete(r) => {
-                let answer = offset_delete::handle(&self, r);
+                let answer = offset_delete::handle(&self, &session, r);
                 return Outcome::Later(Box::pin(async move {
                     Outcome::Respond(ResponseBody::OffsetDelete(answer.await))
                 }));
             }
             RequestBody::DescribeGroups(r) => {
-                ResponseBody::DescribeGroups(describe_groups::handle(&self, r, version))
+                ResponseBody::DescribeGroups(describe_groups::handle(&self, &session, r, version))
             }
-            RequestBody::ListGroups(r) => ResponseBody::ListGroups(list_groups::handle(&self, r)),
+            RequestBody::ListGroups(r) => {
+                ResponseBody::ListGroups(list_groups::handle(&self, &session, r))
+            }
             RequestBody::DeleteGroups(r) => {
-                let answer = delete_groups::handle(&self, r);
+                let answer = delete_groups::handle(&self, &session, r);
                 return Outcome::Later(Box::pin(async move {
                     Outcome::Respond(ResponseBody::DeleteGroups(answer.await))
                 }));
@@ -376,12 +400,12 @@ impl Handler for Broker {
             RequestBody::ConsumerGroupHeartbeat(r) => {
                 let (client_id, host) = client_of(&header, &conn);
                 ResponseBody::ConsumerGroupHeartbeat(consumer_group_heartbeat::handle(
-                    &self, r, version, client_id, host,
+                    &self, &session, r, version, client_id, host,
                 ))
             }
-            RequestBody::ConsumerGroupDescribe(r) => {
-                ResponseBody::ConsumerGroupDescribe(consumer_group_describe::handle(&self, r))
-            }
+            RequestBody::ConsumerGroupDescribe(r) => ResponseBody::ConsumerGroupDescribe(
+                consumer_group_describe::handle(&self, &session, r),
+            ),
             other => {
                 return Outcome::Close {
                     reason: format!("{:?} is not implemented", other.api_key()),

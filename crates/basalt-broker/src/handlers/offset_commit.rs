@@ -11,6 +11,7 @@ use basalt_protocol::messages::offset_commit_response::{
 };
 
 use crate::Broker;
+use crate::acl::{Operation, ResourceType, Session};
 use crate::groups::{self, is_internal};
 
 /// Highest version handled (v10 names topics by id).
@@ -20,11 +21,22 @@ pub const MAX_VERSION: i16 = 9;
 /// for their durability and builds the answer.
 pub fn handle(
     broker: &Broker,
+    session: &Session,
     req: OffsetCommitRequest,
 ) -> impl Future<Output = OffsetCommitResponse> + Send + 'static {
     let coordinator = broker.coordinator();
     let max_metadata = coordinator.config().offset_metadata_max_bytes;
-    let group_error = req.group_id.is_empty().then_some(ErrorCode::InvalidGroupId);
+    let group_error =
+        if !broker.authorize(session, Operation::Read, ResourceType::Group, &req.group_id) {
+            Some(ErrorCode::GroupAuthorizationFailed)
+        } else {
+            req.group_id.is_empty().then_some(ErrorCode::InvalidGroupId)
+        };
+    let readable: Vec<bool> = req
+        .topics
+        .iter()
+        .map(|t| broker.authorize(session, Operation::Read, ResourceType::Topic, &t.name))
+        .collect();
     // Which partitions exist, decided before taking the group lock.
     let exists: Vec<Vec<bool>> = req
         .topics
@@ -76,11 +88,13 @@ pub fn handle(
                     }
                 };
                 let mut codes = Vec::with_capacity(req.topics.len());
-                for (t, exists) in req.topics.iter().zip(&exists) {
+                for ((t, exists), readable) in req.topics.iter().zip(&exists).zip(&readable) {
                     let mut topic_codes = Vec::with_capacity(t.partitions.len());
                     for (p, exists) in t.partitions.iter().zip(exists) {
                         let code = if let Err(code) = allowed {
                             code
+                        } else if !readable {
+                            ErrorCode::TopicAuthorizationFailed
                         } else if !exists {
                             ErrorCode::UnknownTopicOrPartition
                         } else if p

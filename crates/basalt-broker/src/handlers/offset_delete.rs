@@ -9,59 +9,70 @@ use basalt_protocol::messages::offset_delete_response::{
 };
 
 use crate::Broker;
+use crate::acl::{Operation, ResourceType, Session};
 use crate::groups;
 
 /// Deletes now; the returned future waits for the tombstones' durability.
 pub fn handle(
     broker: &Broker,
+    session: &Session,
     req: OffsetDeleteRequest,
 ) -> impl Future<Output = OffsetDeleteResponse> + Send + 'static {
     let coordinator = broker.coordinator();
-    let (result, durable) = coordinator.with_group(
-        broker,
+    let (result, durable) = if !broker.authorize(
+        session,
+        Operation::Delete,
+        ResourceType::Group,
         &req.group_id,
-        |_| None,
-        |group, _now| {
-            let mut effects = Effects::default();
-            let Some(group) = group else {
-                return (Err(ErrorCode::GroupIdNotFound), effects);
-            };
-            let subscribed = match &group.kind {
-                GroupKind::Classic(g) if !g.members().is_empty() => {
-                    g.subscribed_topics().unwrap_or_default()
-                }
-                GroupKind::Consumer(g) if !g.members().is_empty() => g.subscribed_topic_names(),
-                _ => Default::default(),
-            };
-            let topics = req
-                .topics
-                .iter()
-                .map(|t| {
-                    let partitions = t
-                        .partitions
-                        .iter()
-                        .map(|p| {
-                            let code = if subscribed.contains(&t.name) {
-                                ErrorCode::GroupSubscribedToTopic
-                            } else {
-                                if group.offsets.remove(&t.name, p.partition_index) {
-                                    effects.records.push(Record::offset_tombstone(
-                                        &group.id,
-                                        &t.name,
-                                        p.partition_index,
-                                    ));
-                                }
-                                ErrorCode::None
-                            };
-                            (p.partition_index, code)
-                        })
-                        .collect::<Vec<_>>();
-                    (t.name.clone(), partitions)
-                })
-                .collect::<Vec<_>>();
-            (Ok(topics), effects)
-        },
-    );
+    ) {
+        (Err(ErrorCode::GroupAuthorizationFailed), Vec::new())
+    } else {
+        coordinator.with_group(
+            broker,
+            &req.group_id,
+            |_| None,
+            |group, _now| {
+                let mut effects = Effects::default();
+                let Some(group) = group else {
+                    return (Err(ErrorCode::GroupIdNotFound), effects);
+                };
+                let subscribed = match &group.kind {
+                    GroupKind::Classic(g) if !g.members().is_empty() => {
+                        g.subscribed_topics().unwrap_or_default()
+                    }
+                    GroupKind::Consumer(g) if !g.members().is_empty() => g.subscribed_topic_names(),
+                    _ => Default::default(),
+                };
+                let topics = req
+                    .topics
+                    .iter()
+                    .map(|t| {
+                        let partitions = t
+                            .partitions
+                            .iter()
+                            .map(|p| {
+                                let code = if subscribed.contains(&t.name) {
+                                    ErrorCode::GroupSubscribedToTopic
+                                } else {
+                                    if group.offsets.remove(&t.name, p.partition_index) {
+                                        effects.records.push(Record::offset_tombstone(
+                                            &group.id,
+                                            &t.name,
+                                            p.partition_index,
+                                        ));
+                                    }
+                                    ErrorCode::None
+                                };
+                                (p.partition_index, code)
+                            })
+                            .collect::<Vec<_>>();
+                        (t.name.clone(), partitions)
+                    })
+                    .collect::<Vec<_>>();
+                (Ok(topics), effects)
+            },
+        )
+    };
     async move {
         groups::durable(durable).await;
         match result {

@@ -15,12 +15,39 @@ use basalt_protocol::messages::offset_fetch_response::{
 };
 
 use crate::Broker;
+use crate::acl::{Operation, ResourceType, Session};
 
 /// Highest version handled (v10 names topics by id).
 pub const MAX_VERSION: i16 = 9;
 
 /// One partition's answer: offset, leader epoch, metadata, error.
 type Fetched = (i32, i64, i32, Option<String>, ErrorCode);
+
+/// Drops (all topics asked for) or marks TOPIC_AUTHORIZATION_FAILED (topics named) the topics
+/// the session may not DESCRIBE, as Kafka does.
+fn authorized_topics(
+    broker: &Broker,
+    session: &Session,
+    explicit: bool,
+    fetched: Vec<(String, Vec<Fetched>)>,
+) -> Vec<(String, Vec<Fetched>)> {
+    fetched
+        .into_iter()
+        .filter_map(|(name, partitions)| {
+            if broker.authorize(session, Operation::Describe, ResourceType::Topic, &name) {
+                Some((name, partitions))
+            } else if explicit {
+                let denied = partitions
+                    .into_iter()
+                    .map(|(p, ..)| (p, -1, -1, None, ErrorCode::TopicAuthorizationFailed))
+                    .collect();
+                Some((name, denied))
+            } else {
+                None
+            }
+        })
+        .collect()
+}
 
 /// What one group asks: topics with partitions, or `None` for everything committed.
 fn fetch_group(
@@ -81,7 +108,12 @@ fn fetch_group(
     (ErrorCode::None, out)
 }
 
-pub fn handle(broker: &Broker, req: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+pub fn handle(
+    broker: &Broker,
+    session: &Session,
+    req: OffsetFetchRequest,
+    version: i16,
+) -> OffsetFetchResponse {
     let coordinator = broker.coordinator();
     let require_stable = version >= 7 && req.require_stable;
     // Read before the group lock: the two coordinators' locks are never nested.
@@ -92,6 +124,8 @@ pub fn handle(broker: &Broker, req: OffsetFetchRequest, version: i16) -> OffsetF
             BTreeSet::new()
         }
     };
+    let readable_group =
+        |group: &str| broker.authorize(session, Operation::Read, ResourceType::Group, group);
     if version >= 8 {
         let groups = req
             .groups
@@ -102,7 +136,10 @@ pub fn handle(broker: &Broker, req: OffsetFetchRequest, version: i16) -> OffsetF
                         .map(|t| (t.name, t.partition_indexes))
                         .collect::<Vec<_>>()
                 });
-                let (code, fetched) = if g.group_id.is_empty() {
+                let explicit = topics.is_some();
+                let (code, fetched) = if !readable_group(&g.group_id) {
+                    (ErrorCode::GroupAuthorizationFailed, Vec::new())
+                } else if g.group_id.is_empty() {
                     (ErrorCode::InvalidGroupId, Vec::new())
                 } else {
                     let unstable = unstable(&g.group_id);
@@ -115,6 +152,7 @@ pub fn handle(broker: &Broker, req: OffsetFetchRequest, version: i16) -> OffsetF
                         )
                     })
                 };
+                let fetched = authorized_topics(broker, session, explicit, fetched);
                 OffsetFetchResponseGroup {
                     group_id: g.group_id,
                     error_code: code.into(),
@@ -150,7 +188,10 @@ pub fn handle(broker: &Broker, req: OffsetFetchRequest, version: i16) -> OffsetF
             .map(|t| (t.name, t.partition_indexes))
             .collect::<Vec<_>>()
     });
-    let (code, fetched) = if req.group_id.is_empty() {
+    let explicit = topics.is_some();
+    let (code, fetched) = if !readable_group(&req.group_id) {
+        (ErrorCode::GroupAuthorizationFailed, Vec::new())
+    } else if req.group_id.is_empty() {
         (ErrorCode::InvalidGroupId, Vec::new())
     } else {
         let unstable = unstable(&req.group_id);
@@ -158,6 +199,7 @@ pub fn handle(broker: &Broker, req: OffsetFetchRequest, version: i16) -> OffsetF
             fetch_group(group, topics, None, &unstable)
         })
     };
+    let fetched = authorized_topics(broker, session, explicit, fetched);
     OffsetFetchResponse {
         error_code: code.into(),
         topics: fetched

@@ -24,6 +24,7 @@ use basalt_protocol::messages::offset_for_leader_epoch_response::{
 };
 
 use crate::Broker;
+use crate::acl::{Operation, ResourceType, Session};
 use crate::partition::Partition;
 
 /// The only leader epoch of every partition on this node.
@@ -34,6 +35,7 @@ const UNDEFINED_EPOCH: i32 = -1;
 
 pub fn handle(
     broker: &Broker,
+    session: &Session,
     req: OffsetForLeaderEpochRequest,
     _version: i16,
 ) -> OffsetForLeaderEpochResponse {
@@ -41,6 +43,8 @@ pub fn handle(
         .topics
         .into_iter()
         .map(|t| {
+            let authorized =
+                broker.authorize(session, Operation::Describe, ResourceType::Topic, &t.topic);
             let topic = broker.topic(&t.topic);
             let partitions = t
                 .partitions
@@ -51,9 +55,16 @@ pub fn handle(
                             .ok()
                             .and_then(|i| topic.partitions.get(i))
                     });
-                    match partition {
+                    let unusable = if !authorized {
+                        Some(ErrorCode::TopicAuthorizationFailed)
+                    } else if partition.is_none() {
+                        Some(ErrorCode::UnknownTopicOrPartition)
+                    } else {
+                        None
+                    };
+                    match partition.filter(|_| authorized) {
                         None => EpochEndOffset {
-                            error_code: ErrorCode::UnknownTopicOrPartition.into(),
+                            error_code: unusable.unwrap_or_default().into(),
                             partition: p.partition,
                             leader_epoch: UNDEFINED_EPOCH,
                             end_offset: -1,

@@ -7,6 +7,9 @@
 //! `message.timestamp.before.max.ms` / `after.max.ms` are refused with INVALID_TIMESTAMP.
 //! A transactional batch is appended only to a partition its producer added to its open
 //! transaction (INVALID_TXN_STATE otherwise; an old epoch gets INVALID_PRODUCER_EPOCH).
+//! Authorization: WRITE on each topic (TOPIC_AUTHORIZATION_FAILED), and WRITE on the
+//! transactional id of a transactional request (TRANSACTIONAL_ID_AUTHORIZATION_FAILED for every
+//! partition); auto-creation needs CREATE on the cluster or the topic.
 //! Capped at v11 so Java producers keep the classic transaction flow (KIP-890 needs v12+).
 
 use basalt_protocol::ErrorCode;
@@ -20,6 +23,7 @@ use std::sync::Arc;
 use basalt_protocol::ResponseBody;
 use basalt_server::Outcome;
 
+use crate::acl::{Operation, ResourceType, Session};
 use crate::{Broker, now_ms};
 
 /// Highest Produce version handled.
@@ -27,14 +31,37 @@ pub const MAX_VERSION: i16 = 11;
 
 /// Handles a produce request: appends now, in the connection's request order (`NET-5`), and
 /// defers only the wait for durability.
-pub fn handle(broker: &Arc<Broker>, req: ProduceRequest, _version: i16) -> Outcome {
+pub fn handle(
+    broker: &Arc<Broker>,
+    session: &Session,
+    req: ProduceRequest,
+    _version: i16,
+) -> Outcome {
     let acks = req.acks;
     let valid_acks = matches!(acks, -1..=1);
     let now = now_ms();
     let mut tickets = Vec::new();
     let mut responses = Vec::with_capacity(req.topic_data.len());
+    let txn_denied = req.transactional_id.as_deref().is_some_and(|id| {
+        !broker.authorize(session, Operation::Write, ResourceType::TransactionalId, id)
+    });
     for topic_data in req.topic_data {
-        let topic = if crate::groups::is_internal(&topic_data.name) {
+        let topic = if txn_denied {
+            Err(crate::TopicError::new(
+                ErrorCode::TransactionalIdAuthorizationFailed,
+                "not authorized to use this transactional id",
+            ))
+        } else if !broker.authorize(
+            session,
+            Operation::Write,
+            ResourceType::Topic,
+            &topic_data.name,
+        ) {
+            Err(crate::TopicError::new(
+                ErrorCode::TopicAuthorizationFailed,
+                format!("not authorized to write to {}", topic_data.name),
+            ))
+        } else if crate::groups::is_internal(&topic_data.name) {
             Err(crate::TopicError::new(
                 ErrorCode::InvalidTopicException,
                 format!(
@@ -43,7 +70,16 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest, _version: i16) -> Outco
                 ),
             ))
         } else {
-            broker.topic_or_auto_create(&topic_data.name, true)
+            broker.topic_or_auto_create(
+                &topic_data.name,
+                broker.authorize_cluster(session, Operation::Create)
+                    || broker.authorize(
+                        session,
+                        Operation::Create,
+                        ResourceType::Topic,
+                        &topic_data.name,
+                    ),
+            )
         };
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
         for pd in topic_data.partition_data {

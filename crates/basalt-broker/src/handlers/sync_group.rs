@@ -8,6 +8,7 @@ use basalt_protocol::messages::sync_group_request::SyncGroupRequest;
 use basalt_protocol::messages::sync_group_response::SyncGroupResponse;
 
 use crate::Broker;
+use crate::acl::{Operation, ResourceType, Session};
 use crate::groups;
 
 /// Highest version handled.
@@ -34,8 +35,12 @@ fn error(code: ErrorCode) -> SyncGroupResponse {
 /// for a follower, for the leader's SyncGroup.
 pub fn handle(
     broker: &Broker,
+    session: &Session,
     req: SyncGroupRequest,
 ) -> impl Future<Output = SyncGroupResponse> + Send + 'static {
+    if !broker.authorize(session, Operation::Read, ResourceType::Group, &req.group_id) {
+        return Waiting::Ready(error(ErrorCode::GroupAuthorizationFailed)).into_future(Vec::new());
+    }
     if req.group_id.is_empty() {
         return Waiting::Ready(error(ErrorCode::InvalidGroupId)).into_future(Vec::new());
     }

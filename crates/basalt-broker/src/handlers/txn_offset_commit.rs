@@ -13,6 +13,7 @@ use basalt_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponse, TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
 
+use crate::acl::{Operation, ResourceType, Session};
 use crate::groups::is_internal;
 use crate::txns::{Channel, fenced_for};
 use crate::{Broker, now_ms};
@@ -22,6 +23,7 @@ pub const MAX_VERSION: i16 = 5;
 
 pub async fn handle(
     broker: Arc<Broker>,
+    session: Session,
     req: TxnOffsetCommitRequest,
     version: i16,
     conn: u64,
@@ -30,13 +32,36 @@ pub async fn handle(
     let now = now_ms();
     // Per partition: Ok(offset) to commit, or the error it answers.
     let mut per_partition: Vec<Vec<Result<CommittedOffset, ErrorCode>>> = Vec::new();
+    // The whole request is refused without WRITE on the transactional id or READ on the group.
+    let denied = if !broker.authorize(
+        &session,
+        Operation::Write,
+        ResourceType::TransactionalId,
+        &req.transactional_id,
+    ) {
+        Some(ErrorCode::TransactionalIdAuthorizationFailed)
+    } else if !broker.authorize(
+        &session,
+        Operation::Read,
+        ResourceType::Group,
+        &req.group_id,
+    ) {
+        Some(ErrorCode::GroupAuthorizationFailed)
+    } else {
+        None
+    };
     for t in &req.topics {
         let topic = broker.topic(&t.name).filter(|_| !is_internal(&t.name));
+        let readable = broker.authorize(&session, Operation::Read, ResourceType::Topic, &t.name);
         per_partition.push(
             t.partitions
                 .iter()
                 .map(|p| {
-                    if !topic.as_ref().is_some_and(|topic| {
+                    if let Some(code) = denied {
+                        Err(code)
+                    } else if !readable {
+                        Err(ErrorCode::TopicAuthorizationFailed)
+                    } else if !topic.as_ref().is_some_and(|topic| {
                         (0..topic.meta.partitions).contains(&p.partition_index)
                     }) {
                         Err(ErrorCode::UnknownTopicOrPartition)
@@ -64,7 +89,9 @@ pub async fn handle(
         conn,
         Some((req.producer_id, req.producer_epoch)),
     );
-    let request_code = if req.group_id.is_empty() {
+    let request_code = if let Some(code) = denied {
+        Some(code)
+    } else if req.group_id.is_empty() {
         Some(ErrorCode::InvalidGroupId)
     } else if let Err(code) = admitted {
         Some(code)
