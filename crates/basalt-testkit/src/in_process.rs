@@ -35,6 +35,22 @@ impl TestBroker {
     /// already set to the bound port when `configure` runs, so it can point clients elsewhere
     /// (at a proxy, say).
     pub fn start_with(configure: impl FnOnce(&mut BrokerConfig)) -> TestBroker {
+        let dir = tempfile::tempdir().expect("cannot create a temporary data directory");
+        TestBroker::start_in(dir, configure)
+    }
+
+    /// Stops the broker cleanly and starts a new one over the same data directory, configured
+    /// by `configure` (on a new port).
+    pub fn restart_with(mut self, configure: impl FnOnce(&mut BrokerConfig)) -> TestBroker {
+        self.stop_inner(true);
+        let dir = std::mem::replace(
+            &mut self.dir,
+            tempfile::tempdir().expect("cannot create a temporary data directory"),
+        );
+        TestBroker::start_in(dir, configure)
+    }
+
+    fn start_in(dir: tempfile::TempDir, configure: impl FnOnce(&mut BrokerConfig)) -> TestBroker {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("test-broker")
@@ -45,7 +61,6 @@ impl TestBroker {
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .expect("cannot bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("listener has no address");
-        let dir = tempfile::tempdir().expect("cannot create a temporary data directory");
         let mut config = BrokerConfig {
             advertised_host: addr.ip().to_string(),
             advertised_port: i32::from(addr.port()),

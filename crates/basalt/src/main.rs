@@ -39,6 +39,8 @@ enum Command {
     Group(cli::group::GroupArgs),
     /// List and describe transactions and the producers of a topic's partitions.
     Txn(cli::txn::TxnArgs),
+    /// Add, list and remove ACLs (the broker needs an authorizer: --authorizer).
+    Acl(cli::acl::AclArgs),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +54,7 @@ fn main() -> ExitCode {
         Command::Consume(args) => cli::consume::run(args),
         Command::Group(args) => cli::group::run(args),
         Command::Txn(args) => cli::txn::run(args),
+        Command::Acl(args) => cli::acl::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -11,6 +11,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use basalt_broker::GroupConfig;
+use basalt_broker::acl::AuthorizerConfig;
 use basalt_broker::coordinator::txn::TxnConfig;
 use basalt_broker::{Broker, BrokerConfig};
 use basalt_server::ServerLimits;
@@ -139,6 +140,24 @@ pub struct ServeArgs {
         env = "BASALT_TRANSACTIONAL_ID_EXPIRATION_MS"
     )]
     txn_id_expiration: Option<i64>,
+    /// `authorizer.class.name`: any non-empty name (Kafka's
+    /// `org.apache.kafka.metadata.authorizer.StandardAuthorizer`, or `basalt`) turns ACL
+    /// authorization on [default: none, every request allowed].
+    #[arg(long = "authorizer.class.name", env = "BASALT_AUTHORIZER_CLASS_NAME")]
+    authorizer_class_name: Option<String>,
+    /// Turns ACL authorization on (as `authorizer.class.name=basalt`).
+    #[arg(long = "authorizer", env = "BASALT_AUTHORIZER")]
+    authorizer: bool,
+    /// `super.users`: principals allowed everything, separated by `;` (`User:admin;User:ops`).
+    #[arg(long = "super.users", env = "BASALT_SUPER_USERS")]
+    super_users: Option<String>,
+    /// `allow.everyone.if.no.acl.found`: allow a request on a resource no ACL names
+    /// [default: false].
+    #[arg(
+        long = "allow.everyone.if.no.acl.found",
+        env = "BASALT_ALLOW_EVERYONE_IF_NO_ACL_FOUND"
+    )]
+    allow_everyone: Option<bool>,
     /// `num.partitions`: partitions of auto-created topics [default: 1].
     #[arg(long = "num.partitions", env = "BASALT_NUM_PARTITIONS")]
     num_partitions: Option<i32>,
@@ -312,7 +331,23 @@ pub fn resolve(args: ServeArgs) -> Result<Resolved, Error> {
         )
         .into());
     }
+    let authorizer_class: String = pick!(
+        args.authorizer_class_name,
+        "authorizer.class.name",
+        String::new()
+    );
+    let super_users: String = pick!(args.super_users, "super.users", String::new());
+    let authorizer = AuthorizerConfig {
+        enabled: args.authorizer || !authorizer_class.trim().is_empty(),
+        super_users: AuthorizerConfig::parse_super_users(&super_users),
+        allow_everyone_if_no_acl_found: pick!(
+            args.allow_everyone,
+            "allow.everyone.if.no.acl.found",
+            false
+        ),
+    };
     let broker = BrokerConfig {
+        authorizer,
         node_id: pick!(args.node_id, "node.id", d.node_id),
         cluster_id: pick!(args.cluster_id, "cluster.id", d.cluster_id.clone()),
         rack: match args.rack {
@@ -498,6 +533,7 @@ async fn serve(mut r: Resolved) -> Result<(), Error> {
         advertised = %advertised,
         data_dir = %data_dir.display(),
         flush_policy = %r.broker.log_flush_policy,
+        authorizer = r.broker.authorizer.enabled,
         "basalt is serving the Kafka protocol"
     );
     basalt_server::serve(listener, Arc::clone(&broker), r.limits, shutdown_signal()).await;

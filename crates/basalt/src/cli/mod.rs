@@ -1,11 +1,12 @@
-//! The client-side commands of `basalt`: `topic`, `produce`, `consume`, `group` and `txn`, in
-//! the spirit of `rpk`, `kcat`, `kafka-consumer-groups` and `kafka-transactions`. They speak the
-//! Kafka protocol to any Kafka-compatible broker (Basalt or not) through [`client`], a small
-//! blocking client built on `basalt-protocol` and `basalt-record`.
+//! The client-side commands of `basalt`: `topic`, `produce`, `consume`, `group`, `txn` and `acl`,
+//! in the spirit of `rpk`, `kcat`, `kafka-consumer-groups`, `kafka-transactions` and
+//! `kafka-acls`. They speak the Kafka protocol to any Kafka-compatible broker (Basalt or not)
+//! through [`client`], a small blocking client built on `basalt-protocol` and `basalt-record`.
 //!
 //! Every command takes `--brokers HOST:PORT[,HOST:PORT...]` (or `BASALT_BROKERS`, default
 //! `127.0.0.1:9092`). Errors are returned to `main`, which prints them and exits non-zero.
 
+pub mod acl;
 pub mod client;
 pub mod consume;
 mod decompress;
