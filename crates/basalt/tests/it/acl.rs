@@ -22,7 +22,7 @@ use rdkafka::producer::{
 };
 use serde_json::Value;
 
-use crate::common::{TIMEOUT, admin, admin_options, block_on, consume_exactly, producer, send_one};
+use crate::common::{TIMEOUT, admin, admin_options, block_on, consume_exactly, producer};
 
 const ANONYMOUS: &str = "User:ANONYMOUS";
 
