@@ -507,3 +507,52 @@ fn acl_apis_answer_security_disabled_without_an_authorizer() {
     // And every request is allowed, as before.
     assert_eq!(try_produce(&b, "anything"), Ok(()));
 }
+
+/// `basalt serve` turns the authorizer on with `--authorizer` or Kafka's `authorizer.class.name`,
+/// and `super.users` are allowed everything.
+#[test]
+fn serve_flags_enable_the_authorizer() {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_basalt"));
+    let dir = tempfile::tempdir().unwrap();
+    let broker = basalt_testkit::ProcessBroker::start(
+        bin,
+        dir.path(),
+        &["--authorizer", "--super.users", "User:admin;User:ANONYMOUS"],
+    );
+    let b = broker.bootstrap();
+    acl(
+        &b,
+        &[
+            "add",
+            "--allow",
+            "--principal",
+            "User:alice",
+            "--operation",
+            "read",
+            "--topic",
+            "t",
+        ],
+    );
+    assert_eq!(list(&b).len(), 1);
+    let (status, log) = broker.terminate();
+    assert!(status.success(), "{log}");
+
+    // Kafka's setting, no super users: managing ACLs needs ALTER on the cluster, which nobody has.
+    let broker = basalt_testkit::ProcessBroker::start(
+        bin,
+        dir.path(),
+        &[
+            "--authorizer.class.name",
+            "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        ],
+    );
+    let b = broker.bootstrap();
+    let run = basalt(&b, &["acl", "list"]);
+    assert!(
+        !run.ok && run.stderr.contains("CLUSTER_AUTHORIZATION_FAILED"),
+        "{}",
+        run.stderr
+    );
+    let (status, log) = broker.terminate();
+    assert!(status.success(), "{log}");
+}
