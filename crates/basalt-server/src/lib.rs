@@ -1,6 +1,8 @@
-//! Basalt's network layer: TCP listeners, one task per connection, Kafka framing, requests in
-//! flight answered in order, limits, and graceful shutdown. It knows nothing of Kafka semantics
-//! beyond framing and headers: decoded requests go to a [`Handler`], which the broker implements.
+//! Basalt's network layer: listeners (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL), one task per
+//! connection, TLS (`tls`), the SASL exchange and the gate before it (`auth`, on the pure
+//! mechanisms of `scram`), Kafka framing, requests in flight answered in order, limits, and
+//! graceful shutdown. It knows nothing of Kafka semantics beyond framing, headers and
+//! authentication: decoded requests go to a [`Handler`], which the broker implements.
 //!
 //! # Invariants
 //! - `NET-1`: responses leave a connection in the order its requests arrived, whatever order the
@@ -15,6 +17,16 @@
 //!   ([`Outcome::Later`]) overlaps with later requests. Appends from one connection therefore
 //!   reach the log in the order they were sent, as with Kafka, while waiting for an fsync or a long
 //!   poll does not hold the connection up.
+//! - `NET-6`: a connection that must still log in buffers at most `sasl.server.max.receive.size`
+//!   per frame, and a connection that sends nothing for `connections.max.idle.ms` is closed.
+//! - `NET-7`: a TLS handshake that does not finish within [`TLS_HANDSHAKE_TIMEOUT`] closes the
+//!   connection; a client certificate's subject becomes the principal (`User:CN=...`).
+
+pub mod auth;
+pub mod listener;
+pub mod scram;
+pub mod tls;
+pub mod x509;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -28,10 +40,18 @@ use basalt_protocol::{
     decode_request_frame, encode_response, header_versions,
 };
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
+
+pub use auth::{CredentialSource, SaslConfig};
+pub use listener::{ListenerConfig, SecurityProtocol};
+pub use scram::{Mechanism, ScramCredential};
+pub use tls::{ClientAuth, TlsSettings, TlsSource};
+
+/// How long a TLS handshake may take (`NET-7`).
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Facts about the connection a request came in on.
 #[derive(Debug)]
@@ -45,20 +65,46 @@ pub struct ConnectionInfo {
     /// Who the client is, as Kafka names principals (`User:alice`); `User:ANONYMOUS` until it
     /// authenticates.
     principal: std::sync::RwLock<String>,
+    /// The listener the client came in on.
+    pub(crate) listener: Arc<ListenerConfig>,
+    /// Where its SASL exchange is.
+    pub(crate) auth: parking_lot::Mutex<auth::AuthState>,
 }
 
 /// The principal of a connection that has not authenticated.
 pub const ANONYMOUS: &str = "User:ANONYMOUS";
 
 impl ConnectionInfo {
-    /// A connection from `peer` to `local`, not yet authenticated.
+    /// A connection from `peer` to `local` on a PLAINTEXT listener, not yet authenticated.
     pub fn new(id: u64, peer: SocketAddr, local: SocketAddr) -> Self {
+        ConnectionInfo::on_listener(id, peer, local, Arc::new(ListenerConfig::plaintext()))
+    }
+
+    /// A connection from `peer` to `local` accepted on `listener`, not yet authenticated.
+    pub fn on_listener(
+        id: u64,
+        peer: SocketAddr,
+        local: SocketAddr,
+        listener: Arc<ListenerConfig>,
+    ) -> Self {
         ConnectionInfo {
             id,
             peer,
             local,
             principal: std::sync::RwLock::new(ANONYMOUS.to_owned()),
+            listener,
+            auth: parking_lot::Mutex::new(auth::AuthState::default()),
         }
+    }
+
+    /// The name of the listener the client came in on (`PLAINTEXT`, `EXTERNAL`, ...).
+    pub fn listener_name(&self) -> &str {
+        &self.listener.name
+    }
+
+    /// The security protocol of that listener.
+    pub fn security_protocol(&self) -> SecurityProtocol {
+        self.listener.protocol
     }
 
     /// The connection's principal (`User:ANONYMOUS` until it authenticates).
@@ -166,44 +212,133 @@ impl Default for ServerLimits {
 
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 
-/// Accepts connections on `listener` and serves them with `handler` until `shutdown` resolves,
-/// then drains connections (`NET-4`) and returns.
+/// Accepts connections on `listener` (a PLAINTEXT listener named `PLAINTEXT`) and serves them
+/// with `handler` until `shutdown` resolves, then drains connections (`NET-4`) and returns.
 pub async fn serve<H: Handler>(
     listener: TcpListener,
     handler: Arc<H>,
     limits: ServerLimits,
     shutdown: impl Future<Output = ()>,
 ) {
-    let local = listener.local_addr().ok();
+    serve_listeners(
+        vec![(listener, ListenerConfig::plaintext())],
+        handler,
+        limits,
+        shutdown,
+    )
+    .await;
+}
+
+/// Serves every listener with `handler` until `shutdown` resolves, then drains their
+/// connections (`NET-4`) and returns. `limits.max_connections` counts across all listeners.
+pub async fn serve_listeners<H: Handler>(
+    listeners: Vec<(TcpListener, ListenerConfig)>,
+    handler: Arc<H>,
+    limits: ServerLimits,
+    shutdown: impl Future<Output = ()>,
+) {
     let (stop_tx, stop_rx) = watch::channel(false);
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let mut loops = JoinSet::new();
+    for (listener, config) in listeners {
+        loops.spawn(accept_loop(
+            listener,
+            Arc::new(config),
+            Arc::clone(&handler),
+            limits.clone(),
+            Arc::clone(&permits),
+            stop_rx.clone(),
+        ));
+    }
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    while loops.join_next().await.is_some() {}
+}
+
+async fn accept_loop<H: Handler>(
+    listener: TcpListener,
+    config: Arc<ListenerConfig>,
+    handler: Arc<H>,
+    limits: ServerLimits,
+    permits: Arc<Semaphore>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let local = listener.local_addr().ok();
+    let per_ip = Arc::new(listener::PerIp::default());
+    let mut rate = listener::CreationRate::new(config.max_connection_creation_rate);
     let mut connections = JoinSet::new();
-    tokio::pin!(shutdown);
     loop {
+        if *stop.borrow() {
+            break;
+        }
         let permit = tokio::select! {
-            _ = &mut shutdown => break,
+            _ = stop.changed() => break,
             permit = Arc::clone(&permits).acquire_owned() => match permit {
                 Ok(p) => p,
                 Err(_) => break,
             },
         };
+        // LST-2: beyond the creation rate, accepting waits.
+        let wait = rate.wait(std::time::Instant::now());
+        if !wait.is_zero() {
+            tokio::select! {
+                _ = stop.changed() => break,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
         let accepted = tokio::select! {
-            _ = &mut shutdown => break,
+            _ = stop.changed() => break,
             accepted = listener.accept() => accepted,
         };
         match accepted {
             Ok((stream, peer)) => {
+                let Some(ip_slot) = per_ip.acquire(peer.ip(), config.max_connections_per_ip) else {
+                    tracing::warn!(listener = %config.name, %peer, limit = config.max_connections_per_ip, "too many connections from this address (max.connections.per.ip); closing");
+                    drop(stream);
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
-                let info = Arc::new(ConnectionInfo::new(
+                let info = Arc::new(ConnectionInfo::on_listener(
                     NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed),
                     peer,
                     stream.local_addr().unwrap_or(peer),
+                    Arc::clone(&config),
                 ));
                 let handler = Arc::clone(&handler);
                 let limits = limits.clone();
-                let stop = stop_rx.clone();
+                let stop = stop.clone();
+                let tls = config.tls.as_ref().map(|t| t.acceptor());
                 connections.spawn(async move {
-                    serve_connection(stream, info, handler, limits, stop).await;
+                    match tls {
+                        None => serve_connection(stream, info, handler, limits, stop).await,
+                        Some(acceptor) => {
+                            let handshake =
+                                tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+                                    .await;
+                            match handshake {
+                                Ok(Ok(tls)) => {
+                                    let subject = tls
+                                        .get_ref()
+                                        .1
+                                        .peer_certificates()
+                                        .and_then(|c| c.first())
+                                        .and_then(|c| x509::principal_of(c));
+                                    if let Some(principal) = subject {
+                                        tracing::info!(conn = info.id, peer = %info.peer, listener = %info.listener.name, %principal, "TLS client certificate accepted");
+                                        info.set_principal(principal);
+                                    }
+                                    serve_connection(tls, info, handler, limits, stop).await;
+                                }
+                                Ok(Err(err)) => {
+                                    tracing::warn!(conn = info.id, peer = %info.peer, listener = %info.listener.name, error = %err, "TLS handshake failed");
+                                }
+                                Err(_) => {
+                                    tracing::warn!(conn = info.id, peer = %info.peer, listener = %info.listener.name, "TLS handshake timed out");
+                                }
+                            }
+                        }
+                    }
+                    drop(ip_slot);
                     drop(permit);
                 });
             }
@@ -217,8 +352,7 @@ pub async fn serve<H: Handler>(
         while connections.try_join_next().is_some() {}
     }
     drop(listener);
-    tracing::info!(listener = ?local, open = connections.len(), "stopped accepting; draining connections");
-    let _ = stop_tx.send(true);
+    tracing::info!(listener = ?local, name = %config.name, open = connections.len(), "stopped accepting; draining connections");
     let drained = tokio::time::timeout(limits.shutdown_grace, async {
         while connections.join_next().await.is_some() {}
     })
@@ -236,15 +370,18 @@ enum Slot {
     Close(String),
 }
 
-async fn serve_connection<H: Handler>(
-    stream: TcpStream,
+async fn serve_connection<S, H>(
+    stream: S,
     info: Arc<ConnectionInfo>,
     handler: Arc<H>,
     limits: ServerLimits,
     mut stop: watch::Receiver<bool>,
-) {
-    tracing::debug!(conn = info.id, peer = %info.peer, "connection opened");
-    let (mut reader, mut writer) = stream.into_split();
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+    H: Handler,
+{
+    tracing::debug!(conn = info.id, peer = %info.peer, listener = %info.listener.name, "connection opened");
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let (slots_tx, mut slots_rx) =
         mpsc::channel::<oneshot::Receiver<Slot>>(limits.max_in_flight.max(1));
     let conn_id = info.id;
@@ -255,6 +392,10 @@ async fn serve_connection<H: Handler>(
                 Ok(Slot::Frame(bytes)) => {
                     if let Err(err) = writer.write_all(&bytes).await {
                         tracing::debug!(conn = conn_id, error = %err, "write failed");
+                        break;
+                    }
+                    if let Err(err) = writer.flush().await {
+                        tracing::debug!(conn = conn_id, error = %err, "flush failed");
                         break;
                     }
                 }
@@ -269,17 +410,37 @@ async fn serve_connection<H: Handler>(
         let _ = writer.shutdown().await;
     });
 
-    let mut decoder = FrameDecoder::new(limits.max_frame_bytes);
-    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let sasl_limit = info
+        .listener
+        .sasl
+        .as_ref()
+        .map_or(limits.max_frame_bytes, |s| {
+            s.max_receive_bytes.min(limits.max_frame_bytes)
+        });
+    let max_idle = info.listener.max_idle;
+    let mut idle_deadline = max_idle.map(|d| tokio::time::Instant::now() + d);
+    let mut buf = BytesMut::with_capacity(16 * 1024);
     'read: loop {
         loop {
+            // NET-6: a small frame limit until the connection has logged in.
+            let limit = if info.needs_login() {
+                sasl_limit
+            } else {
+                limits.max_frame_bytes
+            };
+            let mut decoder = FrameDecoder::new(limit);
             match decoder.decode(&mut buf) {
                 Ok(FrameStatus::Frame(frame)) => {
                     let (slot_tx, slot_rx) = oneshot::channel();
                     if slots_tx.send(slot_rx).await.is_err() {
                         break 'read;
                     }
-                    let close = dispatch(frame, &info, &handler, slot_tx).await;
+                    let raw = info.auth.lock().raw_tokens;
+                    let close = if raw {
+                        raw_token(&frame, &info, slot_tx).await
+                    } else {
+                        dispatch(frame, &info, &handler, slot_tx).await
+                    };
                     if close {
                         break 'read;
                     }
@@ -295,21 +456,51 @@ async fn serve_connection<H: Handler>(
                 }
             }
         }
+        let idle = async {
+            match idle_deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             read = reader.read_buf(&mut buf) => match read {
                 Ok(0) => break,
-                Ok(_) => {}
+                Ok(_) => {
+                    idle_deadline = max_idle.map(|d| tokio::time::Instant::now() + d);
+                }
                 Err(err) => {
                     tracing::debug!(conn = info.id, error = %err, "read failed");
                     break;
                 }
             },
+            _ = idle => {
+                tracing::info!(conn = info.id, peer = %info.peer, "closing idle connection (connections.max.idle.ms)");
+                break;
+            }
             _ = stop.changed() => break,
         }
     }
     drop(slots_tx);
     let _ = writer_task.await;
     tracing::debug!(conn = info.id, "connection closed");
+}
+
+/// A raw SASL token after a v0 SaslHandshake: answered with a length-prefixed token, or the
+/// connection closes; returns whether it must close now.
+async fn raw_token(frame: &[u8], info: &Arc<ConnectionInfo>, slot: oneshot::Sender<Slot>) -> bool {
+    match info.sasl_raw_token(frame).await {
+        Some(reply) => {
+            let mut out = BytesMut::with_capacity(4 + reply.len());
+            out.extend_from_slice(&u32::try_from(reply.len()).unwrap_or(0).to_be_bytes());
+            out.extend_from_slice(&reply);
+            let _ = slot.send(Slot::Frame(out.freeze()));
+            false
+        }
+        None => {
+            let _ = slot.send(Slot::Close("SASL authentication failed".into()));
+            true
+        }
+    }
 }
 
 /// Decodes one frame and handles it (its deferred part in a task of its own); returns whether
@@ -325,6 +516,12 @@ async fn dispatch<H: Handler>(
             let api_key = body.api_key();
             let correlation_id = header.correlation_id;
             let version = header.request_api_version;
+            // AUTH-1: only the login APIs before authentication.
+            if let Err(reason) = info.admit(api_key) {
+                tracing::warn!(conn = info.id, peer = %info.peer, %reason, "refusing request; closing connection");
+                let _ = slot.send(Slot::Close(reason));
+                return true;
+            }
             // NET-5: the handler's first stage runs here, in arrival order, before the next
             // request is read; only what it defers runs concurrently.
             let outcome = Arc::clone(handler)
@@ -340,7 +537,8 @@ async fn dispatch<H: Handler>(
                     false
                 }
                 outcome => {
-                    let close = matches!(outcome, Outcome::Close { .. });
+                    // AUTH-2: a failed login is answered, then the connection closes.
+                    let close = matches!(outcome, Outcome::Close { .. }) || info.auth.lock().failed;
                     let _ = slot.send(encode(info, api_key, correlation_id, version, outcome));
                     close
                 }

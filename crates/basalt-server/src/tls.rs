@@ -1,0 +1,186 @@
+//! TLS for SSL and SASL_SSL listeners: rustls with the ring provider, TLS 1.2 and 1.3, the
+//! server certificate and key from PEM files, and optional client certificates (mTLS) checked
+//! against a CA file.
+//!
+//! # Invariants
+//! - `TLS-1`: the files are reloaded without a restart: each accept compares their modification
+//!   times with the ones loaded, and a change builds a new configuration that new connections
+//!   use. A reload that fails (a half-written file) keeps the previous configuration and logs why;
+//!   open connections are never touched.
+//! - `TLS-2`: with `ssl.client.auth=required` a connection without a certificate signed by the CA
+//!   fails its handshake; with `requested` a certificate is optional but, if sent, must verify.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use parking_lot::Mutex;
+use rustls::RootCertStore;
+use rustls::server::WebPkiClientVerifier;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::TlsAcceptor;
+
+/// `ssl.client.auth`: whether clients present certificates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClientAuth {
+    /// No client certificates are asked for.
+    #[default]
+    None,
+    /// Asked for; a client without one connects as `User:ANONYMOUS`.
+    Requested,
+    /// Required: a client without a valid one cannot connect.
+    Required,
+}
+
+impl std::str::FromStr for ClientAuth {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "none" => Ok(ClientAuth::None),
+            "requested" => Ok(ClientAuth::Requested),
+            "required" => Ok(ClientAuth::Required),
+            other => Err(format!(
+                "ssl.client.auth must be required, requested or none, not {other:?}"
+            )),
+        }
+    }
+}
+
+/// Where a TLS listener's files are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// `ssl.certificate.location`: PEM file with the server certificate chain, leaf first.
+    pub certificate: PathBuf,
+    /// `ssl.key.location`: PEM file with the private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// `ssl.ca.location`: PEM file with the CAs client certificates must chain to.
+    pub ca: Option<PathBuf>,
+    /// `ssl.client.auth`.
+    pub client_auth: ClientAuth,
+}
+
+/// Why a TLS configuration could not be built.
+#[derive(Debug)]
+pub struct TlsError(pub String);
+
+impl std::fmt::Display for TlsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TlsError {}
+
+/// A listener's TLS acceptor, rebuilt when its files change (`TLS-1`).
+pub struct TlsSource {
+    settings: TlsSettings,
+    current: Mutex<(Vec<Option<SystemTime>>, TlsAcceptor)>,
+}
+
+impl std::fmt::Debug for TlsSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsSource")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TlsSource {
+    /// Loads the files; fails if any is missing or invalid.
+    pub fn new(settings: TlsSettings) -> Result<Self, TlsError> {
+        if settings.client_auth != ClientAuth::None && settings.ca.is_none() {
+            return Err(TlsError(
+                "ssl.client.auth needs ssl.ca.location (the CA of client certificates)".into(),
+            ));
+        }
+        let stamps = stamps(&settings);
+        let acceptor = build(&settings)?;
+        Ok(TlsSource {
+            settings,
+            current: Mutex::new((stamps, acceptor)),
+        })
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &TlsSettings {
+        &self.settings
+    }
+
+    /// The acceptor for a new connection, reloading the files first if they changed.
+    pub fn acceptor(&self) -> TlsAcceptor {
+        let now = stamps(&self.settings);
+        let mut current = self.current.lock();
+        if current.0 != now {
+            match build(&self.settings) {
+                Ok(acceptor) => {
+                    tracing::info!(certificate = %self.settings.certificate.display(), "reloaded TLS certificate files");
+                    *current = (now, acceptor);
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "TLS files changed but cannot be loaded; keeping the previous ones");
+                    // Do not retry on every accept until they change again.
+                    current.0 = now;
+                }
+            }
+        }
+        current.1.clone()
+    }
+}
+
+fn stamps(s: &TlsSettings) -> Vec<Option<SystemTime>> {
+    [Some(&s.certificate), Some(&s.key), s.ca.as_ref()]
+        .into_iter()
+        .flatten()
+        .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+        .collect()
+}
+
+fn read_certs(path: &PathBuf, what: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| TlsError(format!("{what} {}: {e}", path.display())))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError(format!("{what} {}: {e}", path.display())))?;
+    if certs.is_empty() {
+        return Err(TlsError(format!(
+            "{what} {}: no certificate in the file",
+            path.display()
+        )));
+    }
+    Ok(certs)
+}
+
+fn build(s: &TlsSettings) -> Result<TlsAcceptor, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let certs = read_certs(&s.certificate, "ssl.certificate.location")?;
+    let key = PrivateKeyDer::from_pem_file(&s.key)
+        .map_err(|e| TlsError(format!("ssl.key.location {}: {e}", s.key.display())))?;
+    let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| TlsError(e.to_string()))?;
+    let builder = match (&s.ca, s.client_auth) {
+        (_, ClientAuth::None) | (None, _) => builder.with_no_client_auth(),
+        (Some(ca), auth) => {
+            let mut roots = RootCertStore::empty();
+            for cert in read_certs(ca, "ssl.ca.location")? {
+                roots
+                    .add(cert)
+                    .map_err(|e| TlsError(format!("ssl.ca.location {}: {e}", ca.display())))?;
+            }
+            let verifier =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider));
+            let verifier = if auth == ClientAuth::Requested {
+                verifier.allow_unauthenticated()
+            } else {
+                verifier
+            };
+            builder
+                .with_client_cert_verifier(verifier.build().map_err(|e| TlsError(e.to_string()))?)
+        }
+    };
+    let mut config = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| TlsError(format!("server certificate and key: {e}")))?;
+    config.alpn_protocols.clear();
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
