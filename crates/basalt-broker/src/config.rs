@@ -29,6 +29,9 @@ pub struct BrokerConfig {
     pub advertised_host: String,
     /// Port clients are told to connect to.
     pub advertised_port: i32,
+    /// `advertised.listeners` by listener name: the host and port given to a client that came
+    /// in on that listener; a listener not named here advertises `advertised_host:port`.
+    pub advertised_listeners: BTreeMap<String, (String, i32)>,
     /// `broker.rack`.
     pub rack: Option<String>,
     /// The cluster id reported in Metadata and DescribeCluster.
@@ -85,6 +88,7 @@ impl Default for BrokerConfig {
             node_id: 0,
             advertised_host: "127.0.0.1".into(),
             advertised_port: 9092,
+            advertised_listeners: BTreeMap::new(),
             rack: None,
             cluster_id: "basalt-cluster".into(),
             num_partitions: 1,

@@ -16,6 +16,7 @@
 pub mod acl;
 pub mod acl_store;
 pub mod config;
+pub mod credentials;
 pub mod errors;
 pub mod groups;
 pub mod handlers;
@@ -93,6 +94,7 @@ pub struct Broker {
     acl_store: acl_store::AclStore,
     /// Serialises ACL changes (`BRK-4`).
     acl_ops: Mutex<()>,
+    credentials: Arc<credentials::CredentialStore>,
 }
 
 impl Broker {
@@ -109,6 +111,7 @@ impl Broker {
         let producer_ids = ProducerIds::open(data_dir)?;
         let acl_store = acl_store::AclStore::new(data_dir);
         let acls = acl::Acls::new(config.authorizer.clone(), acl_store.load()?);
+        let credentials = Arc::new(credentials::CredentialStore::open(data_dir)?);
         tracing::info!(
             dir = %data_dir.display(),
             topics = topics.len(),
@@ -139,6 +142,7 @@ impl Broker {
             acls: RwLock::new(acls),
             acl_store,
             acl_ops: Mutex::new(()),
+            credentials,
         });
         broker.coordinator.load(&broker);
         broker.txns.load(&broker);
@@ -272,6 +276,23 @@ impl Broker {
     /// The broker's settings.
     pub fn config(&self) -> &BrokerConfig {
         &self.config
+    }
+
+    /// The users' SCRAM credentials (also the [`basalt_server::CredentialSource`] of SASL
+    /// listeners).
+    pub fn credentials(&self) -> &Arc<credentials::CredentialStore> {
+        &self.credentials
+    }
+
+    /// The host and port to advertise to a client connected through `conn`'s listener.
+    pub fn advertised_for(&self, conn: &basalt_server::ConnectionInfo) -> (String, i32) {
+        match self.config.advertised_listeners.get(conn.listener_name()) {
+            Some((host, port)) => (host.clone(), *port),
+            None => (
+                self.config.advertised_host.clone(),
+                self.config.advertised_port,
+            ),
+        }
     }
 
     /// The data directory: the one log dir of this node.

@@ -4,7 +4,15 @@
 //! environment variables, then flags, each overriding the one before. Names are Kafka's broker
 //! config names (`num.partitions`, `log.retention.ms`, ...); in the TOML file they may be written
 //! as dotted keys (`log.retention.ms = 3600000`) or quoted (`"log.retention.ms" = 3600000`).
+//!
+//! Listeners follow Kafka: `listeners = ["PLAINTEXT://127.0.0.1:9092", "SASL_SSL://0.0.0.0:9094"]`
+//! (or one comma-separated string), each `NAME://HOST:PORT` whose protocol is
+//! `listener.security.protocol.map[NAME]` or the name itself; a bare `HOST:PORT` is a PLAINTEXT
+//! listener named PLAINTEXT, as `--listen` always was. TLS and SASL settings (`ssl.*`, `sasl.*`)
+//! apply to every listener that needs them; in the file, `listener.name.<name>.<key>` overrides
+//! one for a single listener (as in Kafka).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -14,7 +22,10 @@ use basalt_broker::GroupConfig;
 use basalt_broker::acl::AuthorizerConfig;
 use basalt_broker::coordinator::txn::TxnConfig;
 use basalt_broker::{Broker, BrokerConfig};
-use basalt_server::ServerLimits;
+use basalt_server::{
+    ClientAuth, ListenerConfig, Mechanism, SaslConfig, SecurityProtocol, ServerLimits, TlsSettings,
+    TlsSource,
+};
 use basalt_storage::FsyncPolicy;
 use clap::Args;
 
@@ -224,6 +235,81 @@ pub struct ServeArgs {
     /// `max.connections` [default: 10000].
     #[arg(long = "max.connections", env = "BASALT_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
+    /// `listener.security.protocol.map`: NAME:PROTOCOL pairs, comma-separated, for listeners
+    /// whose name is not a protocol (`EXTERNAL:SASL_SSL`).
+    #[arg(
+        long = "listener.security.protocol.map",
+        env = "BASALT_LISTENER_SECURITY_PROTOCOL_MAP"
+    )]
+    protocol_map: Option<String>,
+    /// `ssl.certificate.location`: PEM file with the server certificate chain (SSL, SASL_SSL).
+    #[arg(
+        long = "ssl.certificate.location",
+        env = "BASALT_SSL_CERTIFICATE_LOCATION"
+    )]
+    ssl_certificate: Option<PathBuf>,
+    /// `ssl.key.location`: PEM file with the server's private key.
+    #[arg(long = "ssl.key.location", env = "BASALT_SSL_KEY_LOCATION")]
+    ssl_key: Option<PathBuf>,
+    /// `ssl.ca.location`: PEM file with the CAs that sign client certificates.
+    #[arg(long = "ssl.ca.location", env = "BASALT_SSL_CA_LOCATION")]
+    ssl_ca: Option<PathBuf>,
+    /// `ssl.client.auth`: required, requested or none [default: none].
+    #[arg(long = "ssl.client.auth", env = "BASALT_SSL_CLIENT_AUTH")]
+    ssl_client_auth: Option<String>,
+    /// `sasl.enabled.mechanisms`: comma-separated, of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+    /// [default: SCRAM-SHA-256,SCRAM-SHA-512].
+    #[arg(
+        long = "sasl.enabled.mechanisms",
+        env = "BASALT_SASL_ENABLED_MECHANISMS"
+    )]
+    sasl_mechanisms: Option<String>,
+    /// `connections.max.reauth.ms`: SASL session lifetime, after which clients re-authenticate;
+    /// 0 is never [default: 0].
+    #[arg(
+        long = "connections.max.reauth.ms",
+        env = "BASALT_CONNECTIONS_MAX_REAUTH_MS"
+    )]
+    max_reauth_ms: Option<i64>,
+    /// `connections.max.idle.ms`: idle connections are closed after this; -1 never
+    /// [default: 600000].
+    #[arg(
+        long = "connections.max.idle.ms",
+        env = "BASALT_CONNECTIONS_MAX_IDLE_MS",
+        allow_hyphen_values = true
+    )]
+    max_idle_ms: Option<i64>,
+    /// `max.connections.per.ip`: per listener [default: unlimited].
+    #[arg(long = "max.connections.per.ip", env = "BASALT_MAX_CONNECTIONS_PER_IP")]
+    max_connections_per_ip: Option<usize>,
+    /// `max.connection.creation.rate`: new connections a second per listener; 0 is unlimited
+    /// [default: 0].
+    #[arg(
+        long = "max.connection.creation.rate",
+        env = "BASALT_MAX_CONNECTION_CREATION_RATE"
+    )]
+    max_connection_rate: Option<u32>,
+    /// `connection.failed.authentication.delay.ms`: delay before a failed login is answered
+    /// [default: 100].
+    #[arg(
+        long = "connection.failed.authentication.delay.ms",
+        env = "BASALT_CONNECTION_FAILED_AUTHENTICATION_DELAY_MS"
+    )]
+    failed_auth_delay_ms: Option<u64>,
+    /// `sasl.server.max.receive.size`: largest frame before login [default: 524288].
+    #[arg(
+        long = "sasl.server.max.receive.size",
+        env = "BASALT_SASL_SERVER_MAX_RECEIVE_SIZE"
+    )]
+    sasl_max_receive: Option<usize>,
+    /// `bootstrap.user` (Basalt): NAME:PASSWORD of a user whose SCRAM credentials are created
+    /// at start if the user does not exist yet.
+    #[arg(
+        long = "bootstrap.user",
+        env = "BASALT_BOOTSTRAP_USER",
+        hide_env_values = true
+    )]
+    bootstrap_user: Option<String>,
 }
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -244,6 +330,24 @@ impl FileSettings {
         let mut flat = toml::Table::new();
         flatten("", table, &mut flat);
         Ok(FileSettings(flat))
+    }
+
+    /// The value of `key` as a comma-separated list (a TOML array or a string), if present.
+    fn get_list(&self, key: &str) -> Option<String> {
+        match self.0.get(key)? {
+            toml::Value::Array(items) => Some(
+                items
+                    .iter()
+                    .map(|v| match v {
+                        toml::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            toml::Value::String(s) => Some(s.clone()),
+            other => Some(other.to_string()),
+        }
     }
 
     /// The value of `key` parsed as `T`, if the file has it.
@@ -280,15 +384,85 @@ fn flatten(prefix: &str, table: toml::Table, out: &mut toml::Table) {
     }
 }
 
-/// Strips Kafka's `PLAINTEXT://` listener prefix.
-fn host_port(s: &str) -> &str {
-    s.split_once("://").map_or(s, |(_, rest)| rest)
+/// One entry of `listeners` or `advertised.listeners`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerSpec {
+    /// The listener's name.
+    name: String,
+    /// Its protocol.
+    protocol: SecurityProtocol,
+    /// HOST:PORT.
+    address: String,
+}
+
+/// Parses `listeners` (or `advertised.listeners`): `NAME://HOST:PORT,...`; a bare `HOST:PORT`
+/// is the PLAINTEXT listener.
+fn parse_listeners(
+    text: &str,
+    map: &BTreeMap<String, SecurityProtocol>,
+    key: &str,
+) -> Result<Vec<ListenerSpec>, Error> {
+    let mut out: Vec<ListenerSpec> = Vec::new();
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (name, address) = match item.split_once("://") {
+            Some((name, address)) => (name.to_ascii_uppercase(), address.to_owned()),
+            None => ("PLAINTEXT".to_owned(), item.to_owned()),
+        };
+        let protocol = match map.get(&name) {
+            Some(p) => *p,
+            None => name.parse::<SecurityProtocol>().map_err(|_| {
+                format!(
+                    "{key}: listener {name} is not a security protocol and not in listener.security.protocol.map"
+                )
+            })?,
+        };
+        if !address.contains(':') {
+            return Err(format!("{key}: {item:?} is not NAME://HOST:PORT").into());
+        }
+        if out.iter().any(|l| l.name == name) {
+            return Err(format!("{key}: listener {name} is named twice").into());
+        }
+        out.push(ListenerSpec {
+            name,
+            protocol,
+            address,
+        });
+    }
+    if out.is_empty() {
+        return Err(format!("{key} is empty").into());
+    }
+    Ok(out)
+}
+
+fn parse_protocol_map(text: &str) -> Result<BTreeMap<String, SecurityProtocol>, Error> {
+    let mut map = BTreeMap::new();
+    for pair in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (name, protocol) = pair.split_once(':').ok_or_else(|| {
+            format!("listener.security.protocol.map: {pair:?} is not NAME:PROTOCOL")
+        })?;
+        map.insert(name.trim().to_ascii_uppercase(), protocol.trim().parse()?);
+    }
+    Ok(map)
+}
+
+/// TLS and SASL settings of one listener.
+#[derive(Debug, Clone)]
+struct Security {
+    tls: Option<TlsSettings>,
+    mechanisms: Vec<Mechanism>,
 }
 
 /// Everything `serve` needs, resolved.
 pub struct Resolved {
-    listen: String,
-    advertised: Option<String>,
+    listeners: Vec<(ListenerSpec, Security)>,
+    advertised: Vec<ListenerSpec>,
+    max_reauth_ms: i64,
+    max_idle_ms: i64,
+    max_connections_per_ip: usize,
+    max_connection_rate: u32,
+    failed_auth_delay_ms: u64,
+    sasl_max_receive: usize,
+    bootstrap_user: Option<(String, String)>,
     data_dir: PathBuf,
     broker: BrokerConfig,
     limits: ServerLimits,
@@ -307,10 +481,126 @@ pub fn resolve(args: ServeArgs) -> Result<Resolved, Error> {
             }
         };
     }
-    let listen: String = pick!(args.listen, "listeners", "127.0.0.1:9092".to_owned());
-    let advertised: Option<String> = match args.advertised {
-        Some(a) => Some(a),
-        None => file.get("advertised.listeners")?,
+    let protocol_map = match args.protocol_map {
+        Some(m) => parse_protocol_map(&m)?,
+        None => match file.get_list("listener.security.protocol.map") {
+            Some(m) => parse_protocol_map(&m)?,
+            None => BTreeMap::new(),
+        },
+    };
+    let listen: String = match args.listen {
+        Some(l) => l,
+        None => file
+            .get_list("listeners")
+            .unwrap_or_else(|| "127.0.0.1:9092".to_owned()),
+    };
+    let listeners = parse_listeners(&listen, &protocol_map, "listeners")?;
+    let advertised = match args
+        .advertised
+        .or_else(|| file.get_list("advertised.listeners"))
+    {
+        None => Vec::new(),
+        Some(a) if !a.contains("://") && !a.contains(',') => {
+            // A bare HOST:PORT advertises the first listener, as `--advertised` always did.
+            vec![ListenerSpec {
+                address: a,
+                ..listeners[0].clone()
+            }]
+        }
+        Some(a) => parse_listeners(&a, &protocol_map, "advertised.listeners")?,
+    };
+    for a in &advertised {
+        if !listeners.iter().any(|l| l.name == a.name) {
+            return Err(format!(
+                "advertised.listeners names {}, which is not in listeners",
+                a.name
+            )
+            .into());
+        }
+    }
+    // Per-listener overrides (`listener.name.<name>.<key>`) come from the file only.
+    let per_listener = |name: &str, key: &str| -> Option<String> {
+        file.get_list(&format!(
+            "listener.name.{}.{key}",
+            name.to_ascii_lowercase()
+        ))
+    };
+    let global = |cli: Option<String>, key: &str| cli.or_else(|| file.get_list(key));
+    let cert = global(
+        args.ssl_certificate.map(|p| p.display().to_string()),
+        "ssl.certificate.location",
+    );
+    let key = global(
+        args.ssl_key.map(|p| p.display().to_string()),
+        "ssl.key.location",
+    );
+    let ca = global(
+        args.ssl_ca.map(|p| p.display().to_string()),
+        "ssl.ca.location",
+    );
+    let client_auth = global(args.ssl_client_auth, "ssl.client.auth");
+    let mechanisms = global(args.sasl_mechanisms, "sasl.enabled.mechanisms");
+    let mut secured = Vec::new();
+    for l in listeners {
+        let name = l.name.clone();
+        let tls = if l.protocol.is_tls() {
+            let pick = |k: &str, g: &Option<String>| per_listener(&name, k).or_else(|| g.clone());
+            let (Some(certificate), Some(key)) = (
+                pick("ssl.certificate.location", &cert),
+                pick("ssl.key.location", &key),
+            ) else {
+                return Err(format!(
+                    "listener {name} ({}) needs ssl.certificate.location and ssl.key.location",
+                    l.protocol
+                )
+                .into());
+            };
+            let client_auth: ClientAuth = pick("ssl.client.auth", &client_auth)
+                .as_deref()
+                .unwrap_or("none")
+                .parse()?;
+            Some(TlsSettings {
+                certificate: certificate.into(),
+                key: key.into(),
+                ca: pick("ssl.ca.location", &ca).map(PathBuf::from),
+                client_auth,
+            })
+        } else {
+            None
+        };
+        let mechanisms = if l.protocol.is_sasl() {
+            let text = per_listener(&name, "sasl.enabled.mechanisms")
+                .or_else(|| mechanisms.clone())
+                .unwrap_or_else(|| "SCRAM-SHA-256,SCRAM-SHA-512".to_owned());
+            let mut list = Vec::new();
+            for m in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                list.push(Mechanism::from_name(m).ok_or_else(|| {
+                    format!(
+                        "sasl.enabled.mechanisms: {m:?} is not supported (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)"
+                    )
+                })?);
+            }
+            if list.is_empty() {
+                return Err(format!("listener {name}: sasl.enabled.mechanisms is empty").into());
+            }
+            list
+        } else {
+            Vec::new()
+        };
+        secured.push((l, Security { tls, mechanisms }));
+    }
+    let bootstrap_user = match args
+        .bootstrap_user
+        .or_else(|| file.get_list("bootstrap.user"))
+    {
+        None => None,
+        Some(s) => {
+            let (name, password) = s
+                .split_once(':')
+                .filter(|(n, p)| !n.is_empty() && !p.is_empty())
+                .ok_or("bootstrap.user (BASALT_BOOTSTRAP_USER) must be NAME:PASSWORD")?;
+            Some((name.to_owned(), password.to_owned()))
+        }
     };
     let flush: String = pick!(
         args.flush_policy,
@@ -490,8 +780,27 @@ pub fn resolve(args: ServeArgs) -> Result<Resolved, Error> {
         ..ServerLimits::default()
     };
     Ok(Resolved {
-        listen: host_port(&listen).to_owned(),
-        advertised: advertised.map(|a| host_port(&a).to_owned()),
+        listeners: secured,
+        advertised,
+        max_reauth_ms: pick!(args.max_reauth_ms, "connections.max.reauth.ms", 0),
+        max_idle_ms: pick!(args.max_idle_ms, "connections.max.idle.ms", 600_000),
+        max_connections_per_ip: pick!(
+            args.max_connections_per_ip,
+            "max.connections.per.ip",
+            usize::MAX
+        ),
+        max_connection_rate: pick!(args.max_connection_rate, "max.connection.creation.rate", 0),
+        failed_auth_delay_ms: pick!(
+            args.failed_auth_delay_ms,
+            "connection.failed.authentication.delay.ms",
+            100
+        ),
+        sasl_max_receive: pick!(
+            args.sasl_max_receive,
+            "sasl.server.max.receive.size",
+            524_288
+        ),
+        bootstrap_user,
         data_dir: pick!(args.data_dir, "log.dirs", PathBuf::from("basalt-data")),
         broker,
         limits,
@@ -509,34 +818,95 @@ pub fn run(args: ServeArgs) -> Result<(), Error> {
 }
 
 async fn serve(mut r: Resolved) -> Result<(), Error> {
-    let listener = tokio::net::TcpListener::bind(&r.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", r.listen))?;
-    let local: SocketAddr = listener.local_addr()?;
-    let advertised = r.advertised.clone().unwrap_or_else(|| local.to_string());
-    let (host, port) = advertised
-        .rsplit_once(':')
-        .ok_or_else(|| format!("advertised address {advertised:?} is not HOST:PORT"))?;
-    r.broker.advertised_host = host.trim_matches(['[', ']']).to_owned();
-    r.broker.advertised_port = port
-        .parse()
-        .map_err(|_| format!("advertised port {port:?} is not a number"))?;
+    // Bind every listener first, so a port taken fails before anything is opened.
+    let mut bound = Vec::new();
+    for (spec, security) in &r.listeners {
+        let listener = tokio::net::TcpListener::bind(&spec.address)
+            .await
+            .map_err(|e| format!("cannot listen on {} ({}): {e}", spec.address, spec.name))?;
+        let local: SocketAddr = listener.local_addr()?;
+        bound.push((listener, local, spec.clone(), security.clone()));
+    }
+    for (i, (_, local, spec, _)) in bound.iter().enumerate() {
+        let advertised = r
+            .advertised
+            .iter()
+            .find(|a| a.name == spec.name)
+            .map_or_else(|| local.to_string(), |a| a.address.clone());
+        let (host, port) = advertised
+            .rsplit_once(':')
+            .ok_or_else(|| format!("advertised address {advertised:?} is not HOST:PORT"))?;
+        let host = host.trim_matches(['[', ']']).to_owned();
+        let port: i32 = port
+            .parse()
+            .map_err(|_| format!("advertised port {port:?} is not a number"))?;
+        if i == 0 {
+            r.broker.advertised_host = host.clone();
+            r.broker.advertised_port = port;
+        }
+        r.broker
+            .advertised_listeners
+            .insert(spec.name.clone(), (host, port));
+    }
     let data_dir = r.data_dir.clone();
     let broker = {
         let config = r.broker.clone();
         let dir = data_dir.clone();
         tokio::task::spawn_blocking(move || Broker::open(&dir, config)).await??
     };
+    if let Some((user, password)) = r.bootstrap_user.take() {
+        let store = Arc::clone(broker.credentials());
+        let name = user.clone();
+        if tokio::task::spawn_blocking(move || store.ensure_user(&name, &password)).await?? {
+            tracing::info!(%user, "created the bootstrap user (SCRAM-SHA-256 and SCRAM-SHA-512)");
+        }
+    }
+    let first_local = bound.first().map(|b| b.1).ok_or("no listener")?;
+    let mut listeners = Vec::new();
+    for (listener, local, spec, security) in bound {
+        let tls = match security.tls {
+            Some(settings) => Some(Arc::new(
+                TlsSource::new(settings).map_err(|e| format!("listener {}: {e}", spec.name))?,
+            )),
+            None => None,
+        };
+        let sasl = spec.protocol.is_sasl().then(|| {
+            let mut sasl = SaslConfig::new(
+                security.mechanisms.clone(),
+                Arc::clone(broker.credentials()) as Arc<dyn basalt_server::CredentialSource>,
+            );
+            sasl.max_reauth_ms = r.max_reauth_ms;
+            sasl.failed_authentication_delay =
+                std::time::Duration::from_millis(r.failed_auth_delay_ms);
+            sasl.max_receive_bytes = r.sasl_max_receive;
+            Arc::new(sasl)
+        });
+        let mut config = ListenerConfig::new(spec.name.clone(), spec.protocol, tls, sasl)?;
+        config.max_connections_per_ip = r.max_connections_per_ip;
+        config.max_connection_creation_rate = r.max_connection_rate;
+        config.max_idle = u64::try_from(r.max_idle_ms)
+            .ok()
+            .map(std::time::Duration::from_millis);
+        let (host, port) = &r.broker.advertised_listeners[&spec.name];
+        tracing::info!(
+            listener = %spec.name,
+            protocol = %spec.protocol,
+            listen = %local,
+            advertised = %format!("{host}:{port}"),
+            "listening"
+        );
+        listeners.push((listener, config));
+    }
     broker.spawn_background();
     tracing::info!(
-        listen = %local,
-        advertised = %advertised,
+        listen = %first_local,
         data_dir = %data_dir.display(),
         flush_policy = %r.broker.log_flush_policy,
         authorizer = r.broker.authorizer.enabled,
         "basalt is serving the Kafka protocol"
     );
-    basalt_server::serve(listener, Arc::clone(&broker), r.limits, shutdown_signal()).await;
+    basalt_server::serve_listeners(listeners, Arc::clone(&broker), r.limits, shutdown_signal())
+        .await;
     tracing::info!("syncing data and writing the clean-shutdown marker");
     let b = Arc::clone(&broker);
     tokio::task::spawn_blocking(move || b.shutdown()).await??;

@@ -11,6 +11,8 @@ use basalt_protocol::messages::describe_cluster_response::{
     DescribeClusterBroker, DescribeClusterResponse,
 };
 
+use basalt_server::ConnectionInfo;
+
 use crate::Broker;
 use crate::acl::{Operation, Session};
 
@@ -27,6 +29,7 @@ const CLUSTER_OPERATIONS: [u32; 7] = [5, 7, 8, 9, 10, 11, 12];
 pub fn handle(
     broker: &Broker,
     session: &Session,
+    conn: &ConnectionInfo,
     req: DescribeClusterRequest,
     version: i16,
 ) -> DescribeClusterResponse {
@@ -60,10 +63,11 @@ pub fn handle(
         resp.controller_id = -1;
         return resp;
     }
+    let (host, port) = broker.advertised_for(conn);
     resp.brokers = vec![DescribeClusterBroker {
         broker_id: config.node_id,
-        host: config.advertised_host.clone(),
-        port: config.advertised_port,
+        host,
+        port,
         rack: config.rack.clone(),
         is_fenced: false,
         ..DescribeClusterBroker::default()

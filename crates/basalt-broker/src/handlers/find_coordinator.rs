@@ -8,6 +8,7 @@ use basalt_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use basalt_protocol::messages::find_coordinator_response::{Coordinator, FindCoordinatorResponse};
 
 use basalt_protocol::ErrorCode;
+use basalt_server::ConnectionInfo;
 
 use crate::Broker;
 use crate::acl::{Operation, ResourceType, Session};
@@ -29,15 +30,13 @@ fn denied(broker: &Broker, session: &Session, key_type: i8, key: &str) -> Option
 pub fn handle(
     broker: &Broker,
     session: &Session,
+    conn: &ConnectionInfo,
     req: FindCoordinatorRequest,
     version: i16,
 ) -> FindCoordinatorResponse {
     let config = broker.config();
-    let (node_id, host, port) = (
-        config.node_id,
-        config.advertised_host.clone(),
-        config.advertised_port,
-    );
+    let node_id = config.node_id;
+    let (host, port) = broker.advertised_for(conn);
     if version >= 4 {
         return FindCoordinatorResponse {
             coordinators: req

@@ -1,4 +1,5 @@
-//! Metadata (key 3), v0–12: this node as the only broker and the leader of every partition.
+//! Metadata (key 3), v0–12: this node as the only broker and the leader of every partition,
+//! at the advertised address of the listener the client came in on.
 //!
 //! Topics are named or (v10+) given by id; a missing named topic is auto-created when the client
 //! allows it (always before v4) and `auto.create.topics.enable` is on. Leader epochs are -1 until
@@ -16,6 +17,7 @@ use basalt_protocol::messages::metadata_response::{
 
 use crate::acl::{Operation, ResourceType, Session};
 use crate::{Broker, Topic};
+use basalt_server::ConnectionInfo;
 
 /// Highest Metadata version handled.
 pub const MAX_VERSION: i16 = 12;
@@ -23,10 +25,12 @@ pub const MAX_VERSION: i16 = 12;
 pub fn handle(
     broker: &Broker,
     session: &Session,
+    conn: &ConnectionInfo,
     req: MetadataRequest,
     version: i16,
 ) -> MetadataResponse {
     let config = broker.config();
+    let (host, port) = broker.advertised_for(conn);
     let node_id = config.node_id;
     let allow_auto_create = version < 4 || req.allow_auto_topic_creation;
     let describe =
@@ -81,8 +85,8 @@ pub fn handle(
     MetadataResponse {
         brokers: vec![MetadataResponseBroker {
             node_id,
-            host: config.advertised_host.clone(),
-            port: config.advertised_port,
+            host,
+            port,
             rack: config.rack.clone(),
             ..MetadataResponseBroker::default()
         }],

@@ -9,6 +9,7 @@
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
 mod alter_configs;
+mod alter_user_scram_credentials;
 mod api_versions;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
@@ -26,6 +27,7 @@ mod describe_groups;
 mod describe_log_dirs;
 mod describe_producers;
 mod describe_transactions;
+mod describe_user_scram_credentials;
 mod end_txn;
 mod fetch;
 mod find_coordinator;
@@ -43,6 +45,8 @@ mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod sasl_authenticate;
+mod sasl_handshake;
 mod sync_group;
 mod txn_offset_commit;
 mod unsupported;
@@ -137,6 +141,10 @@ pub const SUPPORTED: &[Supported] = &[
     api(ApiKey::DescribeAcls, 1, describe_acls::MAX_VERSION),
     api(ApiKey::CreateAcls, 1, create_acls::MAX_VERSION),
     api(ApiKey::DeleteAcls, 1, delete_acls::MAX_VERSION),
+    api(ApiKey::SaslHandshake, 0, sasl_handshake::MAX_VERSION),
+    api(ApiKey::SaslAuthenticate, 0, sasl_authenticate::MAX_VERSION),
+    api(ApiKey::DescribeUserScramCredentials, 0, 0),
+    api(ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 /// The client id of a request and the host of its connection, as group members report them.
@@ -245,8 +253,38 @@ impl Handler for Broker {
         let session = Session::of(&conn);
         let response = match body {
             RequestBody::ApiVersions(_) => ResponseBody::ApiVersions(api_versions::handle(0)),
+            RequestBody::SaslHandshake(r) => {
+                ResponseBody::SaslHandshake(sasl_handshake::handle(&conn, r, version))
+            }
+            // The exchange is in this first stage (NET-5): the next request of the connection
+            // is read only after the login step it depends on.
+            RequestBody::SaslAuthenticate(r) => {
+                ResponseBody::SaslAuthenticate(sasl_authenticate::handle(&conn, r).await)
+            }
+            RequestBody::DescribeUserScramCredentials(r) => {
+                ResponseBody::DescribeUserScramCredentials(describe_user_scram_credentials::handle(
+                    &self, &session, r,
+                ))
+            }
+            RequestBody::AlterUserScramCredentials(r) => {
+                let broker = Arc::clone(&self);
+                let session = session.clone();
+                // Persisting fsyncs: off the reactor.
+                return Outcome::Later(Box::pin(async move {
+                    let answer = tokio::task::spawn_blocking(move || {
+                        alter_user_scram_credentials::handle(&broker, &session, r)
+                    })
+                    .await;
+                    match answer {
+                        Ok(a) => Outcome::Respond(ResponseBody::AlterUserScramCredentials(a)),
+                        Err(e) => Outcome::Close {
+                            reason: format!("AlterUserScramCredentials failed: {e}"),
+                        },
+                    }
+                }));
+            }
             RequestBody::Metadata(r) => {
-                ResponseBody::Metadata(metadata::handle(&self, &session, r, version))
+                ResponseBody::Metadata(metadata::handle(&self, &session, &conn, r, version))
             }
             RequestBody::Produce(r) => return produce::handle(&self, &session, r, version),
             RequestBody::Fetch(r) => {
@@ -266,9 +304,9 @@ impl Handler for Broker {
             RequestBody::DeleteTopics(r) => {
                 ResponseBody::DeleteTopics(delete_topics::handle(&self, &session, r, version))
             }
-            RequestBody::FindCoordinator(r) => {
-                ResponseBody::FindCoordinator(find_coordinator::handle(&self, &session, r, version))
-            }
+            RequestBody::FindCoordinator(r) => ResponseBody::FindCoordinator(
+                find_coordinator::handle(&self, &session, &conn, r, version),
+            ),
             RequestBody::InitProducerId(r) => {
                 let broker = Arc::clone(&self);
                 return Outcome::Later(Box::pin(async move {
@@ -348,9 +386,9 @@ impl Handler for Broker {
             RequestBody::IncrementalAlterConfigs(r) => ResponseBody::IncrementalAlterConfigs(
                 incremental_alter_configs::handle(&self, &session, r, version),
             ),
-            RequestBody::DescribeCluster(r) => {
-                ResponseBody::DescribeCluster(describe_cluster::handle(&self, &session, r, version))
-            }
+            RequestBody::DescribeCluster(r) => ResponseBody::DescribeCluster(
+                describe_cluster::handle(&self, &session, &conn, r, version),
+            ),
             RequestBody::JoinGroup(r) => {
                 let (client_id, host) = client_of(&header, &conn);
                 let answer = join_group::handle(&self, &session, r, version, client_id, host);
