@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use basalt_broker::{Broker, BrokerConfig};
-use basalt_server::ServerLimits;
+use basalt_server::{ListenerConfig, ServerLimits};
 use tokio::runtime::Runtime;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -18,6 +18,7 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(20);
 /// directory. Dropping it stops the server, syncs the data and removes the directory.
 pub struct TestBroker {
     addr: SocketAddr,
+    listeners: Vec<(String, SocketAddr)>,
     broker: Arc<Broker>,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
@@ -35,8 +36,9 @@ impl TestBroker {
     /// already set to the bound port when `configure` runs, so it can point clients elsewhere
     /// (at a proxy, say).
     pub fn start_with(configure: impl FnOnce(&mut BrokerConfig)) -> TestBroker {
-        let dir = tempfile::tempdir().expect("cannot create a temporary data directory");
-        TestBroker::start_in(dir, configure)
+        TestBroker::start_listeners(&["PLAINTEXT"], configure, |_, _| {
+            ListenerConfig::plaintext()
+        })
     }
 
     /// Stops the broker cleanly and starts a new one over the same data directory, configured
@@ -47,28 +49,70 @@ impl TestBroker {
             &mut self.dir,
             tempfile::tempdir().expect("cannot create a temporary data directory"),
         );
-        TestBroker::start_in(dir, configure)
+        TestBroker::start_listeners_in(dir, &["PLAINTEXT"], configure, |_, _| {
+            ListenerConfig::plaintext()
+        })
     }
 
-    fn start_in(dir: tempfile::TempDir, configure: impl FnOnce(&mut BrokerConfig)) -> TestBroker {
+    /// Starts a broker with one listener per name in `names`, each on its own free loopback
+    /// port and advertising it; `listener` builds each one's settings (it gets the broker, for
+    /// its credential store, and the name). The first listener is [`TestBroker::addr`].
+    pub fn start_listeners(
+        names: &[&str],
+        configure: impl FnOnce(&mut BrokerConfig),
+        listener: impl FnMut(&Arc<Broker>, &str) -> ListenerConfig,
+    ) -> TestBroker {
+        let dir = tempfile::tempdir().expect("cannot create a temporary data directory");
+        TestBroker::start_listeners_in(dir, names, configure, listener)
+    }
+
+    fn start_listeners_in(
+        dir: tempfile::TempDir,
+        names: &[&str],
+        configure: impl FnOnce(&mut BrokerConfig),
+        mut listener: impl FnMut(&Arc<Broker>, &str) -> ListenerConfig,
+    ) -> TestBroker {
+        assert!(!names.is_empty(), "a broker needs a listener");
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("test-broker")
             .enable_all()
             .build()
             .expect("cannot build the broker's runtime");
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("cannot bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("listener has no address");
+        let mut bound = Vec::new();
+        for name in names {
+            let l = runtime
+                .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+                .expect("cannot bind 127.0.0.1:0");
+            let addr = l.local_addr().expect("listener has no address");
+            bound.push((name.to_string(), l, addr));
+        }
+        let addr = bound[0].2;
         let mut config = BrokerConfig {
             advertised_host: addr.ip().to_string(),
             advertised_port: i32::from(addr.port()),
             ..BrokerConfig::default()
         };
+        if names.len() > 1 {
+            for (name, _, a) in &bound {
+                config
+                    .advertised_listeners
+                    .insert(name.clone(), (a.ip().to_string(), i32::from(a.port())));
+            }
+        }
         configure(&mut config);
         let broker = Broker::open(dir.path(), config)
             .unwrap_or_else(|e| panic!("cannot open a broker in {}: {e}", dir.path().display()));
+        let listeners: Vec<(String, SocketAddr)> =
+            bound.iter().map(|(n, _, a)| (n.clone(), *a)).collect();
+        let served: Vec<_> = bound
+            .into_iter()
+            .map(|(name, l, _)| {
+                let mut config = listener(&broker, &name);
+                config.name = name;
+                (l, config)
+            })
+            .collect();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let server = {
             let _guard = runtime.enter();
@@ -77,8 +121,8 @@ impl TestBroker {
                 shutdown_grace: Duration::from_secs(5),
                 ..ServerLimits::default()
             };
-            runtime.spawn(basalt_server::serve(
-                listener,
+            runtime.spawn(basalt_server::serve_listeners(
+                served,
                 Arc::clone(&broker),
                 limits,
                 async move {
@@ -88,6 +132,7 @@ impl TestBroker {
         };
         TestBroker {
             addr,
+            listeners,
             broker,
             stop: Some(stop_tx),
             server: Some(server),
@@ -99,6 +144,15 @@ impl TestBroker {
     /// The address the broker listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address of the listener named `name`.
+    pub fn listener_addr(&self, name: &str) -> SocketAddr {
+        self.listeners
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, a)| *a)
+            .unwrap_or_else(|| panic!("no listener named {name}"))
     }
 
     /// `bootstrap.servers` for a client.

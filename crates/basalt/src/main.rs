@@ -41,6 +41,8 @@ enum Command {
     Txn(cli::txn::TxnArgs),
     /// Add, list and remove ACLs (the broker needs an authorizer: --authorizer).
     Acl(cli::acl::AclArgs),
+    /// Create, delete and list SCRAM users (SASL logins) on any Kafka-compatible broker.
+    User(cli::user::UserArgs),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +57,7 @@ fn main() -> ExitCode {
         Command::Group(args) => cli::group::run(args),
         Command::Txn(args) => cli::txn::run(args),
         Command::Acl(args) => cli::acl::run(args),
+        Command::User(args) => cli::user::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -195,7 +195,7 @@ fn permission_name(code: i8) -> String {
 
 /// Runs `basalt acl`.
 pub fn run(args: AclArgs) -> Result<(), Error> {
-    let mut client = Client::connect(&args.connect.brokers)?;
+    let mut client = args.connect.client()?;
     let json = args.connect.json;
     match args.command {
         AclCommand::Add(add_args) => add(&mut client, &add_args, json),

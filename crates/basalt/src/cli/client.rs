@@ -16,6 +16,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use basalt_protocol::messages::api_versions_request::ApiVersionsRequest;
@@ -26,13 +27,17 @@ use basalt_protocol::messages::list_offsets_request::{
 };
 use basalt_protocol::messages::metadata_request::{MetadataRequest, MetadataRequestTopic};
 use basalt_protocol::messages::metadata_response::{MetadataResponse, MetadataResponseTopic};
+use basalt_protocol::messages::sasl_authenticate_request::SaslAuthenticateRequest;
+use basalt_protocol::messages::sasl_handshake_request::SaslHandshakeRequest;
 use basalt_protocol::{
     ApiKey, ErrorCode, FrameDecoder, FrameStatus, RequestBody, RequestHeader, ResponseBody, Uuid,
     decode_response_frame, encode_request_frame,
 };
+use basalt_server::Mechanism;
 use bytes::{Bytes, BytesMut};
 
 use super::Error;
+use super::security::{SaslClient, Security, Stream};
 
 /// The broker list used when neither `--brokers` nor `BASALT_BROKERS` is given.
 pub const DEFAULT_BROKERS: &str = "127.0.0.1:9092";
@@ -88,7 +93,8 @@ pub fn check(code: i16, what: &str, message: Option<&str>) -> Result<(), Error> 
 #[derive(Debug)]
 pub struct Connection {
     addr: String,
-    stream: TcpStream,
+    stream: Stream,
+    security: Arc<Security>,
     buf: BytesMut,
     decoder: FrameDecoder,
     next_correlation: i32,
@@ -96,8 +102,9 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Connects to `addr` (HOST:PORT) and negotiates API versions.
-    pub fn open(addr: &str) -> Result<Self, Error> {
+    /// Connects to `addr` (HOST:PORT) with `security`, logs in if it says so and negotiates
+    /// API versions.
+    pub fn open_with(addr: &str, security: &Arc<Security>) -> Result<Self, Error> {
         let unreachable = |why: String| -> Error {
             format!("cannot reach broker {addr}: {why} — is `basalt serve` running?").into()
         };
@@ -108,27 +115,72 @@ impl Connection {
         let mut last = io::Error::new(io::ErrorKind::NotFound, "address resolves to nothing");
         for target in targets {
             match TcpStream::connect_timeout(&target, CONNECT_TIMEOUT) {
-                Ok(stream) => return Self::handshake(addr, stream),
+                Ok(stream) => return Self::handshake(addr, stream, security),
                 Err(err) => last = err,
             }
         }
         Err(unreachable(describe_io(&last)))
     }
 
-    fn handshake(addr: &str, stream: TcpStream) -> Result<Self, Error> {
+    fn handshake(addr: &str, stream: TcpStream, security: &Arc<Security>) -> Result<Self, Error> {
         stream.set_read_timeout(Some(IO_TIMEOUT))?;
         stream.set_write_timeout(Some(IO_TIMEOUT))?;
         stream.set_nodelay(true)?;
+        let stream = security.wrap(addr, stream)?;
         let mut conn = Connection {
             addr: addr.to_owned(),
             stream,
+            security: Arc::clone(security),
             buf: BytesMut::with_capacity(64 * 1024),
             decoder: FrameDecoder::new(MAX_RESPONSE_BYTES),
             next_correlation: 1,
             versions: HashMap::new(),
         };
         conn.negotiate()?;
+        if let Some((mechanism, user, password)) = conn.security.sasl().cloned() {
+            conn.login(mechanism, &user, &password)?;
+        }
         Ok(conn)
+    }
+
+    /// SaslHandshake v1, then SaslAuthenticate until the mechanism is done.
+    fn login(&mut self, mechanism: Mechanism, user: &str, password: &str) -> Result<(), Error> {
+        let handshake = RequestBody::SaslHandshake(SaslHandshakeRequest {
+            mechanism: mechanism.name().to_owned(),
+        });
+        match self.exchange(&handshake, 1)? {
+            ResponseBody::SaslHandshake(r) => check(
+                r.error_code,
+                &format!(
+                    "SASL handshake with {} (broker offers {})",
+                    self.addr,
+                    r.mechanisms.join(", ")
+                ),
+                None,
+            )?,
+            other => return Err(unexpected(ApiKey::SaslHandshake, &other)),
+        }
+        let version = self.require(ApiKey::SaslAuthenticate)?;
+        let (mut sasl, mut message) = SaslClient::start(mechanism, user, password);
+        loop {
+            let body = RequestBody::SaslAuthenticate(SaslAuthenticateRequest {
+                auth_bytes: Bytes::from(message),
+                ..Default::default()
+            });
+            let response = match self.exchange(&body, version)? {
+                ResponseBody::SaslAuthenticate(r) => r,
+                other => return Err(unexpected(ApiKey::SaslAuthenticate, &other)),
+            };
+            check(
+                response.error_code,
+                &format!("SASL authentication with {}", self.addr),
+                response.error_message.as_deref(),
+            )?;
+            match sasl.next(&response.auth_bytes)? {
+                Some(next) => message = next,
+                None => return Ok(()),
+            }
+        }
     }
 
     /// Sends ApiVersions v3 (falling back to v0 if the broker refuses it) and records the ranges.
@@ -260,6 +312,7 @@ pub fn unexpected(api: ApiKey, got: &ResponseBody) -> Error {
 /// Connections to a cluster: the bootstrap broker plus any broker a request was routed to.
 #[derive(Debug)]
 pub struct Client {
+    security: Arc<Security>,
     bootstrap: String,
     conns: HashMap<String, Connection>,
     nodes: HashMap<i32, String>,
@@ -267,15 +320,24 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to the first reachable address of `brokers` (a comma-separated HOST:PORT list).
+    /// Connects to the first reachable address of `brokers` (a comma-separated HOST:PORT list)
+    /// in clear.
+    #[cfg(test)]
     pub fn connect(brokers: &str) -> Result<Self, Error> {
+        Self::connect_with(brokers, Arc::new(Security::default()))
+    }
+
+    /// Connects to the first reachable address of `brokers` (a comma-separated HOST:PORT list),
+    /// every connection with `security`.
+    pub fn connect_with(brokers: &str, security: Arc<Security>) -> Result<Self, Error> {
         let mut last: Option<Error> = None;
         for addr in brokers.split(',').map(str::trim).filter(|a| !a.is_empty()) {
-            match Connection::open(addr) {
+            match Connection::open_with(addr, &security) {
                 Ok(conn) => {
                     let mut conns = HashMap::new();
                     conns.insert(addr.to_owned(), conn);
                     return Ok(Client {
+                        security,
                         bootstrap: addr.to_owned(),
                         conns,
                         nodes: HashMap::new(),
@@ -296,7 +358,7 @@ impl Client {
 
     fn conn(&mut self, addr: &str) -> Result<&mut Connection, Error> {
         if !self.conns.contains_key(addr) {
-            let conn = Connection::open(addr)?;
+            let conn = Connection::open_with(addr, &self.security)?;
             self.conns.insert(addr.to_owned(), conn);
         }
         self.conns
@@ -724,7 +786,9 @@ mod tests {
     #[test]
     fn unreachable_broker_is_explained() {
         // Port 1 on localhost is essentially never listening.
-        let err = Connection::open("127.0.0.1:1").unwrap_err().to_string();
+        let err = Connection::open_with("127.0.0.1:1", &Arc::new(Security::default()))
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("cannot reach broker 127.0.0.1:1:"), "{err}");
         assert!(err.contains("basalt serve"), "{err}");
     }

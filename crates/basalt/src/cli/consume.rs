@@ -122,7 +122,7 @@ pub fn run(args: ConsumeArgs) -> Result<(), Error> {
     } else {
         Format::parse(&args.format)
     };
-    let mut client = Client::connect(&args.connect.brokers)?;
+    let mut client = args.connect.client()?;
     let topic = client.topic(&args.topic)?;
     let partitions = chosen_partitions(&topic, &args.partitions)?;
     let mut positions = start_positions(&mut client, &topic, &partitions, &args)?;

@@ -226,7 +226,7 @@ fn canonical(s: &str, known: &[&str], what: &str) -> Result<String, String> {
 
 /// Runs a `group` subcommand.
 pub fn run(args: GroupArgs) -> Result<(), Error> {
-    let mut client = Client::connect(&args.connect.brokers)?;
+    let mut client = args.connect.client()?;
     let json = args.connect.json;
     match args.command {
         GroupCommand::List { states, types } => list(&mut client, &states, &types, json),

@@ -13,8 +13,10 @@ mod decompress;
 pub mod group;
 mod output;
 pub mod produce;
+pub mod security;
 pub mod topic;
 pub mod txn;
+pub mod user;
 
 use clap::Args;
 
@@ -36,6 +38,16 @@ pub struct ConnectArgs {
     /// Print machine-readable JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
+    /// How to reach a secured listener.
+    #[command(flatten)]
+    pub security: security::SecurityArgs,
+}
+
+impl ConnectArgs {
+    /// Connects to the cluster with the security settings given.
+    pub fn client(&self) -> Result<client::Client, Error> {
+        client::Client::connect_with(&self.brokers, self.security.security()?)
+    }
 }
 
 /// Current wall-clock time in milliseconds since the Unix epoch.

@@ -89,7 +89,7 @@ struct Producer {
 /// Runs `produce`.
 pub fn run(args: ProduceArgs) -> Result<(), Error> {
     let started = Instant::now();
-    let mut client = Client::connect(&args.connect.brokers)?;
+    let mut client = args.connect.client()?;
     let topic = client.topic(&args.topic)?;
     if topic.partitions.is_empty() {
         return Err(format!("topic {:?} has no partitions", args.topic).into());

@@ -98,7 +98,7 @@ enum TopicCommand {
 
 /// Runs a `topic` subcommand.
 pub fn run(args: TopicArgs) -> Result<(), Error> {
-    let mut client = Client::connect(&args.connect.brokers)?;
+    let mut client = args.connect.client()?;
     let json = args.connect.json;
     match args.command {
         TopicCommand::Create {

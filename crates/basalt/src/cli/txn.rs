@@ -112,7 +112,7 @@ fn parse_state(s: &str) -> Result<String, String> {
 
 /// Runs a `txn` subcommand.
 pub fn run(args: TxnArgs) -> Result<(), Error> {
-    let mut client = Client::connect(&args.connect.brokers)?;
+    let mut client = args.connect.client()?;
     let json = args.connect.json;
     match args.command {
         TxnCommand::List(filters) => list(&mut client, &filters, json),

@@ -1,0 +1,229 @@
+//! How the command-line client reaches a secured listener: `--security-protocol` (PLAINTEXT,
+//! SSL, SASL_PLAINTEXT, SASL_SSL), `--ssl-ca` (the CA that signed the broker's certificate),
+//! and `--sasl-mechanism` (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) with `--sasl-username` and
+//! `--sasl-password`, named as librdkafka names them.
+//!
+//! TLS is rustls with the ring provider, verifying the broker's certificate and name; SASL uses
+//! SaslHandshake v1 and SaslAuthenticate, with Basalt's own SCRAM client (`basalt_server::scram`).
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+
+use basalt_server::scram::ScramClient;
+use basalt_server::{Mechanism, SecurityProtocol};
+use clap::Args;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+
+use super::Error;
+
+/// Security flags shared by every client command.
+#[derive(Debug, Clone, Args)]
+pub struct SecurityArgs {
+    /// `security.protocol`: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
+    #[arg(
+        long,
+        global = true,
+        env = "BASALT_SECURITY_PROTOCOL",
+        default_value = "PLAINTEXT",
+        value_name = "PROTOCOL"
+    )]
+    pub security_protocol: String,
+    /// `sasl.mechanism`: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
+    #[arg(
+        long,
+        global = true,
+        env = "BASALT_SASL_MECHANISM",
+        default_value = "SCRAM-SHA-512",
+        value_name = "MECHANISM"
+    )]
+    pub sasl_mechanism: String,
+    /// `sasl.username`.
+    #[arg(long, global = true, env = "BASALT_SASL_USERNAME", value_name = "NAME")]
+    pub sasl_username: Option<String>,
+    /// `sasl.password`.
+    #[arg(
+        long,
+        global = true,
+        env = "BASALT_SASL_PASSWORD",
+        hide_env_values = true,
+        value_name = "PASSWORD"
+    )]
+    pub sasl_password: Option<String>,
+    /// `ssl.ca.location`: PEM file with the CA of the broker's certificate.
+    #[arg(long, global = true, env = "BASALT_SSL_CA", value_name = "FILE")]
+    pub ssl_ca: Option<std::path::PathBuf>,
+}
+
+/// What a connection does after TCP connects.
+#[derive(Debug, Clone)]
+pub struct Security {
+    tls: Option<Arc<rustls::ClientConfig>>,
+    sasl: Option<(Mechanism, String, String)>,
+}
+
+impl Default for Security {
+    fn default() -> Self {
+        Security {
+            tls: None,
+            sasl: None,
+        }
+    }
+}
+
+impl SecurityArgs {
+    /// The settings, checked.
+    pub fn security(&self) -> Result<Arc<Security>, Error> {
+        let protocol: SecurityProtocol = self.security_protocol.parse()?;
+        let tls = if protocol.is_tls() {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let mut roots = rustls::RootCertStore::empty();
+            let ca = self
+                .ssl_ca
+                .as_ref()
+                .ok_or("--ssl-ca FILE is needed for SSL and SASL_SSL")?;
+            for cert in CertificateDer::pem_file_iter(ca)
+                .map_err(|e| format!("--ssl-ca {}: {e}", ca.display()))?
+            {
+                let cert = cert.map_err(|e| format!("--ssl-ca {}: {e}", ca.display()))?;
+                roots.add(cert)?;
+            }
+            let config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            Some(Arc::new(config))
+        } else {
+            None
+        };
+        let sasl = if protocol.is_sasl() {
+            let mechanism = Mechanism::from_name(&self.sasl_mechanism).ok_or_else(|| {
+                format!(
+                    "--sasl-mechanism {:?}: use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512",
+                    self.sasl_mechanism
+                )
+            })?;
+            let (Some(user), Some(password)) = (&self.sasl_username, &self.sasl_password) else {
+                return Err("--sasl-username and --sasl-password are needed for SASL".into());
+            };
+            Some((mechanism, user.clone(), password.clone()))
+        } else {
+            None
+        };
+        Ok(Arc::new(Security { tls, sasl }))
+    }
+}
+
+/// A connection's byte stream, in clear or TLS.
+#[derive(Debug)]
+pub enum Stream {
+    /// Plain TCP.
+    Plain(TcpStream),
+    /// TLS over TCP.
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
+impl Security {
+    /// Wraps `tcp` in TLS if the protocol asks for it (the handshake happens on first I/O).
+    pub fn wrap(&self, addr: &str, tcp: TcpStream) -> Result<Stream, Error> {
+        let Some(config) = &self.tls else {
+            return Ok(Stream::Plain(tcp));
+        };
+        let host = addr
+            .rsplit_once(':')
+            .map_or(addr, |(h, _)| h)
+            .trim_matches(['[', ']']);
+        let name = ServerName::try_from(host.to_owned())
+            .map_err(|e| format!("{host} is not a valid TLS server name: {e}"))?;
+        let conn = rustls::ClientConnection::new(Arc::clone(config), name)?;
+        Ok(Stream::Tls(Box::new(rustls::StreamOwned::new(conn, tcp))))
+    }
+
+    /// The SASL login, if any: mechanism, user and password.
+    pub fn sasl(&self) -> Option<&(Mechanism, String, String)> {
+        self.sasl.as_ref()
+    }
+}
+
+/// The client's SASL steps: the first message, then each answer to a server message until
+/// `None` (done).
+pub enum SaslClient {
+    /// PLAIN sends one message.
+    Plain,
+    /// SCRAM.
+    Scram(ScramClient, u8),
+}
+
+impl SaslClient {
+    /// Starts a login; returns the client and the first message.
+    pub fn start(mechanism: Mechanism, user: &str, password: &str) -> (SaslClient, Vec<u8>) {
+        match mechanism {
+            Mechanism::Plain => {
+                let mut msg = Vec::new();
+                msg.push(0);
+                msg.extend_from_slice(user.as_bytes());
+                msg.push(0);
+                msg.extend_from_slice(password.as_bytes());
+                (SaslClient::Plain, msg)
+            }
+            m => {
+                let nonce: String = (0..24)
+                    .map(|_| char::from(b'a' + rand::random_range(0..26u8)))
+                    .collect();
+                let (client, first) = ScramClient::new(m, user, password, &nonce);
+                (SaslClient::Scram(client, 0), first)
+            }
+        }
+    }
+
+    /// The answer to the server's message, or `None` when the login is complete.
+    pub fn next(&mut self, server: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        match self {
+            SaslClient::Plain => Ok(None),
+            SaslClient::Scram(client, step) => {
+                *step += 1;
+                if *step == 1 {
+                    Ok(Some(
+                        client.client_final(server).map_err(|e| e.to_string())?,
+                    ))
+                } else {
+                    client
+                        .verify_server_final(server)
+                        .map_err(|_| "the broker's SCRAM signature is wrong")?;
+                    Ok(None)
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for SaslClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SaslClient")
+    }
+}
