@@ -63,9 +63,9 @@ impl TestCa {
         let mut params =
             CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
                 .expect("server params");
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "localhost");
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, "localhost");
+        params.distinguished_name = dn;
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         self.issue(params, file_name, expired)
     }
@@ -73,10 +73,11 @@ impl TestCa {
     /// A client certificate with subject `CN=<cn>,O=<org>`.
     pub fn client(&self, file_name: &str, cn: &str, org: &str, expired: bool) -> CertFiles {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("client params");
-        params
-            .distinguished_name
-            .push(DnType::OrganizationName, org);
-        params.distinguished_name.push(DnType::CommonName, cn);
+        // Issued as O then CN, so the RFC 2253 form (last first) is `CN=<cn>,O=<org>`.
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::OrganizationName, org);
+        dn.push(DnType::CommonName, cn);
+        params.distinguished_name = dn;
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         self.issue(params, file_name, expired)
     }

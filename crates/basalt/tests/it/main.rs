@@ -11,5 +11,6 @@ mod durability;
 mod faults;
 mod groups;
 mod groups_cli;
+mod security;
 mod txn;
 mod txn_cli;
