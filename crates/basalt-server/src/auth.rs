@@ -211,7 +211,6 @@ impl crate::ConnectionInfo {
             return SaslHandshakeResponse {
                 error_code: ErrorCode::IllegalSaslState.into(),
                 mechanisms: Vec::new(),
-                ..SaslHandshakeResponse::default()
             };
         };
         let enabled: Vec<String> = sasl
@@ -225,7 +224,6 @@ impl crate::ConnectionInfo {
             return SaslHandshakeResponse {
                 error_code: ErrorCode::IllegalSaslState.into(),
                 mechanisms: enabled,
-                ..SaslHandshakeResponse::default()
             };
         }
         match Mechanism::from_name(mechanism).filter(|m| sasl.mechanisms.contains(m)) {
@@ -236,7 +234,6 @@ impl crate::ConnectionInfo {
                 SaslHandshakeResponse {
                     error_code: 0,
                     mechanisms: enabled,
-                    ..SaslHandshakeResponse::default()
                 }
             }
             None => {
@@ -245,7 +242,6 @@ impl crate::ConnectionInfo {
                 SaslHandshakeResponse {
                     error_code: ErrorCode::UnsupportedSaslMechanism.into(),
                     mechanisms: enabled,
-                    ..SaslHandshakeResponse::default()
                 }
             }
         }

@@ -56,20 +56,11 @@ pub struct SecurityArgs {
     pub ssl_ca: Option<std::path::PathBuf>,
 }
 
-/// What a connection does after TCP connects.
-#[derive(Debug, Clone)]
+/// What a connection does after TCP connects (by default: nothing, plain TCP).
+#[derive(Debug, Clone, Default)]
 pub struct Security {
     tls: Option<Arc<rustls::ClientConfig>>,
     sasl: Option<(Mechanism, String, String)>,
-}
-
-impl Default for Security {
-    fn default() -> Self {
-        Security {
-            tls: None,
-            sasl: None,
-        }
-    }
 }
 
 impl SecurityArgs {
