@@ -593,3 +593,73 @@ fn capture_logs() -> Arc<Mutex<Vec<u8>>> {
         .try_init();
     buffer.0
 }
+
+/// Logins and ACLs together: the principal a SASL login establishes is the one ACLs decide on.
+#[test]
+fn acls_decide_on_the_principal_of_a_sasl_login() {
+    use basalt_broker::acl::{AclBinding, Operation, PatternType, Permission, ResourceType};
+    let broker = TestBroker::start_listeners(
+        &["SASL_PLAINTEXT"],
+        |c| {
+            c.authorizer.enabled = true;
+            c.authorizer.super_users = vec![format!("User:{}", ADMIN.0)];
+        },
+        |broker, name| {
+            broker
+                .credentials()
+                .ensure_user("alice", "alice-secret")
+                .unwrap();
+            broker
+                .credentials()
+                .ensure_user("bob", "bob-secret")
+                .unwrap();
+            let sasl = sasl_config(broker, &[Mechanism::ScramSha512]);
+            ListenerConfig::new(name, SecurityProtocol::SaslPlaintext, None, Some(sasl)).unwrap()
+        },
+    );
+    broker
+        .broker()
+        .create_topic("orders", 1, 1, Default::default(), false)
+        .unwrap();
+    let grant = |operation| AclBinding {
+        resource_type: ResourceType::Topic,
+        resource_name: "orders".into(),
+        pattern_type: PatternType::Literal,
+        principal: "User:alice".into(),
+        host: "*".into(),
+        operation,
+        permission: Permission::Allow,
+    };
+    broker
+        .broker()
+        .create_acls(vec![grant(Operation::Write), grant(Operation::Read)])
+        .unwrap();
+    let login = |user: &'static str, password: &'static str| {
+        vec![
+            ("security.protocol", "sasl_plaintext"),
+            ("sasl.mechanism", "SCRAM-SHA-512"),
+            ("sasl.username", user),
+            ("sasl.password", password),
+        ]
+    };
+    let send = |extra: &[(&str, &str)]| {
+        let producer: FutureProducer = config(&broker.bootstrap(), extra)
+            .set("acks", "all")
+            .set("message.timeout.ms", "10000")
+            .create()
+            .unwrap();
+        let record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to("orders")
+            .partition(0)
+            .payload(b"order".as_slice());
+        block_on(producer.send_result(record).unwrap()).unwrap()
+    };
+    // alice may write; bob, logged in as well, may not; the super user may.
+    assert!(send(&login("alice", "alice-secret")).is_ok());
+    let refused = send(&login("bob", "bob-secret")).expect_err("bob has no ACL");
+    assert_eq!(
+        refused.0.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::TopicAuthorizationFailed),
+        "{refused:?}"
+    );
+    assert!(send(&login(ADMIN.0, ADMIN.1)).is_ok());
+}
