@@ -80,6 +80,9 @@ pub struct BrokerConfig {
     /// Authorization: on when `authorizer.class.name` is set; `super.users`,
     /// `allow.everyone.if.no.acl.found`.
     pub authorizer: crate::acl::AuthorizerConfig,
+    /// `connections.max.reauth.ms`: the SASL session lifetime the listeners enforce (0: none);
+    /// kept here so DescribeConfigs reports it (clients read it to plan re-authentication).
+    pub connections_max_reauth_ms: i64,
 }
 
 impl Default for BrokerConfig {
@@ -111,6 +114,7 @@ impl Default for BrokerConfig {
             transaction_state_segment_bytes: 100 * 1024 * 1024,
             txns: basalt_coordinator::txn::TxnConfig::default(),
             authorizer: crate::acl::AuthorizerConfig::default(),
+            connections_max_reauth_ms: 0,
         }
     }
 }
@@ -779,6 +783,21 @@ const fn fixed(
 const BROKER_SETTINGS: &[BrokerSettingDef] = &[
     setting("node.id", config_type::INT, "the id of this node"),
     setting(
+        "connections.max.reauth.ms",
+        config_type::LONG,
+        "SASL session lifetime after which clients must re-authenticate; 0 is never",
+    ),
+    setting(
+        "transaction.max.timeout.ms",
+        config_type::INT,
+        "the longest transaction.timeout.ms a producer may ask for",
+    ),
+    setting(
+        "transactional.id.expiration.ms",
+        config_type::LONG,
+        "how long an idle transactional id is remembered",
+    ),
+    setting(
         "num.partitions",
         config_type::INT,
         "partitions of auto-created topics and of topics created with -1 partitions",
@@ -976,6 +995,9 @@ impl BrokerConfig {
     pub fn broker_value(&self, name: &str) -> Option<String> {
         Some(match name {
             "node.id" => self.node_id.to_string(),
+            "connections.max.reauth.ms" => self.connections_max_reauth_ms.to_string(),
+            "transaction.max.timeout.ms" => self.txns.max_timeout_ms.to_string(),
+            "transactional.id.expiration.ms" => self.txns.id_expiration_ms.to_string(),
             "num.partitions" => self.num_partitions.to_string(),
             "default.replication.factor" => self.default_replication_factor.to_string(),
             "auto.create.topics.enable" => self.auto_create_topics_enable.to_string(),
@@ -1593,11 +1615,15 @@ mod tests {
     fn described_broker_configs_use_kafka_names() {
         let broker = BrokerConfig {
             num_partitions: 3,
+            connections_max_reauth_ms: 60_000,
             ..BrokerConfig::default()
         };
         let described = broker.describe_broker_configs();
         let get = |n: &str| described.iter().find(|c| c.name == n).unwrap().clone();
         assert_eq!(get("num.partitions").value, "3");
+        // Clients read the session lifetime to plan re-authentication (KIP-368).
+        assert_eq!(get("connections.max.reauth.ms").value, "60000");
+        assert_eq!(get("transaction.max.timeout.ms").value, "900000");
         assert_eq!(
             get("num.partitions").source,
             config_source::STATIC_BROKER_CONFIG

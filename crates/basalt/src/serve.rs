@@ -779,10 +779,13 @@ pub fn resolve(args: ServeArgs) -> Result<Resolved, Error> {
         ),
         ..ServerLimits::default()
     };
+    let max_reauth_ms: i64 = pick!(args.max_reauth_ms, "connections.max.reauth.ms", 0);
+    let mut broker = broker;
+    broker.connections_max_reauth_ms = max_reauth_ms;
     Ok(Resolved {
         listeners: secured,
         advertised,
-        max_reauth_ms: pick!(args.max_reauth_ms, "connections.max.reauth.ms", 0),
+        max_reauth_ms,
         max_idle_ms: pick!(args.max_idle_ms, "connections.max.idle.ms", 600_000),
         max_connections_per_ip: pick!(
             args.max_connections_per_ip,
