@@ -46,7 +46,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 pub use auth::{CredentialSource, SaslConfig};
-pub use listener::{ListenerConfig, SecurityProtocol};
+pub use listener::{ListenerConfig, PerIpLimit, SecurityProtocol};
 pub use scram::{Mechanism, ScramCredential};
 pub use tls::{ClientAuth, TlsSettings, TlsSource};
 
@@ -193,8 +193,15 @@ pub struct ServerLimits {
     pub max_frame_bytes: usize,
     /// Requests read but not yet answered, per connection; reading pauses at the limit.
     pub max_in_flight: usize,
-    /// `max.connections`: connections served at once; more wait in the accept queue.
+    /// `max.connections`: connections served at once over all listeners; more wait in the
+    /// accept queue (each listener's own `max_connections` closes them instead).
     pub max_connections: usize,
+    /// `max.connections.per.ip` and `max.connections.per.ip.overrides`, over all listeners
+    /// (`LST-2`).
+    pub max_connections_per_ip: PerIpLimit,
+    /// `max.connection.creation.rate`: new connections a second over all listeners; 0 is no
+    /// limit (`LST-3`).
+    pub max_connection_creation_rate: u32,
     /// How long shutdown waits for in-flight requests before closing connections anyway.
     pub shutdown_grace: Duration,
 }
@@ -205,6 +212,8 @@ impl Default for ServerLimits {
             max_frame_bytes: basalt_protocol::frame::DEFAULT_MAX_FRAME_BYTES,
             max_in_flight: 128,
             max_connections: 10_000,
+            max_connections_per_ip: PerIpLimit::default(),
+            max_connection_creation_rate: 0,
             shutdown_grace: Duration::from_secs(30),
         }
     }
@@ -238,7 +247,15 @@ pub async fn serve_listeners<H: Handler>(
     shutdown: impl Future<Output = ()>,
 ) {
     let (stop_tx, stop_rx) = watch::channel(false);
-    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let shared = Arc::new(Shared {
+        permits: Arc::new(Semaphore::new(
+            limits.max_connections.clamp(1, Semaphore::MAX_PERMITS),
+        )),
+        per_ip: Arc::new(listener::PerIp::default()),
+        rate: parking_lot::Mutex::new(listener::CreationRate::new(
+            limits.max_connection_creation_rate,
+        )),
+    });
     let mut loops = JoinSet::new();
     for (listener, config) in listeners {
         loops.spawn(accept_loop(
@@ -246,7 +263,7 @@ pub async fn serve_listeners<H: Handler>(
             Arc::new(config),
             Arc::clone(&handler),
             limits.clone(),
-            Arc::clone(&permits),
+            Arc::clone(&shared),
             stop_rx.clone(),
         ));
     }
@@ -255,16 +272,29 @@ pub async fn serve_listeners<H: Handler>(
     while loops.join_next().await.is_some() {}
 }
 
+/// What the accept loops of all listeners share: the broker-wide limits.
+struct Shared {
+    /// `max.connections`.
+    permits: Arc<Semaphore>,
+    /// Connections per address (`max.connections.per.ip`).
+    per_ip: Arc<listener::PerIp>,
+    /// `max.connection.creation.rate`.
+    rate: parking_lot::Mutex<listener::CreationRate>,
+}
+
 async fn accept_loop<H: Handler>(
     listener: TcpListener,
     config: Arc<ListenerConfig>,
     handler: Arc<H>,
     limits: ServerLimits,
-    permits: Arc<Semaphore>,
+    shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) {
     let local = listener.local_addr().ok();
-    let per_ip = Arc::new(listener::PerIp::default());
+    let per_ip = Arc::clone(&shared.per_ip);
+    let listener_slots = Arc::new(Semaphore::new(
+        config.max_connections.min(Semaphore::MAX_PERMITS),
+    ));
     let mut rate = listener::CreationRate::new(config.max_connection_creation_rate);
     let mut connections = JoinSet::new();
     loop {
@@ -273,13 +303,14 @@ async fn accept_loop<H: Handler>(
         }
         let permit = tokio::select! {
             _ = stop.changed() => break,
-            permit = Arc::clone(&permits).acquire_owned() => match permit {
+            permit = Arc::clone(&shared.permits).acquire_owned() => match permit {
                 Ok(p) => p,
                 Err(_) => break,
             },
         };
-        // LST-2: beyond the creation rate, accepting waits.
-        let wait = rate.wait(std::time::Instant::now());
+        // LST-3: beyond the listener's or the broker's creation rate, accepting waits.
+        let now = std::time::Instant::now();
+        let wait = rate.wait(now).max(shared.rate.lock().wait(now));
         if !wait.is_zero() {
             tokio::select! {
                 _ = stop.changed() => break,
@@ -292,8 +323,15 @@ async fn accept_loop<H: Handler>(
         };
         match accepted {
             Ok((stream, peer)) => {
-                let Some(ip_slot) = per_ip.acquire(peer.ip(), config.max_connections_per_ip) else {
-                    tracing::warn!(listener = %config.name, %peer, limit = config.max_connections_per_ip, "too many connections from this address (max.connections.per.ip); closing");
+                // LST-2: over a limit, the connection is closed before a byte is read.
+                let Ok(listener_slot) = Arc::clone(&listener_slots).try_acquire_owned() else {
+                    tracing::warn!(listener = %config.name, %peer, limit = config.max_connections, "too many connections on this listener (max.connections); closing");
+                    drop(stream);
+                    continue;
+                };
+                let ip_limit = limits.max_connections_per_ip.of(peer.ip());
+                let Some(ip_slot) = per_ip.acquire(peer.ip(), ip_limit) else {
+                    tracing::warn!(listener = %config.name, %peer, limit = ip_limit, "too many connections from this address (max.connections.per.ip); closing");
                     drop(stream);
                     continue;
                 };
@@ -339,6 +377,7 @@ async fn accept_loop<H: Handler>(
                         }
                     }
                     drop(ip_slot);
+                    drop(listener_slot);
                     drop(permit);
                 });
             }

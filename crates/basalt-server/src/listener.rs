@@ -4,9 +4,13 @@
 //! # Invariants
 //! - `LST-1`: an SSL or SASL_SSL listener always has TLS settings and a SASL_* listener always
 //!   has SASL settings ([`ListenerConfig::new`] refuses anything else).
-//! - `LST-2`: a listener holds at most `max_connections_per_ip` connections from one address (a
-//!   connection over the limit is closed at once) and accepts at most
-//!   `max_connection_creation_rate` connections a second (accepting waits beyond it).
+//! - `LST-2`: a listener holds at most its `max_connections` connections, and the broker at most
+//!   `max_connections_per_ip` (or that address's override) from one address over all listeners;
+//!   a connection over either limit is closed at once, before a byte is read.
+//! - `LST-3`: a listener accepts at most its `max_connection_creation_rate` connections a second,
+//!   and all listeners together at most the broker's; beyond either, accepting waits. The token
+//!   bucket ([`CreationRate`]) is driven by the instants it is given, so it is tested without a
+//!   clock.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -88,9 +92,11 @@ pub struct ListenerConfig {
     pub tls: Option<Arc<TlsSource>>,
     /// SASL, for SASL_PLAINTEXT and SASL_SSL.
     pub sasl: Option<Arc<SaslConfig>>,
-    /// `max.connections.per.ip`.
-    pub max_connections_per_ip: usize,
-    /// `max.connection.creation.rate`: new connections a second; 0 is no limit.
+    /// `listener.name.<name>.max.connections`: connections open at once on this listener; one
+    /// more is closed at once (`LST-2`).
+    pub max_connections: usize,
+    /// `listener.name.<name>.max.connection.creation.rate`: new connections a second on this
+    /// listener; 0 is no limit (`LST-3`).
     pub max_connection_creation_rate: u32,
     /// `connections.max.idle.ms`: a connection that sends nothing this long is closed; `None`
     /// keeps it.
@@ -121,7 +127,7 @@ impl ListenerConfig {
             protocol,
             tls: tls.filter(|_| protocol.is_tls()),
             sasl: sasl.filter(|_| protocol.is_sasl()),
-            max_connections_per_ip: usize::MAX,
+            max_connections: usize::MAX,
             max_connection_creation_rate: 0,
             max_idle: Some(Duration::from_secs(600)),
         })
@@ -134,17 +140,60 @@ impl ListenerConfig {
             protocol: SecurityProtocol::Plaintext,
             tls: None,
             sasl: None,
-            max_connections_per_ip: usize::MAX,
+            max_connections: usize::MAX,
             max_connection_creation_rate: 0,
             max_idle: Some(Duration::from_secs(600)),
         }
     }
 }
 
-/// Connections per address on one listener (`LST-2`).
+/// Connections per address over all listeners (`LST-2`).
 #[derive(Debug, Default)]
 pub(crate) struct PerIp {
     counts: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// `max.connections.per.ip` and its `max.connections.per.ip.overrides`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PerIpLimit {
+    /// Connections from one address over all listeners.
+    pub default: usize,
+    /// Addresses with a limit of their own.
+    pub overrides: HashMap<IpAddr, usize>,
+}
+
+impl Default for PerIpLimit {
+    fn default() -> Self {
+        PerIpLimit {
+            default: usize::MAX,
+            overrides: HashMap::new(),
+        }
+    }
+}
+
+impl PerIpLimit {
+    /// The limit for `ip`.
+    pub fn of(&self, ip: IpAddr) -> usize {
+        self.overrides.get(&ip).copied().unwrap_or(self.default)
+    }
+
+    /// Parses `max.connections.per.ip.overrides`: `IP:N` pairs separated by commas (an IPv6
+    /// address may be written in brackets).
+    pub fn parse_overrides(text: &str) -> Result<HashMap<IpAddr, usize>, String> {
+        let mut out = HashMap::new();
+        for pair in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let bad = || format!("max.connections.per.ip.overrides: {pair:?} is not IP:COUNT");
+            let (ip, n) = pair.rsplit_once(':').ok_or_else(bad)?;
+            let ip: IpAddr = ip
+                .trim()
+                .trim_matches(['[', ']'])
+                .parse()
+                .map_err(|_| bad())?;
+            let n: usize = n.trim().parse().map_err(|_| bad())?;
+            out.insert(ip, n);
+        }
+        Ok(out)
+    }
 }
 
 /// Holds one connection's place in [`PerIp`]; gives it back on drop.
@@ -181,7 +230,7 @@ impl Drop for IpSlot {
     }
 }
 
-/// A token bucket of `rate` connections a second, holding up to `rate` tokens (`LST-2`).
+/// A token bucket of `rate` connections a second, holding up to `rate` tokens (`LST-3`).
 #[derive(Debug)]
 pub(crate) struct CreationRate {
     rate: u32,
@@ -191,10 +240,15 @@ pub(crate) struct CreationRate {
 
 impl CreationRate {
     pub(crate) fn new(rate: u32) -> Self {
+        CreationRate::starting_at(rate, Instant::now())
+    }
+
+    /// A full bucket at `now`.
+    pub(crate) fn starting_at(rate: u32, now: Instant) -> Self {
         CreationRate {
             rate,
             tokens: f64::from(rate),
-            last: Instant::now(),
+            last: now,
         }
     }
 
@@ -205,7 +259,7 @@ impl CreationRate {
         }
         let rate = f64::from(self.rate);
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.last = now;
+        self.last = self.last.max(now);
         self.tokens = (self.tokens + elapsed * rate).min(rate);
         self.tokens -= 1.0;
         if self.tokens >= 0.0 {
@@ -235,11 +289,52 @@ mod tests {
     #[test]
     fn creation_rate_allows_a_burst_then_spaces_accepts() {
         let t0 = Instant::now();
-        let mut r = CreationRate::new(2);
+        let mut r = CreationRate::starting_at(2, t0);
         assert_eq!(r.wait(t0), Duration::ZERO);
         assert_eq!(r.wait(t0), Duration::ZERO);
         assert_eq!(r.wait(t0), Duration::from_millis(500));
         assert_eq!(CreationRate::new(0).wait(t0), Duration::ZERO);
+    }
+
+    /// Rate 1/s, five connections at once: the first goes at once, the others are spaced a
+    /// second apart; after a quiet while the bucket is full again, but never above the rate.
+    #[test]
+    fn creation_rate_decisions_follow_the_clock_given() {
+        let t0 = Instant::now();
+        let mut r = CreationRate::starting_at(1, t0);
+        let waits: Vec<Duration> = (0..5).map(|_| r.wait(t0)).collect();
+        assert_eq!(
+            waits,
+            (0..5).map(Duration::from_secs).collect::<Vec<_>>(),
+            "each accept waits one more second"
+        );
+        // Those four waits reserved the next four seconds; at t0 + 4 s the last one is due and
+        // the bucket is empty.
+        let t4 = t0 + Duration::from_secs(4);
+        assert_eq!(r.wait(t4), Duration::from_secs(1));
+        // A long quiet time fills the bucket to one token, not to ten.
+        let t20 = t0 + Duration::from_secs(20);
+        assert_eq!(r.wait(t20), Duration::ZERO);
+        assert_eq!(r.wait(t20), Duration::from_secs(1));
+        // A clock that goes backwards is treated as no time passing.
+        assert_eq!(r.wait(t0), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn per_ip_limits_have_overrides() {
+        let overrides = PerIpLimit::parse_overrides("127.0.0.1:1, [::1]:5,10.0.0.2:0").unwrap();
+        let limit = PerIpLimit {
+            default: 3,
+            overrides,
+        };
+        assert_eq!(limit.of("127.0.0.1".parse().unwrap()), 1);
+        assert_eq!(limit.of("::1".parse().unwrap()), 5);
+        assert_eq!(limit.of("10.0.0.2".parse().unwrap()), 0);
+        assert_eq!(limit.of("10.0.0.3".parse().unwrap()), 3);
+        assert!(PerIpLimit::parse_overrides("localhost:3").is_err());
+        assert!(PerIpLimit::parse_overrides("127.0.0.1").is_err());
+        assert!(PerIpLimit::parse_overrides("127.0.0.1:x").is_err());
+        assert_eq!(PerIpLimit::parse_overrides(""), Ok(HashMap::new()));
     }
 
     #[test]

@@ -49,9 +49,13 @@ impl TestBroker {
             &mut self.dir,
             tempfile::tempdir().expect("cannot create a temporary data directory"),
         );
-        TestBroker::start_listeners_in(dir, &["PLAINTEXT"], configure, |_, _| {
-            ListenerConfig::plaintext()
-        })
+        TestBroker::start_listeners_in(
+            dir,
+            &["PLAINTEXT"],
+            ServerLimits::default(),
+            configure,
+            |_, _| ListenerConfig::plaintext(),
+        )
     }
 
     /// Starts a broker with one listener per name in `names`, each on its own free loopback
@@ -62,13 +66,26 @@ impl TestBroker {
         configure: impl FnOnce(&mut BrokerConfig),
         listener: impl FnMut(&Arc<Broker>, &str) -> ListenerConfig,
     ) -> TestBroker {
+        TestBroker::start_limited(names, ServerLimits::default(), configure, listener)
+    }
+
+    /// As [`TestBroker::start_listeners`], under the broker-wide connection `limits`
+    /// (`max.connections`, `max.connections.per.ip`, `max.connection.creation.rate`, ...; the
+    /// shutdown grace period is always short).
+    pub fn start_limited(
+        names: &[&str],
+        limits: ServerLimits,
+        configure: impl FnOnce(&mut BrokerConfig),
+        listener: impl FnMut(&Arc<Broker>, &str) -> ListenerConfig,
+    ) -> TestBroker {
         let dir = tempfile::tempdir().expect("cannot create a temporary data directory");
-        TestBroker::start_listeners_in(dir, names, configure, listener)
+        TestBroker::start_listeners_in(dir, names, limits, configure, listener)
     }
 
     fn start_listeners_in(
         dir: tempfile::TempDir,
         names: &[&str],
+        limits: ServerLimits,
         configure: impl FnOnce(&mut BrokerConfig),
         mut listener: impl FnMut(&Arc<Broker>, &str) -> ListenerConfig,
     ) -> TestBroker {
@@ -119,7 +136,7 @@ impl TestBroker {
             broker.spawn_background();
             let limits = ServerLimits {
                 shutdown_grace: Duration::from_secs(5),
-                ..ServerLimits::default()
+                ..limits
             };
             runtime.spawn(basalt_server::serve_listeners(
                 served,

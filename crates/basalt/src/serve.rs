@@ -10,7 +10,11 @@
 //! `listener.security.protocol.map[NAME]` or the name itself; a bare `HOST:PORT` is a PLAINTEXT
 //! listener named PLAINTEXT, as `--listen` always was. TLS and SASL settings (`ssl.*`, `sasl.*`)
 //! apply to every listener that needs them; in the file, `listener.name.<name>.<key>` overrides
-//! one for a single listener (as in Kafka).
+//! one for a single listener (as in Kafka). Connection limits follow Kafka too: `max.connections`
+//! and `max.connection.creation.rate` count over all listeners, and
+//! `listener.name.<name>.max.connections` and `listener.name.<name>.max.connection.creation.rate`
+//! over one; `max.connections.per.ip` (with `max.connections.per.ip.overrides`) counts one
+//! address over all listeners.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -23,8 +27,8 @@ use basalt_broker::acl::AuthorizerConfig;
 use basalt_broker::coordinator::txn::TxnConfig;
 use basalt_broker::{Broker, BrokerConfig};
 use basalt_server::{
-    ClientAuth, ListenerConfig, Mechanism, SaslConfig, SecurityProtocol, ServerLimits, TlsSettings,
-    TlsSource,
+    ClientAuth, ListenerConfig, Mechanism, PerIpLimit, SaslConfig, SecurityProtocol, ServerLimits,
+    TlsSettings, TlsSource,
 };
 use basalt_storage::FsyncPolicy;
 use clap::Args;
@@ -232,7 +236,9 @@ pub struct ServeArgs {
         env = "BASALT_SOCKET_REQUEST_MAX_BYTES"
     )]
     request_max_bytes: Option<usize>,
-    /// `max.connections` [default: 10000].
+    /// `max.connections`: connections over all listeners; more wait to be accepted
+    /// (`listener.name.<name>.max.connections` in the file limits one listener, and closes
+    /// connections over it) [default: 10000].
     #[arg(long = "max.connections", env = "BASALT_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
     /// `listener.security.protocol.map`: NAME:PROTOCOL pairs, comma-separated, for listeners
@@ -279,11 +285,20 @@ pub struct ServeArgs {
         allow_hyphen_values = true
     )]
     max_idle_ms: Option<i64>,
-    /// `max.connections.per.ip`: per listener [default: unlimited].
+    /// `max.connections.per.ip`: connections from one address over all listeners; more are
+    /// closed [default: unlimited].
     #[arg(long = "max.connections.per.ip", env = "BASALT_MAX_CONNECTIONS_PER_IP")]
     max_connections_per_ip: Option<usize>,
-    /// `max.connection.creation.rate`: new connections a second per listener; 0 is unlimited
-    /// [default: 0].
+    /// `max.connections.per.ip.overrides`: IP:COUNT pairs, comma-separated, for addresses with
+    /// a limit of their own (`127.0.0.1:100,10.0.0.7:5`).
+    #[arg(
+        long = "max.connections.per.ip.overrides",
+        env = "BASALT_MAX_CONNECTIONS_PER_IP_OVERRIDES"
+    )]
+    max_connections_per_ip_overrides: Option<String>,
+    /// `max.connection.creation.rate`: new connections a second over all listeners; 0 is
+    /// unlimited (`listener.name.<name>.max.connection.creation.rate` in the file limits one
+    /// listener) [default: 0].
     #[arg(
         long = "max.connection.creation.rate",
         env = "BASALT_MAX_CONNECTION_CREATION_RATE"
@@ -296,6 +311,14 @@ pub struct ServeArgs {
         env = "BASALT_CONNECTION_FAILED_AUTHENTICATION_DELAY_MS"
     )]
     failed_auth_delay_ms: Option<u64>,
+    /// `connection.failed.authentication.max.per.minute` (Basalt): failed logins from one
+    /// address in a minute after which its logins are refused without checking credentials
+    /// [default: 20].
+    #[arg(
+        long = "connection.failed.authentication.max.per.minute",
+        env = "BASALT_CONNECTION_FAILED_AUTHENTICATION_MAX_PER_MINUTE"
+    )]
+    max_failed_logins: Option<u32>,
     /// `sasl.server.max.receive.size`: largest frame before login [default: 524288].
     #[arg(
         long = "sasl.server.max.receive.size",
@@ -445,22 +468,27 @@ fn parse_protocol_map(text: &str) -> Result<BTreeMap<String, SecurityProtocol>, 
     Ok(map)
 }
 
-/// TLS and SASL settings of one listener.
+/// TLS and SASL settings and connection limits of one listener.
 #[derive(Debug, Clone)]
 struct Security {
     tls: Option<TlsSettings>,
     mechanisms: Vec<Mechanism>,
+    /// `listener.name.<name>.max.connections`.
+    max_connections: usize,
+    /// `listener.name.<name>.max.connection.creation.rate`.
+    max_connection_rate: u32,
+    /// `connections.max.reauth.ms`, or this listener's override.
+    max_reauth_ms: i64,
+    /// `connections.max.idle.ms`, or this listener's override.
+    max_idle_ms: i64,
 }
 
 /// Everything `serve` needs, resolved.
 pub struct Resolved {
     listeners: Vec<(ListenerSpec, Security)>,
     advertised: Vec<ListenerSpec>,
-    max_reauth_ms: i64,
-    max_idle_ms: i64,
-    max_connections_per_ip: usize,
-    max_connection_rate: u32,
     failed_auth_delay_ms: u64,
+    max_failed_logins: u32,
     sasl_max_receive: usize,
     bootstrap_user: Option<(String, String)>,
     data_dir: PathBuf,
@@ -540,9 +568,45 @@ pub fn resolve(args: ServeArgs) -> Result<Resolved, Error> {
     );
     let client_auth = global(args.ssl_client_auth, "ssl.client.auth");
     let mechanisms = global(args.sasl_mechanisms, "sasl.enabled.mechanisms");
+    let max_reauth_ms: i64 = pick!(args.max_reauth_ms, "connections.max.reauth.ms", 0);
+    let max_idle_ms: i64 = pick!(args.max_idle_ms, "connections.max.idle.ms", 600_000);
+    // A per-listener number from the file, else `default`.
+    fn number<T: FromStr>(value: Option<String>, key: &str, default: T) -> Result<T, Error>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match value {
+            None => Ok(default),
+            Some(text) => text
+                .trim()
+                .parse()
+                .map_err(|e| format!("config file: invalid {key} = {text}: {e}").into()),
+        }
+    }
     let mut secured = Vec::new();
     for l in listeners {
         let name = l.name.clone();
+        let full = |k: &str| format!("listener.name.{}.{k}", name.to_ascii_lowercase());
+        let max_connections = number(
+            per_listener(&name, "max.connections"),
+            &full("max.connections"),
+            usize::MAX,
+        )?;
+        let max_connection_rate = number(
+            per_listener(&name, "max.connection.creation.rate"),
+            &full("max.connection.creation.rate"),
+            0u32,
+        )?;
+        let listener_reauth_ms = number(
+            per_listener(&name, "connections.max.reauth.ms"),
+            &full("connections.max.reauth.ms"),
+            max_reauth_ms,
+        )?;
+        let listener_idle_ms = number(
+            per_listener(&name, "connections.max.idle.ms"),
+            &full("connections.max.idle.ms"),
+            max_idle_ms,
+        )?;
         let tls = if l.protocol.is_tls() {
             let pick = |k: &str, g: &Option<String>| per_listener(&name, k).or_else(|| g.clone());
             let (Some(certificate), Some(key)) = (
@@ -587,7 +651,17 @@ pub fn resolve(args: ServeArgs) -> Result<Resolved, Error> {
         } else {
             Vec::new()
         };
-        secured.push((l, Security { tls, mechanisms }));
+        secured.push((
+            l,
+            Security {
+                tls,
+                mechanisms,
+                max_connections,
+                max_connection_rate,
+                max_reauth_ms: listener_reauth_ms,
+                max_idle_ms: listener_idle_ms,
+            },
+        ));
     }
     let bootstrap_user = match args
         .bootstrap_user
@@ -777,22 +851,37 @@ pub fn resolve(args: ServeArgs) -> Result<Resolved, Error> {
             "max.connections",
             ServerLimits::default().max_connections
         ),
+        max_connections_per_ip: PerIpLimit {
+            default: pick!(
+                args.max_connections_per_ip,
+                "max.connections.per.ip",
+                usize::MAX
+            ),
+            overrides: match args
+                .max_connections_per_ip_overrides
+                .or_else(|| file.get_list("max.connections.per.ip.overrides"))
+            {
+                Some(text) => PerIpLimit::parse_overrides(&text)?,
+                None => Default::default(),
+            },
+        },
+        max_connection_creation_rate: pick!(
+            args.max_connection_rate,
+            "max.connection.creation.rate",
+            0
+        ),
         ..ServerLimits::default()
     };
-    let max_reauth_ms: i64 = pick!(args.max_reauth_ms, "connections.max.reauth.ms", 0);
     let mut broker = broker;
     broker.connections_max_reauth_ms = max_reauth_ms;
     Ok(Resolved {
         listeners: secured,
         advertised,
-        max_reauth_ms,
-        max_idle_ms: pick!(args.max_idle_ms, "connections.max.idle.ms", 600_000),
-        max_connections_per_ip: pick!(
-            args.max_connections_per_ip,
-            "max.connections.per.ip",
-            usize::MAX
+        max_failed_logins: pick!(
+            args.max_failed_logins,
+            "connection.failed.authentication.max.per.minute",
+            20
         ),
-        max_connection_rate: pick!(args.max_connection_rate, "max.connection.creation.rate", 0),
         failed_auth_delay_ms: pick!(
             args.failed_auth_delay_ms,
             "connection.failed.authentication.delay.ms",
@@ -878,16 +967,17 @@ async fn serve(mut r: Resolved) -> Result<(), Error> {
                 security.mechanisms.clone(),
                 Arc::clone(broker.credentials()) as Arc<dyn basalt_server::CredentialSource>,
             );
-            sasl.max_reauth_ms = r.max_reauth_ms;
+            sasl.max_reauth_ms = security.max_reauth_ms;
+            sasl.max_failures_per_minute = r.max_failed_logins;
             sasl.failed_authentication_delay =
                 std::time::Duration::from_millis(r.failed_auth_delay_ms);
             sasl.max_receive_bytes = r.sasl_max_receive;
             Arc::new(sasl)
         });
         let mut config = ListenerConfig::new(spec.name.clone(), spec.protocol, tls, sasl)?;
-        config.max_connections_per_ip = r.max_connections_per_ip;
-        config.max_connection_creation_rate = r.max_connection_rate;
-        config.max_idle = u64::try_from(r.max_idle_ms)
+        config.max_connections = security.max_connections;
+        config.max_connection_creation_rate = security.max_connection_rate;
+        config.max_idle = u64::try_from(security.max_idle_ms)
             .ok()
             .map(std::time::Duration::from_millis);
         let (host, port) = &r.broker.advertised_listeners[&spec.name];
