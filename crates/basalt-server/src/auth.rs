@@ -48,7 +48,45 @@ pub struct SaslConfig {
     /// Failed logins from one address per minute before further attempts are refused unchecked.
     pub max_failures_per_minute: u32,
     /// Failed logins per address in the current minute.
-    failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    failures: FailedLogins,
+}
+
+/// Failed logins per address, counted in windows of a minute that start at an address's first
+/// failure (`AUTH-2`). Driven by the instants it is given, so it is tested without a clock.
+#[derive(Debug, Default)]
+pub(crate) struct FailedLogins {
+    counts: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+}
+
+/// The window of [`FailedLogins`].
+const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+
+/// Addresses remembered before windows that ended are dropped.
+const FAILURE_ADDRESSES: usize = 10_000;
+
+impl FailedLogins {
+    /// Whether `ip` has had `max` failures or more in its current window at `now`.
+    pub(crate) fn is_throttled(&self, ip: IpAddr, max: u32, now: Instant) -> bool {
+        let counts = self.counts.lock();
+        counts.get(&ip).is_some_and(|(since, n)| {
+            now.saturating_duration_since(*since) < FAILURE_WINDOW && *n >= max
+        })
+    }
+
+    /// Counts a failure of `ip` at `now`; returns the failures in its window.
+    pub(crate) fn record(&self, ip: IpAddr, now: Instant) -> u32 {
+        let mut counts = self.counts.lock();
+        // Bounded: windows that ended go when the map grows.
+        if counts.len() >= FAILURE_ADDRESSES {
+            counts.retain(|_, (since, _)| now.saturating_duration_since(*since) < FAILURE_WINDOW);
+        }
+        let entry = counts.entry(ip).or_insert((now, 0));
+        if now.saturating_duration_since(entry.0) >= FAILURE_WINDOW {
+            *entry = (now, 0);
+        }
+        entry.1 = entry.1.saturating_add(1);
+        entry.1
+    }
 }
 
 impl std::fmt::Debug for SaslConfig {
@@ -70,29 +108,17 @@ impl SaslConfig {
             failed_authentication_delay: Duration::from_millis(100),
             max_receive_bytes: 524_288,
             max_failures_per_minute: 20,
-            failures: Mutex::new(HashMap::new()),
+            failures: FailedLogins::default(),
         }
     }
 
     fn is_throttled(&self, ip: IpAddr) -> bool {
-        let failures = self.failures.lock();
-        failures.get(&ip).is_some_and(|(since, n)| {
-            since.elapsed() < Duration::from_secs(60) && *n >= self.max_failures_per_minute
-        })
+        self.failures
+            .is_throttled(ip, self.max_failures_per_minute, Instant::now())
     }
 
     fn record_failure(&self, ip: IpAddr) -> u32 {
-        let mut failures = self.failures.lock();
-        // Bounded: entries older than a minute go when the map grows.
-        if failures.len() > 10_000 {
-            failures.retain(|_, (since, _)| since.elapsed() < Duration::from_secs(60));
-        }
-        let entry = failures.entry(ip).or_insert((Instant::now(), 0));
-        if entry.0.elapsed() >= Duration::from_secs(60) {
-            *entry = (Instant::now(), 0);
-        }
-        entry.1 = entry.1.saturating_add(1);
-        entry.1
+        self.failures.record(ip, Instant::now())
     }
 }
 
@@ -300,9 +326,13 @@ impl crate::ConnectionInfo {
                 auth.out_of_order = true;
                 return (Step::Failed, 0);
             }
-            _ if sasl.is_throttled(ip) => Err(AuthError::BadCredentials {
-                user: "(throttled)".into(),
-            }),
+            _ if sasl.is_throttled(ip) => {
+                // AUTH-2: refused unchecked; not counted again, so the window still ends.
+                tracing::warn!(conn = self.id, peer = %self.peer, listener = %self.listener.name, limit = sasl.max_failures_per_minute, "login refused without checking credentials: too many failed logins from this address in the last minute");
+                self.auth.lock().failed = true;
+                tokio::time::sleep(sasl.failed_authentication_delay).await;
+                return (Step::Failed, 0);
+            }
             Phase::Handshaken(Mechanism::Plain) => {
                 let creds = Arc::clone(&sasl.credentials);
                 let msg = msg.to_vec();
@@ -407,4 +437,52 @@ impl crate::ConnectionInfo {
 enum ScramOrDone {
     Scram(ScramServer, Vec<u8>),
     Done(String, Vec<u8>, Mechanism),
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn failed_logins_throttle_an_address_for_the_rest_of_its_minute() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let logins = FailedLogins::default();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let other: IpAddr = "192.0.2.2".parse().unwrap();
+        for n in 1..=3 {
+            assert!(
+                !logins.is_throttled(ip, 3, at(n)),
+                "after {} failures",
+                n - 1
+            );
+            assert_eq!(logins.record(ip, at(n)), u32::try_from(n).unwrap());
+        }
+        // The limit holds for every attempt until the minute since the first failure ends.
+        assert!(logins.is_throttled(ip, 3, at(3)));
+        assert!(
+            logins.is_throttled(ip, 3, at(60)),
+            "the window began at the first failure"
+        );
+        assert!(!logins.is_throttled(other, 3, at(10)), "per address");
+        assert!(!logins.is_throttled(ip, 4, at(10)), "below a higher limit");
+        // A minute after the first failure a new window starts from zero.
+        assert!(!logins.is_throttled(ip, 3, at(61)));
+        assert_eq!(logins.record(ip, at(61)), 1);
+        assert!(!logins.is_throttled(ip, 3, at(61)));
+    }
+
+    #[test]
+    fn failed_logins_forget_ended_windows_when_full() {
+        let t0 = Instant::now();
+        let logins = FailedLogins::default();
+        for i in 0..FAILURE_ADDRESSES {
+            let ip = IpAddr::from(u32::try_from(i).unwrap().to_be_bytes());
+            logins.record(ip, t0);
+        }
+        let later = t0 + FAILURE_WINDOW;
+        logins.record("192.0.2.1".parse().unwrap(), later);
+        assert_eq!(logins.counts.lock().len(), 1);
+    }
 }
