@@ -4,7 +4,7 @@
 //!
 //! # Invariants
 //! - `TLS-1`: the files are reloaded without a restart: each accept compares their modification
-//!   times with the ones loaded, and a change builds a new configuration that new connections
+//!   times and sizes with the ones loaded, and a change builds a new configuration that new connections
 //!   use. A reload that fails (a half-written file) keeps the previous configuration and logs why;
 //!   open connections are never touched.
 //! - `TLS-2`: with `ssl.client.auth=required` a connection without a certificate signed by the CA
@@ -75,7 +75,7 @@ impl std::error::Error for TlsError {}
 /// A listener's TLS acceptor, rebuilt when its files change (`TLS-1`).
 pub struct TlsSource {
     settings: TlsSettings,
-    current: Mutex<(Vec<Option<SystemTime>>, TlsAcceptor)>,
+    current: Mutex<(Vec<Stamp>, TlsAcceptor)>,
 }
 
 impl std::fmt::Debug for TlsSource {
@@ -128,11 +128,18 @@ impl TlsSource {
     }
 }
 
-fn stamps(s: &TlsSettings) -> Vec<Option<SystemTime>> {
+/// What tells a changed file: its modification time and size (`None` if it cannot be read).
+type Stamp = Option<(SystemTime, u64)>;
+
+fn stamps(s: &TlsSettings) -> Vec<Stamp> {
     [Some(&s.certificate), Some(&s.key), s.ca.as_ref()]
         .into_iter()
         .flatten()
-        .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+        .map(|p| {
+            std::fs::metadata(p)
+                .and_then(|m| Ok((m.modified()?, m.len())))
+                .ok()
+        })
         .collect()
 }
 
