@@ -1,6 +1,7 @@
 //! How the command-line client reaches a secured listener: `--security-protocol` (PLAINTEXT,
 //! SSL, SASL_PLAINTEXT, SASL_SSL), `--ssl-ca` (the CA that signed the broker's certificate),
-//! and `--sasl-mechanism` (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) with `--sasl-username` and
+//! `--ssl-certificate` and `--ssl-key` (a client certificate, for listeners with
+//! `ssl.client.auth`), and `--sasl-mechanism` (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) with `--sasl-username` and
 //! `--sasl-password`, named as librdkafka names them.
 //!
 //! TLS is rustls with the ring provider, verifying the broker's certificate and name; SASL uses
@@ -14,7 +15,7 @@ use basalt_server::scram::ScramClient;
 use basalt_server::{Mechanism, SecurityProtocol};
 use clap::Args;
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
 use super::Error;
 
@@ -54,6 +55,25 @@ pub struct SecurityArgs {
     /// `ssl.ca.location`: PEM file with the CA of the broker's certificate.
     #[arg(long, global = true, env = "BASALT_SSL_CA", value_name = "FILE")]
     pub ssl_ca: Option<std::path::PathBuf>,
+    /// `ssl.certificate.location`: PEM file with this client's certificate chain, leaf first,
+    /// for a listener that asks for client certificates (mTLS).
+    #[arg(
+        long,
+        global = true,
+        env = "BASALT_SSL_CERTIFICATE",
+        value_name = "FILE",
+        requires = "ssl_key"
+    )]
+    pub ssl_certificate: Option<std::path::PathBuf>,
+    /// `ssl.key.location`: PEM file with the private key of `--ssl-certificate`.
+    #[arg(
+        long,
+        global = true,
+        env = "BASALT_SSL_KEY",
+        value_name = "FILE",
+        requires = "ssl_certificate"
+    )]
+    pub ssl_key: Option<std::path::PathBuf>,
 }
 
 /// What a connection does after TCP connects (by default: nothing, plain TCP).
@@ -80,10 +100,31 @@ impl SecurityArgs {
                 let cert = cert.map_err(|e| format!("--ssl-ca {}: {e}", ca.display()))?;
                 roots.add(cert)?;
             }
-            let config = rustls::ClientConfig::builder_with_provider(provider)
+            let builder = rustls::ClientConfig::builder_with_provider(provider)
                 .with_safe_default_protocol_versions()?
-                .with_root_certificates(roots)
-                .with_no_client_auth();
+                .with_root_certificates(roots);
+            let config = match (&self.ssl_certificate, &self.ssl_key) {
+                (Some(cert), Some(key)) => {
+                    let chain = CertificateDer::pem_file_iter(cert)
+                        .map_err(|e| format!("--ssl-certificate {}: {e}", cert.display()))?
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| format!("--ssl-certificate {}: {e}", cert.display()))?;
+                    if chain.is_empty() {
+                        return Err(format!(
+                            "--ssl-certificate {}: no certificate in the file",
+                            cert.display()
+                        )
+                        .into());
+                    }
+                    let key = PrivateKeyDer::from_pem_file(key)
+                        .map_err(|e| format!("--ssl-key {}: {e}", key.display()))?;
+                    builder
+                        .with_client_auth_cert(chain, key)
+                        .map_err(|e| format!("--ssl-certificate and --ssl-key: {e}"))?
+                }
+                (None, None) => builder.with_no_client_auth(),
+                _ => return Err("--ssl-certificate and --ssl-key go together".into()),
+            };
             Some(Arc::new(config))
         } else {
             None
