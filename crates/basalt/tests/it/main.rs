@@ -12,5 +12,6 @@ mod faults;
 mod groups;
 mod groups_cli;
 mod security;
+mod security_limits;
 mod txn;
 mod txn_cli;

@@ -26,7 +26,7 @@ use rdkafka::types::RDKafkaErrorCode;
 
 use crate::common::{TIMEOUT, block_on};
 
-const ADMIN: (&str, &str) = ("admin", "admin-secret");
+pub(crate) const ADMIN: (&str, &str) = ("admin", "admin-secret");
 
 fn tls_source(ca: &TestCa, client_auth: ClientAuth, expired: bool) -> Arc<TlsSource> {
     let server = ca.server("server", expired);
@@ -41,7 +41,10 @@ fn tls_source(ca: &TestCa, client_auth: ClientAuth, expired: bool) -> Arc<TlsSou
     )
 }
 
-fn sasl_config(broker: &Arc<basalt_broker::Broker>, mechanisms: &[Mechanism]) -> Arc<SaslConfig> {
+pub(crate) fn sasl_config(
+    broker: &Arc<basalt_broker::Broker>,
+    mechanisms: &[Mechanism],
+) -> Arc<SaslConfig> {
     broker.credentials().ensure_user(ADMIN.0, ADMIN.1).unwrap();
     let mut sasl = SaslConfig::new(
         mechanisms.to_vec(),
@@ -69,7 +72,7 @@ fn secured_broker(
 }
 
 /// librdkafka settings for `bootstrap` with `extra` on top.
-fn config(bootstrap: &str, extra: &[(&str, &str)]) -> ClientConfig {
+pub(crate) fn config(bootstrap: &str, extra: &[(&str, &str)]) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", bootstrap)
@@ -557,7 +560,7 @@ fn plaintext_and_sasl_ssl_listeners_each_advertise_their_own_address() {
 }
 
 /// Runs the built `basalt`; returns success, stdout and stderr.
-fn basalt(args: &[&str]) -> (bool, String, String) {
+pub(crate) fn basalt(args: &[&str]) -> (bool, String, String) {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_basalt"))
         .args(args)
         .env("RUST_LOG", "warn")
@@ -572,7 +575,7 @@ fn basalt(args: &[&str]) -> (bool, String, String) {
 
 /// Sends this process's log lines (every test runs in its own process under nextest) to a
 /// buffer the test can read.
-fn capture_logs() -> Arc<Mutex<Vec<u8>>> {
+pub(crate) fn capture_logs() -> Arc<Mutex<Vec<u8>>> {
     #[derive(Clone)]
     struct Buffer(Arc<Mutex<Vec<u8>>>);
     impl Write for Buffer {
