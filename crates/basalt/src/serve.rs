@@ -1031,3 +1031,82 @@ async fn shutdown_signal() {
     }
     tracing::info!("shutdown requested");
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn resolve_file(toml: &str) -> Resolved {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("basalt.toml");
+        std::fs::write(&path, toml).unwrap();
+        let cli = Cli::try_parse_from(["serve", "--config", path.to_str().unwrap()]).unwrap();
+        resolve(cli.serve).unwrap()
+    }
+
+    #[test]
+    fn connection_limits_are_read_per_listener_and_broker_wide() {
+        let r = resolve_file(
+            r#"
+listeners = "INTERNAL://127.0.0.1:0,EXTERNAL://127.0.0.1:0"
+"listener.security.protocol.map" = "INTERNAL:PLAINTEXT,EXTERNAL:SASL_PLAINTEXT"
+"max.connections" = 500
+"max.connections.per.ip" = 3
+"max.connections.per.ip.overrides" = "127.0.0.1:10,[::1]:20"
+"max.connection.creation.rate" = 7
+"connections.max.reauth.ms" = 60000
+"connection.failed.authentication.max.per.minute" = 5
+listener.name.external."max.connections" = 2
+listener.name.external."max.connection.creation.rate" = 1
+listener.name.internal."connections.max.idle.ms" = -1
+listener.name.external."connections.max.reauth.ms" = 1000
+"#,
+        );
+        assert_eq!(r.limits.max_connections, 500);
+        assert_eq!(r.limits.max_connection_creation_rate, 7);
+        assert_eq!(r.limits.max_connections_per_ip.default, 3);
+        assert_eq!(
+            r.limits
+                .max_connections_per_ip
+                .of("127.0.0.1".parse().unwrap()),
+            10
+        );
+        assert_eq!(
+            r.limits.max_connections_per_ip.of("::1".parse().unwrap()),
+            20
+        );
+        assert_eq!(r.max_failed_logins, 5);
+        let (internal, external) = (&r.listeners[0].1, &r.listeners[1].1);
+        assert_eq!(r.listeners[0].0.name, "INTERNAL");
+        assert_eq!(internal.max_connections, usize::MAX);
+        assert_eq!(internal.max_connection_rate, 0);
+        assert_eq!(internal.max_idle_ms, -1);
+        assert_eq!(internal.max_reauth_ms, 60_000);
+        assert_eq!(external.max_connections, 2);
+        assert_eq!(external.max_connection_rate, 1);
+        assert_eq!(external.max_idle_ms, 600_000);
+        assert_eq!(external.max_reauth_ms, 1000);
+    }
+
+    #[test]
+    fn bad_connection_limits_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("basalt.toml");
+        for bad in [
+            "\"max.connections.per.ip.overrides\" = \"localhost:3\"",
+            "listener.name.plaintext.\"max.connections\" = \"many\"",
+        ] {
+            std::fs::write(&path, bad).unwrap();
+            let cli = Cli::try_parse_from(["serve", "--config", path.to_str().unwrap()]).unwrap();
+            assert!(resolve(cli.serve).is_err(), "{bad}");
+        }
+    }
+}
