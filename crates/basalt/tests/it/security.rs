@@ -654,13 +654,16 @@ fn acls_decide_on_the_principal_of_a_sasl_login() {
         let record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to("orders")
             .partition(0)
             .payload(b"order".as_slice());
-        block_on(producer.send_result(record).unwrap()).unwrap()
+        block_on(producer.send_result(record).unwrap())
+            .unwrap()
+            .map(|_| ())
+            .map_err(|(e, _)| e)
     };
     // alice may write; bob, logged in as well, may not; the super user may.
     assert!(send(&login("alice", "alice-secret")).is_ok());
     let refused = send(&login("bob", "bob-secret")).expect_err("bob has no ACL");
     assert_eq!(
-        refused.0.rdkafka_error_code(),
+        refused.rdkafka_error_code(),
         Some(RDKafkaErrorCode::TopicAuthorizationFailed),
         "{refused:?}"
     );
