@@ -2,10 +2,21 @@
 //!
 //! Each subcommand lives in its own module; the parts they share live beside them: [`load`] runs
 //! writer threads against a budget and collects throughput and latency, [`disk`] measures what the
-//! disk itself can do and owns the scratch directory a bench works in.
+//! disk itself can do and owns the scratch directory a bench works in, [`kafka`] sets up the
+//! librdkafka clients and the topic of the end-to-end benches, [`process`] watches a local
+//! broker's CPU and memory, and [`output`] prints tables, JSON and progress bars.
+//!
+//! The end-to-end benches (`produce`, `consume`, `latency`) speak only the Kafka protocol through
+//! librdkafka, so they measure any Kafka-protocol broker the same way.
 
+mod consume;
 mod disk;
+mod kafka;
+mod latency;
 mod load;
+mod output;
+mod process;
+mod produce;
 mod storage;
 
 use clap::Subcommand;
@@ -22,11 +33,22 @@ pub(crate) enum BenchCommand {
     /// Append throughput of the storage engine under each fsync policy, beside the raw
     /// bandwidth of the same disk measured in the same run.
     Storage(storage::StorageArgs),
+    /// Produce throughput against any Kafka-protocol broker: N messages of S bytes, timed from
+    /// the first send to the last acknowledgement.
+    Produce(produce::ProduceArgs),
+    /// Consume throughput against any Kafka-protocol broker: N messages read from the
+    /// beginning, from the page cache and optionally after dropping it.
+    Consume(consume::ConsumeArgs),
+    /// End-to-end latency at a fixed produce rate, coordinated omission corrected.
+    Latency(latency::LatencyArgs),
 }
 
 /// Runs one bench and prints its report on stdout.
 pub(crate) fn run(command: BenchCommand) -> Result<()> {
     match command {
         BenchCommand::Storage(args) => storage::run(&args),
+        BenchCommand::Produce(args) => produce::run(&args),
+        BenchCommand::Consume(args) => consume::run(&args),
+        BenchCommand::Latency(args) => latency::run(&args),
     }
 }

@@ -42,6 +42,7 @@ use serde::Serialize;
 use super::Result;
 use super::disk::{self, WorkDir};
 use super::load::{self, Budget, Sample};
+use super::output::{fmt_latency, fmt_size};
 
 /// Batch (and raw chunk) sizes measured.
 const CHUNK_SIZES: [usize; 2] = [16 << 10, 1 << 20];
@@ -781,23 +782,6 @@ fn cells(
     ]
 }
 
-fn fmt_size(bytes: usize) -> String {
-    match bytes {
-        b if b >= 1 << 30 && b % (1 << 30) == 0 => format!("{} GiB", b >> 30),
-        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
-        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
-        b => format!("{b} B"),
-    }
-}
-
-fn fmt_latency(us: f64) -> String {
-    if us >= 1000.0 {
-        format!("{:.2} ms", us / 1000.0)
-    } else {
-        format!("{us:.0} us")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -811,15 +795,6 @@ mod tests {
             let header = BatchHeader::validate_produced(&batch).unwrap();
             assert!(header.record_count > 1, "{size}: {}", header.record_count);
         }
-    }
-
-    #[test]
-    fn sizes_and_latencies_read_well() {
-        assert_eq!(fmt_size(16 << 10), "16 KiB");
-        assert_eq!(fmt_size(1 << 20), "1 MiB");
-        assert_eq!(fmt_size(1 << 30), "1 GiB");
-        assert_eq!(fmt_latency(12.4), "12 us");
-        assert_eq!(fmt_latency(2500.0), "2.50 ms");
     }
 
     #[test]

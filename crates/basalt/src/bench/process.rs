@@ -1,0 +1,196 @@
+//! What a broker running as a local process spent during a bench: CPU seconds (user and
+//! system, from `/proc/<pid>/stat`) and memory (resident set sampled during the bench, and the
+//! kernel's high-water mark `VmHWM` from `/proc/<pid>/status`).
+//!
+//! The resident set is read every [`SAMPLE_INTERVAL`] by a thread of its own, so its peak is
+//! the largest sample, a lower bound of the true peak; `VmHWM` is exact but covers the
+//! process's whole life, not only the bench.
+
+use std::fs;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::Result;
+
+/// How often the resident set is sampled.
+const SAMPLE_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Clock ticks per second of the times in `/proc/<pid>/stat`: `USER_HZ`, which Linux fixes at
+/// 100 for every architecture's user-space interface.
+const TICKS_PER_S: f64 = 100.0;
+
+/// What the broker spent while a bench ran.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct BrokerUsage {
+    pub(crate) pid: u32,
+    /// User plus system CPU time.
+    pub(crate) cpu_s: f64,
+    pub(crate) user_cpu_s: f64,
+    pub(crate) system_cpu_s: f64,
+    /// Largest resident set seen while sampling.
+    pub(crate) rss_peak_bytes: u64,
+    /// The kernel's peak resident set over the process's life (`VmHWM`), at the end.
+    pub(crate) vm_hwm_bytes: u64,
+}
+
+impl BrokerUsage {
+    /// Such as `1.23 s CPU, 45.6 MiB peak RSS`.
+    pub(crate) fn describe(&self) -> String {
+        format!(
+            "broker pid {}: {:.2} s CPU ({:.2} user, {:.2} system), peak RSS {:.1} MiB sampled, \
+             VmHWM {:.1} MiB",
+            self.pid,
+            self.cpu_s,
+            self.user_cpu_s,
+            self.system_cpu_s,
+            self.rss_peak_bytes as f64 / (1 << 20) as f64,
+            self.vm_hwm_bytes as f64 / (1 << 20) as f64,
+        )
+    }
+}
+
+/// A broker process being watched; [`BrokerWatch::finish`] says what it spent since
+/// [`BrokerWatch::start`].
+#[derive(Debug)]
+pub(crate) struct BrokerWatch {
+    pid: u32,
+    cpu_at_start: (f64, f64),
+    stop: Arc<AtomicBool>,
+    rss_peak_bytes: Arc<AtomicU64>,
+    sampler: Option<JoinHandle<()>>,
+}
+
+impl BrokerWatch {
+    /// Starts watching `pid`; fails if the process cannot be read.
+    pub(crate) fn start(pid: u32) -> Result<BrokerWatch> {
+        let cpu_at_start = cpu_seconds(pid)?;
+        let rss_peak_bytes = Arc::new(AtomicU64::new(status_bytes(pid, "VmRSS:")?));
+        let stop = Arc::new(AtomicBool::new(false));
+        let sampler = {
+            let (stop, peak) = (Arc::clone(&stop), Arc::clone(&rss_peak_bytes));
+            std::thread::Builder::new()
+                .name("bench-broker-rss".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        if let Ok(rss) = status_bytes(pid, "VmRSS:") {
+                            peak.fetch_max(rss, Ordering::Relaxed);
+                        }
+                        std::thread::sleep(SAMPLE_INTERVAL);
+                    }
+                })?
+        };
+        Ok(BrokerWatch {
+            pid,
+            cpu_at_start,
+            stop,
+            rss_peak_bytes,
+            sampler: Some(sampler),
+        })
+    }
+
+    /// Starts watching `pid` if there is one.
+    pub(crate) fn maybe_start(pid: Option<u32>) -> Result<Option<BrokerWatch>> {
+        pid.map(BrokerWatch::start).transpose()
+    }
+
+    /// Stops watching and says what the broker spent.
+    pub(crate) fn finish(mut self) -> Result<BrokerUsage> {
+        let (user, system) = cpu_seconds(self.pid)?;
+        let rss = status_bytes(self.pid, "VmRSS:")?;
+        let vm_hwm_bytes = status_bytes(self.pid, "VmHWM:")?;
+        self.stop_sampler();
+        let (user0, system0) = self.cpu_at_start;
+        Ok(BrokerUsage {
+            pid: self.pid,
+            cpu_s: (user - user0) + (system - system0),
+            user_cpu_s: user - user0,
+            system_cpu_s: system - system0,
+            rss_peak_bytes: self.rss_peak_bytes.load(Ordering::Relaxed).max(rss),
+            vm_hwm_bytes,
+        })
+    }
+
+    fn stop_sampler(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(sampler) = self.sampler.take() {
+            let _ = sampler.join();
+        }
+    }
+}
+
+impl Drop for BrokerWatch {
+    fn drop(&mut self) {
+        self.stop_sampler();
+    }
+}
+
+/// Finishes an optional watch.
+pub(crate) fn finish(watch: Option<BrokerWatch>) -> Result<Option<BrokerUsage>> {
+    watch.map(BrokerWatch::finish).transpose()
+}
+
+/// User and system CPU seconds of `pid`.
+fn cpu_seconds(pid: u32) -> Result<(f64, f64)> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = fs::read_to_string(&path).map_err(|e| format!("read {path}: {e}"))?;
+    parse_stat_times(&stat)
+        .map(|(user, system)| (user as f64 / TICKS_PER_S, system as f64 / TICKS_PER_S))
+        .ok_or_else(|| format!("{path} has no CPU times").into())
+}
+
+/// `utime` and `stime` (fields 14 and 15) of a `/proc/<pid>/stat` line. The command name (field
+/// 2) is in parentheses and may hold spaces and parentheses itself, so fields are counted from
+/// the last `)`.
+fn parse_stat_times(stat: &str) -> Option<(u64, u64)> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace().skip(11);
+    let user = fields.next()?.parse().ok()?;
+    let system = fields.next()?.parse().ok()?;
+    Some((user, system))
+}
+
+/// A `kB` line of `/proc/<pid>/status`, such as `VmRSS:`, in bytes.
+fn status_bytes(pid: u32, key: &str) -> Result<u64> {
+    let path = format!("/proc/{pid}/status");
+    let status = fs::read_to_string(&path).map_err(|e| format!("read {path}: {e}"))?;
+    parse_status_kb(&status, key)
+        .map(|kb| kb * 1024)
+        .ok_or_else(|| format!("{path} has no {key} line").into())
+}
+
+fn parse_status_kb(status: &str, key: &str) -> Option<u64> {
+    let line = status.lines().find(|line| line.starts_with(key))?;
+    line[key.len()..].split_whitespace().next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_times_are_counted_after_the_command_name() {
+        let stat = "4242 (basalt (x) y) S 1 4242 4242 0 -1 4194560 500 0 0 0 1234 567 0 0 20 0 9";
+        assert_eq!(parse_stat_times(stat), Some((1234, 567)));
+        assert_eq!(parse_stat_times("garbage"), None);
+    }
+
+    #[test]
+    fn status_lines_give_kilobytes() {
+        let status = "Name:\tbasalt\nVmHWM:\t   20480 kB\nVmRSS:\t   10240 kB\n";
+        assert_eq!(parse_status_kb(status, "VmRSS:"), Some(10240));
+        assert_eq!(parse_status_kb(status, "VmHWM:"), Some(20480));
+        assert_eq!(parse_status_kb(status, "VmSwap:"), None);
+    }
+
+    #[test]
+    fn this_process_can_be_watched() {
+        let watch = BrokerWatch::start(std::process::id()).unwrap();
+        let usage = watch.finish().unwrap();
+        assert!(usage.cpu_s >= 0.0);
+        assert!(usage.rss_peak_bytes > 0 && usage.vm_hwm_bytes >= usage.rss_peak_bytes / 2);
+    }
+}
