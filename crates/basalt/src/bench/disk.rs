@@ -5,13 +5,153 @@
 //! Raw cases write one chunk per operation with `write_all` to a new file, optionally followed by
 //! `fdatasync` (`File::sync_data`). Each case works in its own subdirectory, removed as soon as the
 //! case ends so the next one starts without this one's files in the page cache.
+//!
+//! `basalt bench disk` runs the two raw cases on their own: sequential write (into the page
+//! cache, after an untimed warm-up of the same volume) and write+fdatasync per chunk.
 
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
+use clap::Args;
+use serde::Serialize;
+
 use super::Result;
 use super::load::{self, Budget, Sample};
+use super::output::{emit, fmt_latency, fmt_size, table};
+
+/// Options of `basalt bench disk`.
+#[derive(Debug, Args)]
+pub(crate) struct DiskArgs {
+    /// Directory on the disk to measure. The bench works in a new `basalt-bench-<pid>`
+    /// directory inside it and removes that afterwards.
+    #[arg(long, default_value = ".")]
+    dir: PathBuf,
+    /// Seconds each case may run: write+fdatasync runs that long, the plain write stops there
+    /// if it has not written its volume yet.
+    #[arg(long, default_value_t = 3.0, value_parser = parse_seconds)]
+    seconds: f64,
+    /// Bytes of each write.
+    #[arg(long, default_value_t = 1 << 20, value_parser = clap::value_parser!(u64).range(512..=(64 << 20)))]
+    chunk_size: u64,
+    /// Bytes the plain write writes (after an untimed warm-up of the same volume).
+    #[arg(long, default_value_t = 1 << 30, value_parser = clap::value_parser!(u64).range(1..))]
+    bytes: u64,
+    /// Print the report as one JSON document on stdout instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_seconds(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 3600.0 => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not a number of seconds between 0 and 3600"
+        )),
+    }
+}
+
+/// What `bench disk` reports.
+#[derive(Debug, Serialize)]
+struct DiskReport {
+    directory: String,
+    filesystem: String,
+    chunk_bytes: u64,
+    cases: Vec<DiskCase>,
+}
+
+/// One raw case.
+#[derive(Debug, Serialize)]
+struct DiskCase {
+    /// `write` or `write+fdatasync`.
+    method: &'static str,
+    bytes: u64,
+    writes: u64,
+    seconds: f64,
+    /// 10^6 bytes per second.
+    mb_per_s: f64,
+    writes_per_s: f64,
+    latency_p50_us: f64,
+    latency_p99_us: f64,
+}
+
+impl DiskCase {
+    fn new(method: &'static str, sample: &Sample) -> DiskCase {
+        DiskCase {
+            method,
+            bytes: sample.bytes,
+            writes: sample.ops,
+            seconds: sample.seconds(),
+            mb_per_s: sample.mb_per_s(),
+            writes_per_s: sample.ops_per_s(),
+            latency_p50_us: sample.latency_us(0.5),
+            latency_p99_us: sample.latency_us(0.99),
+        }
+    }
+}
+
+/// Runs `basalt bench disk` and prints its report.
+pub(crate) fn run(args: &DiskArgs) -> Result<()> {
+    let work = WorkDir::create(&args.dir)?;
+    let filesystem = filesystem_of(work.path());
+    if filesystem.as_ref().is_some_and(Filesystem::is_memory) {
+        tracing::warn!(dir = %work.path().display(), "the directory is in memory: no disk is measured");
+    }
+    let chunk = vec![0xA5u8; args.chunk_size as usize];
+    let time = Duration::from_secs_f64(args.seconds);
+    let dir = work.case_dir("write")?;
+    warm_page_cache(&dir, &chunk, args.bytes)?;
+    let budget = Budget {
+        total_bytes: Some(args.bytes),
+        time,
+    };
+    let written = buffered_write(&dir, &chunk, budget);
+    remove_case_dir(&dir)?;
+    let written = written?;
+    let dir = work.case_dir("fdatasync")?;
+    let budget = Budget {
+        total_bytes: None,
+        time,
+    };
+    let synced = synced_write(&dir, &chunk, 1, budget);
+    remove_case_dir(&dir)?;
+    let synced = synced?;
+    let report = DiskReport {
+        directory: work.path().display().to_string(),
+        filesystem: filesystem.map_or_else(
+            || "unknown".to_owned(),
+            |fs| format!("{} on {}", fs.kind, fs.source),
+        ),
+        chunk_bytes: args.chunk_size,
+        cases: vec![
+            DiskCase::new("write", &written),
+            DiskCase::new("write+fdatasync", &synced),
+        ],
+    };
+    drop(work);
+    emit(args.json, &report, render)
+}
+
+fn render(report: &DiskReport) -> String {
+    let mut t = table(&["case", "chunk", "MB/s", "writes/s", "p50", "p99"], 1);
+    for case in &report.cases {
+        t.add_row(vec![
+            format!("raw {}", case.method),
+            fmt_size(report.chunk_bytes as usize),
+            format!("{:.1}", case.mb_per_s),
+            format!("{:.0}", case.writes_per_s),
+            fmt_latency(case.latency_p50_us),
+            fmt_latency(case.latency_p99_us),
+        ]);
+    }
+    format!(
+        "Raw disk bandwidth in {} ({}), one thread, one new file per case\n{t}\n\
+         MB = 10^6 bytes; p50/p99: latency of one write (with its fdatasync)\n",
+        report.directory, report.filesystem
+    )
+}
 
 /// A new directory for one bench run, removed with everything in it when dropped.
 #[derive(Debug)]

@@ -7,13 +7,15 @@
 //! broker's CPU and memory, and [`output`] prints tables, JSON and progress bars.
 //!
 //! The end-to-end benches (`produce`, `consume`, `latency`) speak only the Kafka protocol through
-//! librdkafka, so they measure any Kafka-protocol broker the same way.
+//! librdkafka, so they measure any Kafka-protocol broker the same way; `loopback` and `disk`
+//! measure the machine's raw limits those figures are compared with.
 
 mod consume;
 mod disk;
 mod kafka;
 mod latency;
 mod load;
+mod loopback;
 mod output;
 mod process;
 mod produce;
@@ -41,6 +43,10 @@ pub(crate) enum BenchCommand {
     Consume(consume::ConsumeArgs),
     /// End-to-end latency at a fixed produce rate, coordinated omission corrected.
     Latency(latency::LatencyArgs),
+    /// Raw TCP bandwidth over 127.0.0.1.
+    Loopback(loopback::LoopbackArgs),
+    /// Raw sequential write and write+fdatasync bandwidth of a disk.
+    Disk(disk::DiskArgs),
 }
 
 /// Runs one bench and prints its report on stdout.
@@ -50,5 +56,7 @@ pub(crate) fn run(command: BenchCommand) -> Result<()> {
         BenchCommand::Produce(args) => produce::run(&args),
         BenchCommand::Consume(args) => consume::run(&args),
         BenchCommand::Latency(args) => latency::run(&args),
+        BenchCommand::Loopback(args) => loopback::run(&args),
+        BenchCommand::Disk(args) => disk::run(&args),
     }
 }
