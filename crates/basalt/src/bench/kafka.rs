@@ -16,6 +16,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use serde::Serialize;
 
 use super::Result;
+pub(crate) use super::output::mb_per_s;
 
 /// Longest wait for the broker to answer an administrative step (topic creation, metadata).
 pub(crate) const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -275,15 +276,6 @@ impl Payloads {
     pub(crate) fn get(&self, i: u64) -> &[u8] {
         let start = (i % PAYLOAD_SHIFTS as u64) as usize;
         &self.pool[start..start + self.size]
-    }
-}
-
-/// Megabytes (10^6 bytes) per second; 0 for no time.
-pub(crate) fn mb_per_s(bytes: u64, seconds: f64) -> f64 {
-    if seconds > 0.0 {
-        bytes as f64 / 1e6 / seconds
-    } else {
-        0.0
     }
 }
 

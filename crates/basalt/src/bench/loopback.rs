@@ -13,7 +13,7 @@ use clap::Args;
 use serde::Serialize;
 
 use super::Result;
-use super::kafka::mb_per_s;
+use super::output::mb_per_s;
 use super::output::{emit, fmt_bytes, fmt_size, table};
 
 /// Options of `basalt bench loopback`.

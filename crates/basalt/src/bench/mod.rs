@@ -7,17 +7,25 @@
 //! broker's CPU and memory, and [`output`] prints tables, JSON and progress bars.
 //!
 //! The end-to-end benches (`produce`, `consume`, `latency`) speak only the Kafka protocol through
-//! librdkafka, so they measure any Kafka-protocol broker the same way; `loopback` and `disk`
+//! librdkafka, so they measure any Kafka-protocol broker the same way. They are built with the
+//! `kafka-bench` feature (`cargo build --release -p basalt --features kafka-bench`), which links
+//! librdkafka (it needs `make`, `pkg-config`, `libssl-dev` and `zlib1g-dev`), so that the plain
+//! build needs nothing beyond the Rust toolchain; `loopback` and `disk`
 //! measure the machine's raw limits those figures are compared with.
 
+#[cfg(feature = "kafka-bench")]
 mod consume;
 mod disk;
+#[cfg(feature = "kafka-bench")]
 mod kafka;
+#[cfg(feature = "kafka-bench")]
 mod latency;
 mod load;
 mod loopback;
 mod output;
+#[cfg(feature = "kafka-bench")]
 mod process;
+#[cfg(feature = "kafka-bench")]
 mod produce;
 mod storage;
 
@@ -35,12 +43,15 @@ pub(crate) enum BenchCommand {
     /// Append throughput of the storage engine under each fsync policy, beside the raw
     /// bandwidth of the same disk measured in the same run.
     Storage(storage::StorageArgs),
+    #[cfg(feature = "kafka-bench")]
     /// Produce throughput against any Kafka-protocol broker: N messages of S bytes, timed from
     /// the first send to the last acknowledgement.
     Produce(produce::ProduceArgs),
+    #[cfg(feature = "kafka-bench")]
     /// Consume throughput against any Kafka-protocol broker: N messages read from the
     /// beginning, from the page cache and optionally after dropping it.
     Consume(consume::ConsumeArgs),
+    #[cfg(feature = "kafka-bench")]
     /// End-to-end latency at a fixed produce rate, coordinated omission corrected.
     Latency(latency::LatencyArgs),
     /// Raw TCP bandwidth over 127.0.0.1.
@@ -53,8 +64,11 @@ pub(crate) enum BenchCommand {
 pub(crate) fn run(command: BenchCommand) -> Result<()> {
     match command {
         BenchCommand::Storage(args) => storage::run(&args),
+        #[cfg(feature = "kafka-bench")]
         BenchCommand::Produce(args) => produce::run(&args),
+        #[cfg(feature = "kafka-bench")]
         BenchCommand::Consume(args) => consume::run(&args),
+        #[cfg(feature = "kafka-bench")]
         BenchCommand::Latency(args) => latency::run(&args),
         BenchCommand::Loopback(args) => loopback::run(&args),
         BenchCommand::Disk(args) => disk::run(&args),

@@ -40,6 +40,7 @@ pub(crate) fn emit<T: Serialize>(
 
 /// A progress bar of `len` steps named `what`, drawn on stderr only when stdout is a terminal and
 /// the report is a table (a hidden bar otherwise, which costs nothing to update).
+#[cfg_attr(not(feature = "kafka-bench"), allow(dead_code))]
 pub(crate) fn progress(len: u64, what: &str, json: bool) -> ProgressBar {
     if json || !std::io::stdout().is_terminal() || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
@@ -83,11 +84,21 @@ pub(crate) fn fmt_latency(us: f64) -> String {
 }
 
 /// A count per second as `1234` or `1.23 M`.
+#[cfg_attr(not(feature = "kafka-bench"), allow(dead_code))]
 pub(crate) fn fmt_rate(per_s: f64) -> String {
     if per_s >= 1e6 {
         format!("{:.2} M", per_s / 1e6)
     } else {
         format!("{per_s:.0}")
+    }
+}
+
+/// Megabytes (10^6 bytes) per second; 0 for no time.
+pub(crate) fn mb_per_s(bytes: u64, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        bytes as f64 / 1e6 / seconds
+    } else {
+        0.0
     }
 }
 

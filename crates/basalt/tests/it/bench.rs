@@ -3,6 +3,7 @@
 
 use std::process::Command;
 
+#[cfg(feature = "kafka-bench")]
 use basalt_testkit::TestBroker;
 use serde_json::Value;
 
@@ -102,6 +103,7 @@ fn bench_storage_quick_reports_positive_figures_as_json_and_cleans_up() {
 }
 
 #[test]
+#[cfg(feature = "kafka-bench")]
 fn bench_produce_reports_every_message_acked_and_the_broker_usage() {
     let broker = TestBroker::start();
     let pid = std::process::id().to_string();
@@ -153,6 +155,7 @@ fn bench_produce_reports_every_message_acked_and_the_broker_usage() {
 }
 
 #[test]
+#[cfg(feature = "kafka-bench")]
 fn bench_consume_fills_the_topic_then_reads_exactly_n() {
     let broker = TestBroker::start();
     let b = broker.bootstrap();
@@ -177,6 +180,7 @@ fn bench_consume_fills_the_topic_then_reads_exactly_n() {
 }
 
 #[test]
+#[cfg(feature = "kafka-bench")]
 fn bench_latency_reports_ordered_percentiles_for_every_scheduled_message() {
     let broker = TestBroker::start();
     let report = bench_json(&[
