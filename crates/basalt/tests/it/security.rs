@@ -263,25 +263,35 @@ fn sasl_plaintext_with_plain_and_both_scram_mechanisms() {
 }
 
 #[test]
-fn sasl_ssl_with_scram_sha_512() {
+fn sasl_ssl_with_plain_and_both_scram_mechanisms() {
     let ca = TestCa::new("basalt-test");
     let broker = secured_broker(
         SecurityProtocol::SaslSsl,
         Some(tls_source(&ca, ClientAuth::None, false)),
-        &[Mechanism::ScramSha512],
-    );
-    let ca_path = ca.ca_pem().display().to_string();
-    round_trip(
-        &broker.bootstrap(),
-        "sasl-ssl",
         &[
-            ("security.protocol", "sasl_ssl"),
-            ("ssl.ca.location", &ca_path),
-            ("sasl.mechanism", "SCRAM-SHA-512"),
-            ("sasl.username", ADMIN.0),
-            ("sasl.password", ADMIN.1),
+            Mechanism::Plain,
+            Mechanism::ScramSha256,
+            Mechanism::ScramSha512,
         ],
     );
+    let ca_path = ca.ca_pem().display().to_string();
+    for (mechanism, topic) in [
+        ("PLAIN", "sasl-ssl-plain"),
+        ("SCRAM-SHA-256", "sasl-ssl-scram-256"),
+        ("SCRAM-SHA-512", "sasl-ssl-scram-512"),
+    ] {
+        round_trip(
+            &broker.bootstrap(),
+            topic,
+            &[
+                ("security.protocol", "sasl_ssl"),
+                ("ssl.ca.location", &ca_path),
+                ("sasl.mechanism", mechanism),
+                ("sasl.username", ADMIN.0),
+                ("sasl.password", ADMIN.1),
+            ],
+        );
+    }
 }
 
 #[test]
@@ -668,4 +678,107 @@ fn acls_decide_on_the_principal_of_a_sasl_login() {
         "{refused:?}"
     );
     assert!(send(&login(ADMIN.0, ADMIN.1)).is_ok());
+}
+
+/// `basalt serve` creates the bootstrap user from `BASALT_BOOTSTRAP_USER` at first start, so a
+/// broker whose only listener needs a login can be used at once; a later start keeps the
+/// credentials (the environment no longer matters).
+#[test]
+fn the_bootstrap_user_can_log_in_to_a_fresh_broker() {
+    use basalt_testkit::ProcessBroker;
+    let dir = tempfile::tempdir().unwrap();
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_basalt"));
+    let args = ["--sasl.enabled.mechanisms", "SCRAM-SHA-256,SCRAM-SHA-512"];
+    let login = [
+        ("security.protocol", "sasl_plaintext"),
+        ("sasl.mechanism", "SCRAM-SHA-256"),
+        ("sasl.username", "boot"),
+        ("sasl.password", "boot-secret"),
+    ];
+    let broker = ProcessBroker::start_at(
+        bin,
+        dir.path(),
+        "SASL_PLAINTEXT://127.0.0.1:0",
+        &args,
+        &[("BASALT_BOOTSTRAP_USER", "boot:boot-secret")],
+    );
+    round_trip(&broker.bootstrap(), "bootstrap-user", &login);
+    let (status, log) = broker.terminate();
+    assert!(status.success(), "log:\n{log}");
+    assert!(log.contains("created the bootstrap user"), "log:\n{log}");
+    assert!(
+        !std::fs::read_to_string(dir.path().join("credentials.json"))
+            .unwrap()
+            .contains("boot-secret"),
+        "the password itself is never stored"
+    );
+
+    let broker =
+        ProcessBroker::start_at(bin, dir.path(), "SASL_PLAINTEXT://127.0.0.1:0", &args, &[]);
+    let producer: FutureProducer = config(&broker.bootstrap(), &login).create().unwrap();
+    let record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to("bootstrap-user")
+        .partition(0)
+        .payload(b"again".as_slice());
+    let delivery = block_on(producer.send_result(record).unwrap()).unwrap();
+    assert_eq!(delivery.map(|d| d.offset).ok(), Some(3));
+    drop(producer);
+    let (status, log) = broker.terminate();
+    assert!(status.success(), "log:\n{log}");
+}
+
+/// An SSL listener speaks TLS 1.2 and TLS 1.3: a client limited to either one completes the
+/// handshake and is answered.
+#[test]
+fn ssl_listeners_speak_tls_1_2_and_1_3() {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    let ca = TestCa::new("basalt-test");
+    let broker = secured_broker(
+        SecurityProtocol::Ssl,
+        Some(tls_source(&ca, ClientAuth::None, false)),
+        &[],
+    );
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca.ca_pem()).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let roots = Arc::new(roots);
+    for (version, name) in [
+        (&rustls::version::TLS12, "TLSv1_2"),
+        (&rustls::version::TLS13, "TLSv1_3"),
+    ] {
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_protocol_versions(&[version])
+        .unwrap()
+        .with_root_certificates(Arc::clone(&roots))
+        .with_no_client_auth();
+        let server = ServerName::try_from("127.0.0.1").unwrap();
+        let conn = rustls::ClientConnection::new(Arc::new(config), server).unwrap();
+        let tcp = TcpStream::connect(broker.addr()).unwrap();
+        tcp.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, tcp);
+        let header = RequestHeader {
+            request_api_key: 18,
+            request_api_version: 0,
+            correlation_id: 7,
+            client_id: Some("tls-version".into()),
+            unknown_tagged_fields: Vec::new(),
+        };
+        let frame = encode_request_frame(
+            &header,
+            &RequestBody::ApiVersions(ApiVersionsRequest::default()),
+        )
+        .unwrap();
+        tls.write_all(&frame).unwrap();
+        let mut len = [0u8; 4];
+        tls.read_exact(&mut len).unwrap();
+        let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+        tls.read_exact(&mut body).unwrap();
+        // The response echoes the correlation id.
+        assert_eq!(&body[..4], &7i32.to_be_bytes(), "{name}");
+        let negotiated = tls.conn.protocol_version().map(|v| format!("{v:?}"));
+        assert_eq!(negotiated.as_deref(), Some(name));
+    }
 }
