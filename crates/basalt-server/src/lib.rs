@@ -48,7 +48,7 @@ use tokio::task::JoinSet;
 pub use auth::{CredentialSource, SaslConfig};
 pub use listener::{ListenerConfig, PerIpLimit, SecurityProtocol};
 pub use scram::{Mechanism, ScramCredential};
-pub use tls::{ClientAuth, TlsSettings, TlsSource};
+pub use tls::{ClientAuth, TlsSettings, TlsSource, TlsVersion};
 
 /// How long a TLS handshake may take (`NET-7`).
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -9,6 +9,11 @@
 //!   open connections are never touched.
 //! - `TLS-2`: with `ssl.client.auth=required` a connection without a certificate signed by the CA
 //!   fails its handshake; with `requested` a certificate is optional but, if sent, must verify.
+//!   As with Kafka's brokers, the server names no acceptable CAs in its certificate request (a
+//!   client sends the certificate it has), and a certificate that does not verify is refused with
+//!   a `bad_certificate` alert, which clients report as an SSL error.
+//! - `TLS-3`: `ssl.enabled.protocols` (TLSv1.2, TLSv1.3; both by default) are the only versions
+//!   negotiated.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,6 +25,29 @@ use rustls::server::WebPkiClientVerifier;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
+
+/// A TLS version of `ssl.enabled.protocols`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersion {
+    /// `TLSv1.2`.
+    Tls12,
+    /// `TLSv1.3`.
+    Tls13,
+}
+
+impl std::str::FromStr for TlsVersion {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "TLSv1.2" => Ok(TlsVersion::Tls12),
+            "TLSv1.3" => Ok(TlsVersion::Tls13),
+            other => Err(format!(
+                "ssl.enabled.protocols: {other:?} is not TLSv1.2 or TLSv1.3"
+            )),
+        }
+    }
+}
 
 /// `ssl.client.auth`: whether clients present certificates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -58,6 +86,8 @@ pub struct TlsSettings {
     pub ca: Option<PathBuf>,
     /// `ssl.client.auth`.
     pub client_auth: ClientAuth,
+    /// `ssl.enabled.protocols`; empty means both TLS 1.2 and 1.3.
+    pub protocols: Vec<TlsVersion>,
 }
 
 /// Why a TLS configuration could not be built.
@@ -162,8 +192,15 @@ fn build(s: &TlsSettings) -> Result<TlsAcceptor, TlsError> {
     let certs = read_certs(&s.certificate, "ssl.certificate.location")?;
     let key = PrivateKeyDer::from_pem_file(&s.key)
         .map_err(|e| TlsError(format!("ssl.key.location {}: {e}", s.key.display())))?;
+    let mut versions: Vec<&'static rustls::SupportedProtocolVersion> = Vec::new();
+    if s.protocols.is_empty() || s.protocols.contains(&TlsVersion::Tls13) {
+        versions.push(&rustls::version::TLS13);
+    }
+    if s.protocols.is_empty() || s.protocols.contains(&TlsVersion::Tls12) {
+        versions.push(&rustls::version::TLS12);
+    }
     let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .with_protocol_versions(&versions)
         .map_err(|e| TlsError(e.to_string()))?;
     let builder = match (&s.ca, s.client_auth) {
         (_, ClientAuth::None) | (None, _) => builder.with_no_client_auth(),
@@ -175,14 +212,15 @@ fn build(s: &TlsSettings) -> Result<TlsAcceptor, TlsError> {
                     .map_err(|e| TlsError(format!("ssl.ca.location {}: {e}", ca.display())))?;
             }
             let verifier =
-                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider));
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
+                    .clear_root_hint_subjects();
             let verifier = if auth == ClientAuth::Requested {
                 verifier.allow_unauthenticated()
             } else {
                 verifier
             };
-            builder
-                .with_client_cert_verifier(verifier.build().map_err(|e| TlsError(e.to_string()))?)
+            let verifier = verifier.build().map_err(|e| TlsError(e.to_string()))?;
+            builder.with_client_cert_verifier(Arc::new(KafkaClientVerifier(verifier)))
         }
     };
     let mut config = builder
@@ -190,4 +228,76 @@ fn build(s: &TlsSettings) -> Result<TlsAcceptor, TlsError> {
         .map_err(|e| TlsError(format!("server certificate and key: {e}")))?;
     config.alpn_protocols.clear();
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// The WebPKI client verifier, refusing any certificate that does not verify (unknown CA,
+/// expired, wrong use...) with `bad_certificate`, as Kafka's brokers do (rustls would send a
+/// specific alert), `TLS-2`. The reason stays in the server's log.
+#[derive(Debug)]
+struct KafkaClientVerifier(Arc<dyn rustls::server::danger::ClientCertVerifier>);
+
+/// Why a client certificate was refused.
+#[derive(Debug)]
+struct UntrustedClientCertificate(rustls::CertificateError);
+
+impl std::fmt::Display for UntrustedClientCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "client certificate refused: {}", self.0)
+    }
+}
+
+impl std::error::Error for UntrustedClientCertificate {}
+
+impl rustls::server::danger::ClientCertVerifier for KafkaClientVerifier {
+    fn offer_client_auth(&self) -> bool {
+        self.0.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.0.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        self.0.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        self.0
+            .verify_client_cert(end_entity, intermediates, now)
+            .map_err(|e| match e {
+                rustls::Error::InvalidCertificate(e) => {
+                    rustls::Error::InvalidCertificate(rustls::CertificateError::Other(
+                        rustls::OtherError(Arc::new(UntrustedClientCertificate(e))),
+                    ))
+                }
+                other => other,
+            })
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
 }

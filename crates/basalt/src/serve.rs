@@ -28,7 +28,7 @@ use basalt_broker::coordinator::txn::TxnConfig;
 use basalt_broker::{Broker, BrokerConfig};
 use basalt_server::{
     ClientAuth, ListenerConfig, Mechanism, PerIpLimit, SaslConfig, SecurityProtocol, ServerLimits,
-    TlsSettings, TlsSource,
+    TlsSettings, TlsSource, TlsVersion,
 };
 use basalt_storage::FsyncPolicy;
 use clap::Args;
@@ -263,6 +263,10 @@ pub struct ServeArgs {
     /// `ssl.client.auth`: required, requested or none [default: none].
     #[arg(long = "ssl.client.auth", env = "BASALT_SSL_CLIENT_AUTH")]
     ssl_client_auth: Option<String>,
+    /// `ssl.enabled.protocols`: comma-separated, of TLSv1.2 and TLSv1.3 [default:
+    /// TLSv1.2,TLSv1.3].
+    #[arg(long = "ssl.enabled.protocols", env = "BASALT_SSL_ENABLED_PROTOCOLS")]
+    ssl_protocols: Option<String>,
     /// `sasl.enabled.mechanisms`: comma-separated, of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
     /// [default: SCRAM-SHA-256,SCRAM-SHA-512].
     #[arg(
@@ -567,6 +571,7 @@ pub fn resolve(args: ServeArgs) -> Result<Resolved, Error> {
         "ssl.ca.location",
     );
     let client_auth = global(args.ssl_client_auth, "ssl.client.auth");
+    let protocols = global(args.ssl_protocols, "ssl.enabled.protocols");
     let mechanisms = global(args.sasl_mechanisms, "sasl.enabled.mechanisms");
     let max_reauth_ms: i64 = pick!(args.max_reauth_ms, "connections.max.reauth.ms", 0);
     let max_idle_ms: i64 = pick!(args.max_idle_ms, "connections.max.idle.ms", 600_000);
@@ -623,11 +628,21 @@ pub fn resolve(args: ServeArgs) -> Result<Resolved, Error> {
                 .as_deref()
                 .unwrap_or("none")
                 .parse()?;
+            let protocols = pick("ssl.enabled.protocols", &protocols)
+                .unwrap_or_else(|| "TLSv1.2,TLSv1.3".to_owned())
+                .split(',')
+                .filter(|p| !p.trim().is_empty())
+                .map(str::parse)
+                .collect::<Result<Vec<TlsVersion>, String>>()?;
+            if protocols.is_empty() {
+                return Err(format!("listener {name}: ssl.enabled.protocols is empty").into());
+            }
             Some(TlsSettings {
                 certificate: certificate.into(),
                 key: key.into(),
                 ca: pick("ssl.ca.location", &ca).map(PathBuf::from),
                 client_auth,
+                protocols,
             })
         } else {
             None

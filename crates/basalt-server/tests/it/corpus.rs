@@ -46,6 +46,7 @@ fn fixture() -> Fixture {
         key: key_path,
         ca: Some(cert_path),
         client_auth: ClientAuth::Requested,
+        protocols: Vec::new(),
     })
     .unwrap();
     let tls = source.acceptor().config().clone();

@@ -36,6 +36,7 @@ fn tls_source(ca: &TestCa, client_auth: ClientAuth, expired: bool) -> Arc<TlsSou
             key: server.key,
             ca: Some(ca.ca_pem().to_path_buf()),
             client_auth,
+            protocols: Vec::new(),
         })
         .unwrap(),
     )
@@ -726,59 +727,90 @@ fn the_bootstrap_user_can_log_in_to_a_fresh_broker() {
     assert!(status.success(), "log:\n{log}");
 }
 
-/// An SSL listener speaks TLS 1.2 and TLS 1.3: a client limited to either one completes the
-/// handshake and is answered.
-#[test]
-fn ssl_listeners_speak_tls_1_2_and_1_3() {
+/// A TLS client limited to `version`, trusting `ca`: the negotiated version after it sent
+/// ApiVersions over `addr` and read the answer, or the handshake's error.
+fn tls_exchange(
+    addr: std::net::SocketAddr,
+    ca: &TestCa,
+    version: &'static rustls::SupportedProtocolVersion,
+) -> Result<String, String> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca.ca_pem()).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[version])
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let server = ServerName::try_from("127.0.0.1").unwrap();
+    let conn = rustls::ClientConnection::new(Arc::new(config), server).unwrap();
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let header = RequestHeader {
+        request_api_key: 18,
+        request_api_version: 0,
+        correlation_id: 7,
+        client_id: Some("tls-version".into()),
+        unknown_tagged_fields: Vec::new(),
+    };
+    let frame = encode_request_frame(
+        &header,
+        &RequestBody::ApiVersions(ApiVersionsRequest::default()),
+    )
+    .unwrap();
+    tls.write_all(&frame).map_err(|e| e.to_string())?;
+    let mut len = [0u8; 4];
+    tls.read_exact(&mut len).map_err(|e| e.to_string())?;
+    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+    tls.read_exact(&mut body).map_err(|e| e.to_string())?;
+    // The response echoes the correlation id.
+    assert_eq!(&body[..4], &7i32.to_be_bytes());
+    Ok(format!("{:?}", tls.conn.protocol_version().unwrap()))
+}
+
+/// An SSL listener speaks TLS 1.2 and TLS 1.3 by default, and only the versions of
+/// `ssl.enabled.protocols` when it is set.
+#[test]
+fn ssl_listeners_speak_tls_1_2_and_1_3_or_the_enabled_protocols() {
     let ca = TestCa::new("basalt-test");
     let broker = secured_broker(
         SecurityProtocol::Ssl,
         Some(tls_source(&ca, ClientAuth::None, false)),
         &[],
     );
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca.ca_pem()).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let roots = Arc::new(roots);
-    for (version, name) in [
-        (&rustls::version::TLS12, "TLSv1_2"),
-        (&rustls::version::TLS13, "TLSv1_3"),
-    ] {
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_protocol_versions(&[version])
-        .unwrap()
-        .with_root_certificates(Arc::clone(&roots))
-        .with_no_client_auth();
-        let server = ServerName::try_from("127.0.0.1").unwrap();
-        let conn = rustls::ClientConnection::new(Arc::new(config), server).unwrap();
-        let tcp = TcpStream::connect(broker.addr()).unwrap();
-        tcp.set_read_timeout(Some(TIMEOUT)).unwrap();
-        let mut tls = rustls::StreamOwned::new(conn, tcp);
-        let header = RequestHeader {
-            request_api_key: 18,
-            request_api_version: 0,
-            correlation_id: 7,
-            client_id: Some("tls-version".into()),
-            unknown_tagged_fields: Vec::new(),
-        };
-        let frame = encode_request_frame(
-            &header,
-            &RequestBody::ApiVersions(ApiVersionsRequest::default()),
-        )
-        .unwrap();
-        tls.write_all(&frame).unwrap();
-        let mut len = [0u8; 4];
-        tls.read_exact(&mut len).unwrap();
-        let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
-        tls.read_exact(&mut body).unwrap();
-        // The response echoes the correlation id.
-        assert_eq!(&body[..4], &7i32.to_be_bytes(), "{name}");
-        let negotiated = tls.conn.protocol_version().map(|v| format!("{v:?}"));
-        assert_eq!(negotiated.as_deref(), Some(name));
-    }
+    let tls12 = &rustls::version::TLS12;
+    let tls13 = &rustls::version::TLS13;
+    assert_eq!(
+        tls_exchange(broker.addr(), &ca, tls12).as_deref(),
+        Ok("TLSv1_2")
+    );
+    assert_eq!(
+        tls_exchange(broker.addr(), &ca, tls13).as_deref(),
+        Ok("TLSv1_3")
+    );
+
+    let server = ca.server("server-12", false);
+    let only_12 = Arc::new(
+        TlsSource::new(TlsSettings {
+            certificate: server.cert,
+            key: server.key,
+            ca: None,
+            client_auth: ClientAuth::None,
+            protocols: vec![basalt_server::TlsVersion::Tls12],
+        })
+        .unwrap(),
+    );
+    let broker = secured_broker(SecurityProtocol::Ssl, Some(only_12), &[]);
+    assert_eq!(
+        tls_exchange(broker.addr(), &ca, tls12).as_deref(),
+        Ok("TLSv1_2")
+    );
+    let refused = tls_exchange(broker.addr(), &ca, tls13).expect_err("TLS 1.3 is not enabled");
+    assert!(refused.to_lowercase().contains("protocol"), "{refused}");
 }

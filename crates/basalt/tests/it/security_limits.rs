@@ -340,6 +340,7 @@ fn replaced_certificate_files_serve_new_connections_without_a_restart() {
             key: key.clone(),
             ca: None,
             client_auth: ClientAuth::None,
+            protocols: Vec::new(),
         })
         .unwrap(),
     );
@@ -477,6 +478,7 @@ fn cli_commands_log_in_with_a_client_certificate() {
             key: server.key,
             ca: Some(ca.ca_pem().to_path_buf()),
             client_auth: ClientAuth::Required,
+            protocols: Vec::new(),
         })
         .unwrap(),
     );
