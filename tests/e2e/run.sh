@@ -4,7 +4,8 @@
 # Installs kcat and the confluent-kafka Python package if they are missing, starts the broker
 # (from $BASALT_BIN, or built with cargo) on a free loopback port over a temporary data
 # directory, produces and consumes with kcat, runs tests/e2e/python_client.py and
-# tests/e2e/python_group.py (consumer groups, both protocols), then stops the
+# tests/e2e/python_group.py (consumer groups, both protocols) and tests/e2e/kafkajs_txn.js
+# (transactions with kafkajs, installed with npm into the temporary directory), then stops the
 # broker with SIGTERM and expects exit code 0.
 #
 # The last line printed is "N passed, M failed"; the exit code is non-zero if anything failed.
@@ -53,6 +54,15 @@ if "$PYTHON" -c 'import confluent_kafka' >/dev/null 2>&1; then
     pass "confluent-kafka available"
 else
     fail "confluent-kafka available"; finish
+fi
+
+KAFKAJS_DIR="$WORK/node"
+mkdir -p "$KAFKAJS_DIR"
+if command -v node >/dev/null 2>&1 \
+    && (cd "$KAFKAJS_DIR" && npm install --silent --no-audit --no-fund kafkajs@2.2.4 >/dev/null 2>&1); then
+    pass "kafkajs available"
+else
+    fail "kafkajs available (node and npm)"; finish
 fi
 
 # --- Broker ----------------------------------------------------------------------------------
@@ -119,6 +129,13 @@ if timeout 180 "$PYTHON" "$ROOT/tests/e2e/python_group.py" "$ADDR"; then
     pass "python client: consumer groups (classic and KIP-848), commits"
 else
     fail "python client: consumer groups (classic and KIP-848), commits"
+fi
+
+# --- kafkajs ---------------------------------------------------------------------------------
+if NODE_PATH="$KAFKAJS_DIR/node_modules" timeout 120 node "$ROOT/tests/e2e/kafkajs_txn.js" "$ADDR"; then
+    pass "kafkajs: transactions commit and abort, offsets sent with the transaction"
+else
+    fail "kafkajs: transactions commit and abort, offsets sent with the transaction"
 fi
 
 # --- Shutdown --------------------------------------------------------------------------------
