@@ -851,15 +851,24 @@ impl Log {
 
     /// Every aborted transaction with `last_offset >= from_offset` and
     /// `first_offset < upper_offset`, ordered by last offset: the aborted transactions a
-    /// read_committed fetch of `[from_offset, upper_offset)` returns. Served from memory.
+    /// read_committed fetch of `[from_offset, upper_offset)` returns. Served from memory; the
+    /// walk stops at the first entry whose last stable offset reaches `upper_offset` (every later
+    /// transaction started at or after it), so a fetch reads only the entries near its range.
     pub fn aborted_txns(&self, from_offset: i64, upper_offset: i64) -> Vec<AbortedTxn> {
         let txns = self.txns.read();
         let start = txns.partition_point(|t| t.last_offset < from_offset);
-        txns[start..]
-            .iter()
-            .filter(|t| t.first_offset < upper_offset)
-            .copied()
-            .collect()
+        let mut out = Vec::new();
+        for t in &txns[start..] {
+            if t.first_offset < upper_offset {
+                out.push(*t);
+            }
+            // Every transaction aborted after this one started at or after its last stable
+            // offset, so none of them can start below `upper_offset` any more (Kafka's stop).
+            if t.last_stable_offset >= upper_offset {
+                break;
+            }
+        }
+        out
     }
 
     /// The largest batch max timestamp in the log and the batch that holds it (for ListOffsets
