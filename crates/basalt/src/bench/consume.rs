@@ -28,40 +28,40 @@ use super::produce::send;
 #[derive(Debug, Args)]
 pub(crate) struct ConsumeArgs {
     #[command(flatten)]
-    target: Target,
+    pub(crate) target: Target,
     /// Messages to read from the beginning of the topic; the topic is filled first if it holds
     /// fewer.
     #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
-    messages: u64,
+    pub(crate) messages: u64,
     /// Bytes of each message's value, for the messages written to fill the topic.
     #[arg(long, default_value_t = 100)]
-    size: usize,
+    pub(crate) size: usize,
     /// Also read once after dropping the kernel's page cache (needs root), before the read from
     /// the page cache.
     #[arg(long)]
-    drop_cache: bool,
+    pub(crate) drop_cache: bool,
     /// Longest time one pass may take before the bench gives up.
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
-    timeout: u64,
+    pub(crate) timeout: u64,
 }
 
 /// What `bench consume` reports.
 #[derive(Debug, Serialize)]
-struct Report {
+pub(crate) struct Report {
     brokers: String,
     topic: String,
     partitions: usize,
     messages: u64,
     /// Messages written, untimed, to fill the topic before reading.
     filled: u64,
-    passes: Vec<Pass>,
+    pub(crate) passes: Vec<Pass>,
 }
 
 /// One read of the N messages.
 #[derive(Debug, Serialize)]
-struct Pass {
+pub(crate) struct Pass {
     /// `page cache` or `after drop`.
-    cache: &'static str,
+    pub(crate) cache: &'static str,
     /// Why the pass did not run, if it did not.
     #[serde(skip_serializing_if = "Option::is_none")]
     skipped: Option<String>,
@@ -70,14 +70,20 @@ struct Pass {
     bytes: u64,
     /// From the assignment to the N-th message.
     seconds: f64,
-    msgs_per_s: f64,
-    mb_per_s: f64,
+    pub(crate) msgs_per_s: f64,
+    pub(crate) mb_per_s: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     broker: Option<BrokerUsage>,
 }
 
 /// Runs the bench and prints its report.
 pub(crate) fn run(args: &ConsumeArgs) -> Result<()> {
+    let report = measure(args)?;
+    emit(args.target.json, &report, render)
+}
+
+/// Fills the topic if needed, then reads it once per pass.
+pub(crate) fn measure(args: &ConsumeArgs) -> Result<Report> {
     let target = &args.target;
     target.ensure_topic()?;
     let filled = fill(args)?;
@@ -102,15 +108,14 @@ pub(crate) fn run(args: &ConsumeArgs) -> Result<()> {
         });
     }
     passes.push(read_pass(args, &partitions, "page cache")?);
-    let report = Report {
+    Ok(Report {
         brokers: target.brokers.clone(),
         topic: target.topic.clone(),
         partitions: partitions.len(),
         messages: args.messages,
         filled,
         passes,
-    };
-    emit(target.json, &report, render)
+    })
 }
 
 /// Writes, untimed, the messages the topic lacks to hold `--messages`; returns how many.

@@ -48,18 +48,18 @@ const LATENCY_NS_MAX: u64 = 3_600_000_000_000;
 #[derive(Debug, Args)]
 pub(crate) struct LatencyArgs {
     #[command(flatten)]
-    target: Target,
+    pub(crate) target: Target,
     #[command(flatten)]
-    producer: ProducerSettings,
+    pub(crate) producer: ProducerSettings,
     /// Messages per second the producer is scheduled to send.
     #[arg(long, default_value_t = 1000.0, value_parser = parse_positive)]
-    rate: f64,
+    pub(crate) rate: f64,
     /// Seconds of sending; the producer sends rate × duration messages.
     #[arg(long, default_value_t = 10.0, value_parser = parse_positive)]
-    duration: f64,
+    pub(crate) duration: f64,
     /// Bytes of each message's value (at least 16: the first 16 carry the scheduled time).
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(STAMP_BYTES as u64..))]
-    size: u64,
+    pub(crate) size: u64,
 }
 
 fn parse_positive(s: &str) -> std::result::Result<f64, String> {
@@ -71,7 +71,7 @@ fn parse_positive(s: &str) -> std::result::Result<f64, String> {
 
 /// What `bench latency` reports.
 #[derive(Debug, Serialize)]
-struct Report {
+pub(crate) struct Report {
     brokers: String,
     topic: String,
     partitions: i32,
@@ -83,31 +83,33 @@ struct Report {
     duration_s: f64,
     /// Messages scheduled: rate × duration.
     scheduled: u64,
-    sent: u64,
-    failed: u64,
-    received: u64,
+    pub(crate) sent: u64,
+    pub(crate) failed: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) first_error: Option<String>,
+    pub(crate) received: u64,
     /// Messages sent over the time the schedule took.
-    achieved_rate: f64,
+    pub(crate) achieved_rate: f64,
     /// End-to-end latency from the scheduled send time, over every message received.
-    latency: Percentiles,
+    pub(crate) latency: Percentiles,
     #[serde(skip_serializing_if = "Option::is_none")]
     broker: Option<BrokerUsage>,
 }
 
 /// Percentiles of a latency histogram, in microseconds.
 #[derive(Debug, Serialize)]
-struct Percentiles {
-    min_us: f64,
-    mean_us: f64,
-    p50_us: f64,
-    p90_us: f64,
-    p99_us: f64,
-    p99_9_us: f64,
-    max_us: f64,
+pub(crate) struct Percentiles {
+    pub(crate) min_us: f64,
+    pub(crate) mean_us: f64,
+    pub(crate) p50_us: f64,
+    pub(crate) p90_us: f64,
+    pub(crate) p99_us: f64,
+    pub(crate) p99_9_us: f64,
+    pub(crate) max_us: f64,
 }
 
 impl Percentiles {
-    fn of(histogram: &Histogram<u64>) -> Percentiles {
+    pub(crate) fn of(histogram: &Histogram<u64>) -> Percentiles {
         let us = |ns: u64| ns as f64 / 1e3;
         Percentiles {
             min_us: us(histogram.min()),
@@ -130,6 +132,21 @@ struct Sending {
 
 /// Runs the bench and prints its report.
 pub(crate) fn run(args: &LatencyArgs) -> Result<()> {
+    let report = measure(args)?;
+    emit(args.target.json, &report, render)?;
+    if report.failed > 0 {
+        return Err(format!(
+            "{} messages were not delivered; first: {}",
+            report.failed,
+            report.first_error.as_deref().unwrap_or_default()
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// Sends on the schedule and reads back; the report says what was delivered and when.
+pub(crate) fn measure(args: &LatencyArgs) -> Result<Report> {
     let target = &args.target;
     let partitions = target.ensure_topic()?;
     let scheduled = ((args.rate * args.duration).round() as u64).max(1);
@@ -203,7 +220,13 @@ pub(crate) fn run(args: &LatencyArgs) -> Result<()> {
     let sending = sending?;
     reading?;
     let failed = producer.context().failed.load(Ordering::Relaxed);
-    let report = Report {
+    let first_error = producer
+        .context()
+        .first_error
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    Ok(Report {
         brokers: target.brokers.clone(),
         topic: target.topic.clone(),
         partitions,
@@ -214,26 +237,12 @@ pub(crate) fn run(args: &LatencyArgs) -> Result<()> {
         scheduled,
         sent: sending.sent,
         failed,
+        first_error,
         received: received.load(Ordering::Relaxed),
         achieved_rate: sending.sent as f64 / sending.seconds.max(1e-9),
         latency: Percentiles::of(&histogram),
         broker,
-    };
-    emit(target.json, &report, render)?;
-    if failed > 0 {
-        let first = producer
-            .context()
-            .first_error
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        return Err(format!(
-            "{failed} messages were not delivered; first: {}",
-            first.unwrap_or_default()
-        )
-        .into());
-    }
-    Ok(())
+    })
 }
 
 /// A consumer with librdkafka's defaults, assigned every partition of the topic at its high

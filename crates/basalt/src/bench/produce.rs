@@ -31,23 +31,23 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(300);
 #[derive(Debug, Args)]
 pub(crate) struct ProduceArgs {
     #[command(flatten)]
-    target: Target,
+    pub(crate) target: Target,
     #[command(flatten)]
-    producer: ProducerSettings,
+    pub(crate) producer: ProducerSettings,
     /// Messages to send, all producers together.
     #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
-    messages: u64,
+    pub(crate) messages: u64,
     /// Bytes of each message's value (no key).
     #[arg(long, default_value_t = 100)]
-    size: usize,
+    pub(crate) size: usize,
     /// Producers, each with its own client and thread, sending an equal share of the messages.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
-    producers: u16,
+    pub(crate) producers: u16,
 }
 
 /// What `bench produce` reports.
 #[derive(Debug, Serialize)]
-struct Report {
+pub(crate) struct Report {
     brokers: String,
     topic: String,
     partitions: i32,
@@ -57,16 +57,16 @@ struct Report {
     size_bytes: usize,
     messages: u64,
     acked: u64,
-    failed: u64,
+    pub(crate) failed: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    first_error: Option<String>,
+    pub(crate) first_error: Option<String>,
     /// Value bytes acknowledged.
     bytes: u64,
     /// From the first send to the last delivery report.
     seconds: f64,
-    msgs_per_s: f64,
+    pub(crate) msgs_per_s: f64,
     /// 10^6 value bytes per second.
-    mb_per_s: f64,
+    pub(crate) mb_per_s: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     broker: Option<BrokerUsage>,
 }
@@ -125,7 +125,7 @@ pub(crate) fn run(args: &ProduceArgs) -> Result<()> {
     Ok(())
 }
 
-fn measure(args: &ProduceArgs) -> Result<Report> {
+pub(crate) fn measure(args: &ProduceArgs) -> Result<Report> {
     let target = &args.target;
     let partitions = target.ensure_topic()?;
     let payloads = Payloads::new(args.size);
