@@ -87,6 +87,14 @@ pub(crate) fn measure(time: Duration, chunk: usize) -> Result<Report> {
     })
 }
 
+impl Report {
+    /// 10^6 bytes per second.
+    #[cfg_attr(not(feature = "kafka-bench"), allow(dead_code))]
+    pub(crate) fn mb_per_s(&self) -> f64 {
+        self.mb_per_s
+    }
+}
+
 fn send(addr: std::net::SocketAddr, time: Duration, chunk: usize) -> Result<()> {
     let mut stream = TcpStream::connect(addr)?;
     stream.set_nodelay(true)?;

@@ -14,6 +14,8 @@
 //! measure the machine's raw limits those figures are compared with.
 
 #[cfg(feature = "kafka-bench")]
+mod compare;
+#[cfg(feature = "kafka-bench")]
 mod consume;
 mod disk;
 #[cfg(feature = "kafka-bench")]
@@ -54,6 +56,11 @@ pub(crate) enum BenchCommand {
     #[cfg(feature = "kafka-bench")]
     /// End-to-end latency at a fixed produce rate, coordinated omission corrected.
     Latency(latency::LatencyArgs),
+    #[cfg(feature = "kafka-bench")]
+    /// Basalt beside Tansu, Redis Streams and RabbitMQ, each started here on loopback with its
+    /// stated durability and measured with the same workloads, and the raw disk and loopback
+    /// limits of the same run.
+    Compare(compare::CompareArgs),
     /// Raw TCP bandwidth over 127.0.0.1.
     Loopback(loopback::LoopbackArgs),
     /// Raw sequential write and write+fdatasync bandwidth of a disk.
@@ -70,6 +77,8 @@ pub(crate) fn run(command: BenchCommand) -> Result<()> {
         BenchCommand::Consume(args) => consume::run(&args),
         #[cfg(feature = "kafka-bench")]
         BenchCommand::Latency(args) => latency::run(&args),
+        #[cfg(feature = "kafka-bench")]
+        BenchCommand::Compare(args) => compare::run(&args),
         BenchCommand::Loopback(args) => loopback::run(&args),
         BenchCommand::Disk(args) => disk::run(&args),
     }

@@ -253,3 +253,133 @@ fn bench_disk_reports_both_raw_cases_and_cleans_up() {
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert!(left.is_empty(), "the bench left files behind: {left:?}");
 }
+
+/// Runs `basalt bench compare <args> --messages small --json` in a new scratch directory, with
+/// `PATH` and the home directories narrowed to the system's own, so only what a system package
+/// installs can be found (never a `cargo install`ed Tansu). Returns the report.
+#[cfg(feature = "kafka-bench")]
+fn compare_small(systems: &str) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_basalt"))
+        .args([
+            "bench",
+            "compare",
+            "--systems",
+            systems,
+            "--messages",
+            "small",
+        ])
+        .args(["--rate", "200", "--json", "--dir"])
+        .arg(dir.path())
+        .env("RUST_LOG", "warn")
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("HOME", home.path())
+        .env("CARGO_HOME", home.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "bench compare failed: {stderr}");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "the bench left files behind: {left:?}");
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}
+
+/// The row of `system` in a comparison report.
+#[cfg(feature = "kafka-bench")]
+fn compare_row<'a>(report: &'a Value, system: &str) -> &'a Value {
+    report["systems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["system"] == system)
+        .unwrap_or_else(|| panic!("no row for {system}: {report}"))
+}
+
+#[test]
+#[cfg(feature = "kafka-bench")]
+fn bench_compare_measures_both_basalt_rows_beside_the_raw_limits_and_says_why_it_skips() {
+    let report = compare_small("basalt,tansu-memory");
+    assert_eq!(u(&report["workload"]["messages"]), 5000, "{report}");
+    assert_eq!(report["reference"], "basalt-always");
+    let raw = &report["raw"];
+    for key in [
+        "disk_write_mb_per_s",
+        "disk_write_fdatasync_mb_per_s",
+        "disk_fdatasyncs_per_s",
+        "loopback_mb_per_s",
+    ] {
+        assert!(f(&raw[key]) > 0.0, "{key}: {raw}");
+    }
+    let rows = report["systems"].as_array().unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["system"].as_str().unwrap()).collect();
+    assert_eq!(names, ["basalt-always", "basalt-os", "tansu-memory"]);
+    for name in ["basalt-always", "basalt-os"] {
+        let row = compare_row(&report, name);
+        assert_eq!(row["status"], "measured", "{row}");
+        assert!(
+            row["durability"]
+                .as_str()
+                .unwrap()
+                .contains("log.flush.policy")
+        );
+        let mut figures = Vec::new();
+        numbers(&row["figures"], name, &mut figures);
+        assert_eq!(figures.len(), 7, "{row}");
+        for (path, value) in &figures {
+            assert!(value.is_finite() && *value > 0.0, "{path} = {value}");
+        }
+        let ratios = &row["ratios"];
+        assert!(f(&ratios["produce_msgs_per_s"]) > 0.0, "{row}");
+        assert!(f(&ratios["latency_p99_us"]) > 0.0, "{row}");
+    }
+    let always = &compare_row(&report, "basalt-always")["ratios"];
+    assert_eq!(
+        f(&always["consume_msgs_per_s"]),
+        1.0,
+        "the reference over itself"
+    );
+
+    let tansu = compare_row(&report, "tansu-memory");
+    assert_eq!(tansu["status"], "skipped", "{tansu}");
+    let reason = tansu["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("not installed") && reason.contains("cargo install tansu"),
+        "{reason}"
+    );
+    assert!(tansu.get("figures").is_none(), "{tansu}");
+}
+
+#[test]
+#[cfg(feature = "kafka-bench")]
+fn bench_compare_measures_redis_streams_when_redis_is_installed() {
+    let installed = [
+        "/usr/bin/redis-server",
+        "/usr/sbin/redis-server",
+        "/bin/redis-server",
+    ]
+    .iter()
+    .any(|p| std::path::Path::new(p).is_file());
+    if !installed {
+        eprintln!(
+            "SKIPPED bench_compare_measures_redis_streams_when_redis_is_installed: \
+             redis-server is not installed (apt-get install redis-server)"
+        );
+        return;
+    }
+    let report = compare_small("basalt-always,redis-everysec");
+    let redis = compare_row(&report, "redis-everysec");
+    assert_eq!(redis["status"], "measured", "{redis}");
+    assert!(redis["durability"].as_str().unwrap().contains("everysec"));
+    let mut figures = Vec::new();
+    numbers(&redis["figures"], "redis", &mut figures);
+    for (path, value) in &figures {
+        assert!(value.is_finite() && *value > 0.0, "{path} = {value}");
+    }
+    assert!(f(&redis["ratios"]["produce_msgs_per_s"]) > 0.0, "{redis}");
+}
