@@ -209,7 +209,9 @@ impl System {
             System::BasaltAlways => "log.flush.policy=always: fsync (group commit) before the ack",
             System::BasaltOs => "log.flush.policy=os: page cache, the kernel writes back",
             System::TansuMemory => "memory:// engine: nothing on disk",
-            System::TansuSqlite => "sqlite:// engine (libSQL file), its default sync",
+            System::TansuSqlite => {
+                "sqlite:// engine (libSQL, WAL, synchronous=normal): no fsync per commit"
+            }
             System::RedisAlways => "AOF, appendfsync always: fsync before the reply",
             System::RedisEverysec => "AOF, appendfsync everysec: fsync once a second",
             System::Rabbitmq => {
@@ -527,27 +529,46 @@ fn measure_system(system: System, install: bool, work: &WorkDir, workload: &Work
     }
 }
 
-/// Runs the system's install command, its output going to stderr.
+/// Runs the system's install command (apt-get after `apt-get update` if it failed without),
+/// its output going to stderr.
 fn install_system(system: System) -> Result<()> {
     let Some(words) = system.install_command() else {
         return Err("nothing installs it".into());
     };
-    tracing::info!(command = %words.join(" "), "installing");
-    let mut command = Command::new(words[0]);
-    command
+    if words[0] == "apt-get" && run_to_stderr(&words).is_err() {
+        run_to_stderr(&["apt-get", "update"])?;
+    }
+    run_to_stderr(&words)
+}
+
+/// Runs `words`, its stdout and stderr going to this process's stderr (stdout is the report's).
+fn run_to_stderr(words: &[&str]) -> Result<()> {
+    use std::os::fd::AsFd;
+    tracing::info!(command = %words.join(" "), "running");
+    let stderr = || -> Result<Stdio> { Ok(std::io::stderr().as_fd().try_clone_to_owned()?.into()) };
+    let status = Command::new(words[0])
         .args(&words[1..])
         .env("DEBIAN_FRONTEND", "noninteractive")
         .stdin(Stdio::null())
-        .stdout(Stdio::inherit())
-        .stderr(Stdio::inherit());
-    let status = command
+        .stdout(stderr()?)
+        .stderr(stderr()?)
         .status()
         .map_err(|e| format!("run {}: {e}", words[0]))?;
     if status.success() {
         Ok(())
     } else {
-        Err(format!("exited with {status}").into())
+        Err(format!("`{}` exited with {status}", words.join(" ")).into())
     }
+}
+
+/// Whether Erlang's port mapper daemon answers (RabbitMQ starts one if not, which outlives it).
+fn epmd_running() -> bool {
+    Command::new("epmd")
+        .arg("-names")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// A system running as a child process on a loopback port.
@@ -556,6 +577,8 @@ struct Server {
     child: Option<Child>,
     port: u16,
     dir: PathBuf,
+    /// RabbitMQ only: whether this run started the `epmd` it left behind, to stop it after.
+    started_epmd: bool,
 }
 
 /// A port nobody listens on now.
@@ -592,13 +615,15 @@ impl Server {
                     .env("RUST_LOG", "warn");
             }
             System::TansuMemory | System::TansuSqlite => {
+                // Tansu opens a `sqlite://` database relative to its working directory.
                 let engine = if system == System::TansuMemory {
-                    "memory://tansu/".to_owned()
+                    "memory://tansu/"
                 } else {
-                    format!("sqlite://{}", data.join("tansu.db").display())
+                    "sqlite://tansu.db"
                 };
                 // Settings through the environment, which Tansu's versions read alike.
                 command
+                    .current_dir(&data)
                     .arg("broker")
                     .env("STORAGE_ENGINE", engine)
                     .env("LISTENER_URL", format!("tcp://{address}"))
@@ -640,6 +665,7 @@ impl Server {
                     .env("RABBITMQ_ADVANCED_CONFIG_FILE", dir.join("advanced.config"));
             }
         }
+        let started_epmd = system == System::Rabbitmq && !epmd_running();
         let child = command
             .spawn()
             .map_err(|e| format!("start {}: {e}", program.display()))?;
@@ -648,6 +674,7 @@ impl Server {
             child: Some(child),
             port,
             dir: dir.to_path_buf(),
+            started_epmd,
         };
         server.wait_until_serving()?;
         tracing::info!(system = system.name(), port, "serving");
@@ -742,6 +769,21 @@ impl Server {
         let Some(mut child) = self.child.take() else {
             return;
         };
+        self.terminate(&mut child);
+        // epmd refuses to stop while a node is still registered (RabbitMQ's or its
+        // rabbitmqctl's, which may take a moment to go).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.started_epmd && epmd_running() && Instant::now() < deadline {
+            let _ = Command::new("epmd")
+                .arg("-kill")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn terminate(&self, child: &mut Child) {
         let _ = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .stdout(Stdio::null())
@@ -1272,7 +1314,6 @@ async fn amqp_workloads(address: &str, workload: &Workload) -> Result<Figures> {
     }
     let consume_s = start.elapsed().as_secs_f64();
     let (latency, achieved) = amqp_latency(&conn, workload, &payloads).await?;
-    let _ = conn.close(200, "done".into()).await;
     Ok(Figures {
         produce_msgs_per_s: per_s(workload.messages, produce_s),
         produce_mb_per_s: super::output::mb_per_s(
