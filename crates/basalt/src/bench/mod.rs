@@ -11,7 +11,9 @@
 //! `kafka-bench` feature (`cargo build --release -p basalt --features kafka-bench`), which links
 //! librdkafka (it needs `make`, `pkg-config`, `libssl-dev` and `zlib1g-dev`), so that the plain
 //! build needs nothing beyond the Rust toolchain; `loopback` and `disk`
-//! measure the machine's raw limits those figures are compared with.
+//! measure the machine's raw limits those figures are compared with. `compare` (same feature)
+//! starts Basalt and its peers (Tansu, Redis, RabbitMQ) on loopback and runs those workloads
+//! against each, Redis and RabbitMQ through their own protocols (`redis`, `lapin`).
 
 #[cfg(feature = "kafka-bench")]
 mod compare;
