@@ -1589,6 +1589,28 @@ mod tests {
     }
 
     #[test]
+    fn a_system_that_exits_before_serving_is_reported_with_its_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("fake-redis");
+        fs::write(
+            &script,
+            "#!/bin/sh\necho \"cannot open the AOF\" >&2\nexit 3\n",
+        )
+        .unwrap();
+        let mut permissions = fs::metadata(&script).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+        fs::set_permissions(&script, permissions).unwrap();
+        let work = dir.path().join("redis");
+        fs::create_dir(&work).unwrap();
+        let err = Server::start(System::RedisAlways, &script, &work)
+            .err()
+            .expect("it never serves")
+            .to_string();
+        assert!(err.contains("exited with"), "{err}");
+        assert!(err.contains("cannot open the AOF"), "{err}");
+    }
+
+    #[test]
     fn messages_are_a_count_or_small() {
         assert_eq!(
             parse_messages("small"),
