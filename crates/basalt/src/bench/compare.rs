@@ -47,6 +47,7 @@ use super::kafka::{Acks, Compression, Payloads, ProducerSettings, Target, per_s}
 use super::latency::{self, LatencyArgs, Percentiles};
 use super::load::Budget;
 use super::output::{emit, fmt_latency, fmt_rate, table};
+use super::process;
 use super::produce::{self, ProduceArgs};
 use super::{Result, loopback};
 
@@ -305,6 +306,8 @@ struct Figures {
     /// Messages per second the latency producer achieved (the rate asked, unless it fell
     /// behind).
     latency_achieved_rate: f64,
+    /// CPU seconds (user and system) the system's processes spent over the three workloads.
+    server_cpu_s: f64,
 }
 
 /// Each figure over the reference system's.
@@ -681,6 +684,12 @@ impl Server {
         Ok(server)
     }
 
+    /// CPU seconds of the server's process tree so far.
+    fn cpu_seconds(&self) -> Result<f64> {
+        let pid = self.child.as_ref().ok_or("not running")?.id();
+        process::tree_cpu_seconds(pid)
+    }
+
     fn address(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
@@ -821,7 +830,8 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// Runs produce, consume and latency against a serving system.
 fn run_workloads(system: System, server: &Server, workload: &Workload) -> Result<Figures> {
-    match system {
+    let cpu_before = server.cpu_seconds()?;
+    let mut figures = match system {
         System::BasaltAlways | System::BasaltOs | System::TansuMemory | System::TansuSqlite => {
             kafka_workloads(&server.address(), workload)
         }
@@ -829,7 +839,9 @@ fn run_workloads(system: System, server: &Server, workload: &Workload) -> Result
             runtime()?.block_on(redis_workloads(&server.address(), workload))
         }
         System::Rabbitmq => runtime()?.block_on(amqp_workloads(&server.address(), workload)),
-    }
+    }?;
+    figures.server_cpu_s = (server.cpu_seconds()? - cpu_before).max(0.0);
+    Ok(figures)
 }
 
 // ---- Kafka protocol: the code of `bench produce`, `bench consume` and `bench latency`.
@@ -898,6 +910,7 @@ fn kafka_workloads(brokers: &str, workload: &Workload) -> Result<Figures> {
         latency_p99_us: latency.latency.p99_us,
         latency_p99_9_us: latency.latency.p99_9_us,
         latency_achieved_rate: latency.achieved_rate,
+        server_cpu_s: 0.0,
     })
 }
 
@@ -1105,6 +1118,7 @@ async fn redis_workloads(address: &str, workload: &Workload) -> Result<Figures> 
         latency_p99_us: latency.p99_us,
         latency_p99_9_us: latency.p99_9_us,
         latency_achieved_rate: achieved,
+        server_cpu_s: 0.0,
     })
 }
 
@@ -1325,6 +1339,7 @@ async fn amqp_workloads(address: &str, workload: &Workload) -> Result<Figures> {
         latency_p99_us: latency.p99_us,
         latency_p99_9_us: latency.p99_9_us,
         latency_achieved_rate: achieved,
+        server_cpu_s: 0.0,
     })
 }
 
@@ -1405,6 +1420,7 @@ fn render(report: &Report) -> String {
             "p50",
             "p99",
             "p99.9",
+            "server CPU s",
         ],
         2,
     );
@@ -1433,6 +1449,7 @@ fn render(report: &Report) -> String {
                         fmt_latency(f.latency_p99_9_us),
                         r.map(|r| r.latency_p99_9_us),
                     ),
+                    format!("{:.2}", f.server_cpu_s),
                 ]);
             }
             _ => {
@@ -1496,6 +1513,7 @@ mod tests {
             latency_p99_us: 2000.0 * scale,
             latency_p99_9_us: 4000.0 * scale,
             latency_achieved_rate: 1000.0,
+            server_cpu_s: 1.5,
         }
     }
 
@@ -1558,6 +1576,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("skipped (below)"), "{text}");
+        assert!(
+            text.contains("server CPU s") && text.contains("1.50"),
+            "{text}"
+        );
         assert!(text.contains("rabbitmq: AMQP"), "{text}");
         assert!(text.contains("; skipped: not installed"), "{text}");
         assert!(text.contains("loopback TCP 5000 MB/s"), "{text}");

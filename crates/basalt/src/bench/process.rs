@@ -142,6 +142,53 @@ fn cpu_seconds(pid: u32) -> Result<(f64, f64)> {
         .ok_or_else(|| format!("{path} has no CPU times").into())
 }
 
+/// User plus system CPU seconds of `root` and of every process below it now (a child that
+/// already exited counts only once its parent waited for it). RabbitMQ, for one, runs as a
+/// shell script whose child is the Erlang VM.
+pub(crate) fn tree_cpu_seconds(root: u32) -> Result<f64> {
+    let mut stats = Vec::new();
+    for entry in fs::read_dir("/proc")?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if let Ok(stat) = fs::read_to_string(entry.path().join("stat"))
+            && let (Some(ppid), Some((user, system))) =
+                (parse_stat_ppid(&stat), parse_stat_times(&stat))
+        {
+            stats.push((pid, ppid, user + system));
+        }
+    }
+    let mut tree = vec![root];
+    let mut ticks = 0u64;
+    let mut i = 0;
+    while i < tree.len() {
+        let pid = tree[i];
+        for &(child, parent, t) in &stats {
+            if child == pid {
+                ticks += t;
+            }
+            if parent == pid && !tree.contains(&child) {
+                tree.push(child);
+            }
+        }
+        i += 1;
+    }
+    if !stats.iter().any(|&(pid, _, _)| pid == root) {
+        return Err(format!("process {root} is not running").into());
+    }
+    Ok(ticks as f64 / TICKS_PER_S)
+}
+
+/// The parent pid (field 4) of a `/proc/<pid>/stat` line.
+fn parse_stat_ppid(stat: &str) -> Option<u32> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// `utime` and `stime` (fields 14 and 15) of a `/proc/<pid>/stat` line. The command name (field
 /// 2) is in parentheses and may hold spaces and parentheses itself, so fields are counted from
 /// the last `)`.
@@ -176,6 +223,26 @@ mod tests {
         let stat = "4242 (basalt (x) y) S 1 4242 4242 0 -1 4194560 500 0 0 0 1234 567 0 0 20 0 9";
         assert_eq!(parse_stat_times(stat), Some((1234, 567)));
         assert_eq!(parse_stat_times("garbage"), None);
+    }
+
+    #[test]
+    fn the_parent_pid_is_the_fourth_field() {
+        let stat = "4242 (basalt (x) y) S 1 4242 4242 0 -1 4194560 500 0 0 0 1234 567 0 0 20 0 9";
+        assert_eq!(parse_stat_ppid(stat), Some(1));
+        assert_eq!(parse_stat_ppid("garbage"), None);
+    }
+
+    #[test]
+    fn a_process_tree_counts_its_children() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let own = tree_cpu_seconds(std::process::id()).unwrap();
+        assert!(own >= 0.0);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(tree_cpu_seconds(u32::MAX).is_err());
     }
 
     #[test]
