@@ -518,14 +518,17 @@ fn measure_system(system: System, install: bool, work: &WorkDir, workload: &Work
             }
         }
     };
-    let result = work
-        .case_dir(system.name())
-        .and_then(|dir| Server::start(system, &program, &dir))
-        .and_then(|server| {
-            let figures = run_workloads(system, &server, workload);
+    let result = work.case_dir(system.name()).and_then(|dir| {
+        let measured = Server::start(system, &program, &dir).and_then(|server| {
+            let figures = run_workloads(system, &server, workload)
+                .map_err(|e| format!("{e}; its log ends: {}", server.log_tail()));
             server.stop();
-            figures
+            Ok(figures?)
         });
+        // The next system starts without this one's files.
+        disk::remove_case_dir(&dir)?;
+        measured
+    });
     match result {
         Ok(figures) => row(Status::Measured, None, Some(figures)),
         Err(err) => row(Status::Failed, Some(err.to_string()), None),
