@@ -472,9 +472,29 @@ impl<T> Reply<T> {
 }
 
 impl Client {
-    /// Finds the coordinator of consumer group `group`; see [`Client::find_coordinator`].
-    pub fn coordinator(&mut self, group: &str) -> Result<i32, Error> {
-        self.find_coordinator(CoordinatorKind::Group, group)
+    /// Runs `op` on the coordinator of `key`, finding it again and repeating while `op` answers
+    /// [`Reply::Retry`], for up to [`COORDINATOR_WAIT`]; past it the last code becomes
+    /// `on_timeout`'s error. Returns the coordinator's broker id and the answer.
+    pub fn with_coordinator<T>(
+        &mut self,
+        kind: CoordinatorKind,
+        key: &str,
+        on_timeout: impl Fn(i16) -> Error,
+        mut op: impl FnMut(&mut Connection) -> Result<Reply<T>, Error>,
+    ) -> Result<(i32, T), Error> {
+        let deadline = Instant::now() + COORDINATOR_WAIT;
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let node = self.find_coordinator(kind, key)?;
+            match op(self.node(node)?)? {
+                Reply::Done(value) => return Ok((node, value)),
+                Reply::Retry(code) if Instant::now() >= deadline => return Err(on_timeout(code)),
+                Reply::Retry(_) => {
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_millis(500));
+                }
+            }
+        }
     }
 
     /// Finds the coordinator of `key` (a group or a transactional id, as `kind` says) with

@@ -20,7 +20,6 @@
 //! skipped.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
 
 use basalt_protocol::messages::consumer_group_describe_request::ConsumerGroupDescribeRequest;
 use basalt_protocol::messages::consumer_protocol_assignment::ConsumerProtocolAssignment;
@@ -40,8 +39,8 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use super::client::{
-    COORDINATOR_WAIT, Client, Connection, EARLIEST, LATEST, Reply, TopicInfo, check,
-    coordinator_retriable, unexpected,
+    COORDINATOR_WAIT, Client, Connection, CoordinatorKind, EARLIEST, LATEST, Reply, TopicInfo,
+    check, coordinator_retriable, unexpected,
 };
 use super::consume::parse_timestamp;
 use super::output::{print_json, render_table, table};
@@ -245,23 +244,14 @@ pub fn run(args: GroupArgs) -> Result<(), Error> {
 fn with_coordinator<T>(
     client: &mut Client,
     group: &str,
-    mut op: impl FnMut(&mut Connection) -> Result<Reply<T>, Error>,
+    op: impl FnMut(&mut Connection) -> Result<Reply<T>, Error>,
 ) -> Result<(i32, T), Error> {
-    let deadline = Instant::now() + COORDINATOR_WAIT;
-    let mut backoff = Duration::from_millis(50);
-    loop {
-        let node = client.coordinator(group)?;
-        match op(client.node(node)?)? {
-            Reply::Done(value) => return Ok((node, value)),
-            Reply::Retry(code) if Instant::now() >= deadline => {
-                return Err(group_error(group, code, None));
-            }
-            Reply::Retry(_) => {
-                std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_millis(500));
-            }
-        }
-    }
+    client.with_coordinator(
+        CoordinatorKind::Group,
+        group,
+        |code| group_error(group, code, None),
+        op,
+    )
 }
 
 /// The message for error `code` about `group`, with the common group errors explained.

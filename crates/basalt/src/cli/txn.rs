@@ -19,7 +19,7 @@
 //! COORDINATOR_NOT_AVAILABLE or COORDINATOR_LOAD_IN_PROGRESS ([`with_coordinator`]).
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use basalt_protocol::messages::describe_producers_request::{
     DescribeProducersRequest, TopicRequest,
@@ -288,23 +288,14 @@ fn render_list(txns: &[ListedTxn]) -> String {
 fn with_coordinator<T>(
     client: &mut Client,
     id: &str,
-    mut op: impl FnMut(&mut Connection) -> Result<Reply<T>, Error>,
+    op: impl FnMut(&mut Connection) -> Result<Reply<T>, Error>,
 ) -> Result<(i32, T), Error> {
-    let deadline = Instant::now() + COORDINATOR_WAIT;
-    let mut backoff = Duration::from_millis(50);
-    loop {
-        let node = client.find_coordinator(CoordinatorKind::Transaction, id)?;
-        match op(client.node(node)?)? {
-            Reply::Done(value) => return Ok((node, value)),
-            Reply::Retry(code) if Instant::now() >= deadline => {
-                return Err(txn_error(id, code, None));
-            }
-            Reply::Retry(_) => {
-                std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_millis(500));
-            }
-        }
-    }
+    client.with_coordinator(
+        CoordinatorKind::Transaction,
+        id,
+        |code| txn_error(id, code, None),
+        op,
+    )
 }
 
 /// The message for error `code` about transactional id `id`, with the common errors explained.
