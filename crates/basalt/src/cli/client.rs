@@ -60,7 +60,7 @@ fn client_max_version(api: ApiKey) -> i16 {
     }
 }
 
-/// How long [`Client::coordinator`] keeps asking while the coordinator is still being elected or
+/// How long [`Client::with_coordinator`] keeps asking while the coordinator is still being elected or
 /// loaded (Kafka creates `__consumer_offsets` on the first FindCoordinator).
 pub const COORDINATOR_WAIT: Duration = Duration::from_secs(10);
 
