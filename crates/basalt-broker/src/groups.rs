@@ -382,48 +382,54 @@ impl Coordinator {
         let now = now_ms();
         let mut groups = self.groups.lock();
         let mut count = 0usize;
-        for partition in &topic.partitions {
-            let log = &partition.log;
-            let mut offset = log.log_start_offset();
-            let end = log.log_end_offset();
-            while offset < end {
-                let read = match log.read(offset, 1 << 20, end) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::error!(partition = partition.index, error = %e, "cannot replay {OFFSETS_TOPIC}");
-                        break;
-                    }
-                };
-                if read.next_offset <= offset {
-                    break;
+        replay(
+            &topic,
+            |key, value| match basalt_coordinator::record::decode(key, value) {
+                Ok(d) => {
+                    apply(&mut groups, d, now, &self.config);
+                    count += 1;
                 }
-                for batch in BatchIter::new(&read.records) {
-                    let Ok((_, range)) = batch else { break };
-                    let bytes = read.records.slice(range);
-                    let Ok(records) = decode_records(&bytes) else {
-                        continue;
-                    };
-                    for r in records {
-                        match basalt_coordinator::record::decode(
-                            r.key.as_deref().unwrap_or_default(),
-                            r.value.as_deref(),
-                        ) {
-                            Ok(d) => {
-                                apply(&mut groups, d, now, &self.config);
-                                count += 1;
-                            }
-                            Err(e) => tracing::warn!(error = %e, "skipping a group record"),
-                        }
-                    }
-                }
-                offset = read.next_offset;
-            }
-        }
+                Err(e) => tracing::warn!(error = %e, "skipping a group record"),
+            },
+        );
         tracing::info!(
             groups = groups.len(),
             records = count,
             "loaded consumer groups"
         );
+    }
+}
+
+/// Calls `f` with the key (empty if null) and value of every record of `topic`, partition by
+/// partition in offset order: the replay of an internal state topic at start. A partition that
+/// cannot be read is logged and left at the failing offset; undecodable batches are skipped.
+pub(crate) fn replay(topic: &Topic, mut f: impl FnMut(&[u8], Option<&[u8]>)) {
+    for partition in &topic.partitions {
+        let log = &partition.log;
+        let mut offset = log.log_start_offset();
+        let end = log.log_end_offset();
+        while offset < end {
+            let read = match log.read(offset, 1 << 20, end) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(topic = %topic.meta.name, partition = partition.index, error = %e, "cannot replay an internal topic");
+                    break;
+                }
+            };
+            if read.next_offset <= offset {
+                break;
+            }
+            for batch in BatchIter::new(&read.records) {
+                let Ok((_, range)) = batch else { break };
+                let Ok(records) = decode_records(&read.records.slice(range)) else {
+                    continue;
+                };
+                for r in records {
+                    f(r.key.as_deref().unwrap_or_default(), r.value.as_deref());
+                }
+            }
+            offset = read.next_offset;
+        }
     }
 }
 

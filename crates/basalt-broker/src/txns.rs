@@ -36,11 +36,11 @@ use std::sync::Arc;
 use basalt_coordinator::txn::{EndOutcome, EndPlan, InitOutcome, Transactions, Txn, TxnConfig};
 use basalt_coordinator::{CommittedOffset, Effects, Group, Record};
 use basalt_protocol::ErrorCode;
-use basalt_record::{BatchBuilder, BatchIter, ControlType, decode_records};
+use basalt_record::{BatchBuilder, ControlType};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use crate::groups::{Durable, durable, partition_for};
+use crate::groups::{Durable, durable, partition_for, replay};
 use crate::{Broker, Topic, now_ms};
 
 /// The internal topic holding the state of every transactional id.
@@ -563,47 +563,22 @@ impl TxnCoordinator {
         };
         let mut state = self.state.lock();
         let mut count = 0usize;
-        for partition in &topic.partitions {
-            let log = &partition.log;
-            let mut offset = log.log_start_offset();
-            let end = log.log_end_offset();
-            while offset < end {
-                let read = match log.read(offset, 1 << 20, end) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::error!(partition = partition.index, error = %e, "cannot replay {TXN_TOPIC}");
-                        break;
-                    }
-                };
-                if read.next_offset <= offset {
-                    break;
+        replay(&topic, |key, value| {
+            let Ok(Key::Txn { id }) = serde_json::from_slice::<Key>(key) else {
+                tracing::warn!("skipping a transaction record with an unknown key");
+                return;
+            };
+            let value = match value.map(serde_json::from_slice::<Txn>) {
+                None => None,
+                Some(Ok(t)) => Some(t),
+                Some(Err(e)) => {
+                    tracing::warn!(txn = %id, error = %e, "skipping a damaged transaction record");
+                    return;
                 }
-                for batch in BatchIter::new(&read.records) {
-                    let Ok((_, range)) = batch else { break };
-                    let Ok(records) = decode_records(&read.records.slice(range)) else {
-                        continue;
-                    };
-                    for r in records {
-                        let key = r.key.as_deref().unwrap_or_default();
-                        let Ok(Key::Txn { id }) = serde_json::from_slice::<Key>(key) else {
-                            tracing::warn!("skipping a transaction record with an unknown key");
-                            continue;
-                        };
-                        let value = match r.value.as_deref().map(serde_json::from_slice::<Txn>) {
-                            None => None,
-                            Some(Ok(t)) => Some(t),
-                            Some(Err(e)) => {
-                                tracing::warn!(txn = %id, error = %e, "skipping a damaged transaction record");
-                                continue;
-                            }
-                        };
-                        state.apply(&id, value);
-                        count += 1;
-                    }
-                }
-                offset = read.next_offset;
-            }
-        }
+            };
+            state.apply(&id, value);
+            count += 1;
+        });
         tracing::info!(
             transactional_ids = state.len(),
             pending = state.pending_plans().len(),
