@@ -43,6 +43,6 @@ mod txnindex;
 pub use config::{FsyncPolicy, LogConfig, SEGMENT_BYTES_LIMIT};
 pub use error::{Damage, Result, StorageError};
 pub use flusher::SyncTicket;
-pub use log::{Appended, Log, ReadResult, RecoveryReport, RetentionOutcome};
+pub use log::{Appended, FileRead, Log, ReadResult, RecoveryReport, RetentionOutcome};
 pub use storage::{Storage, StorageOptions};
 pub use txnindex::AbortedTxn;

@@ -103,6 +103,21 @@ pub struct ReadResult {
     pub log_end_offset: i64,
 }
 
+/// Where the batches of a read are, left in their segment file: what a fetch sends with
+/// `sendfile` instead of reading.
+#[derive(Debug, Clone)]
+pub struct FileRead {
+    /// `len` bytes of whole batches at `position` of `file`, starting with the batch that
+    /// contains the requested offset; `None` when nothing is available below the upper bound.
+    pub region: Option<(Arc<std::fs::File>, u64, usize)>,
+    /// Offset after the last batch in the region (the requested offset when there is none).
+    pub next_offset: i64,
+    /// First offset the log holds.
+    pub log_start_offset: i64,
+    /// Next offset the log will assign.
+    pub log_end_offset: i64,
+}
+
 /// What opening a log found.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RecoveryReport {
@@ -572,6 +587,99 @@ impl Log {
         upper_offset: i64,
     ) -> Result<ReadResult> {
         self.read_inner(offset, max_bytes, upper_offset, false)
+    }
+
+    /// Like [`Log::read`] (or [`Log::read_within`] when `at_least_one` is false), but the
+    /// batches stay in the segment file: the result says where they are. Finding the end reads
+    /// batch headers only, jumping by the offset index, so the cost does not grow with the bytes
+    /// returned. The open file keeps the bytes readable even if retention deletes the segment.
+    pub fn read_file(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        upper_offset: i64,
+        at_least_one: bool,
+    ) -> Result<FileRead> {
+        let log_start = self.log_start_offset();
+        let log_end = self.log_end_offset();
+        if offset < log_start || offset > log_end {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start_offset: log_start,
+                log_end_offset: log_end,
+            });
+        }
+        self.check_readable(offset)?;
+        let upper = upper_offset.min(log_end);
+        let empty = FileRead {
+            region: None,
+            next_offset: offset,
+            log_start_offset: log_start,
+            log_end_offset: log_end,
+        };
+        if offset >= upper {
+            return Ok(empty);
+        }
+        let interval = self.config.read().index_interval_bytes;
+        let fds = &self.shared.fds;
+        let mut segment = Some(self.floor_segment(offset));
+        while let Some(seg) = segment.take() {
+            let (idx, damage) = seg.indexes(fds, interval)?;
+            if let Some(damage) = damage {
+                self.mark_damaged(damage);
+            }
+            let valid = seg.valid_bytes();
+            let file = seg.file(fds).map_err(|e| self.gone_or(e, offset))?;
+            let mut position = idx.position_for(seg.relative(offset), valid);
+            while position < valid {
+                let header = self.header_at(&seg, &file, position, valid)?;
+                if header.last_offset() < offset {
+                    position += header.total_size() as u64;
+                    continue;
+                }
+                let first = header.total_size();
+                if header.base_offset >= upper || (!at_least_one && first > max_bytes) {
+                    return Ok(empty);
+                }
+                let start = position;
+                let limit = valid.min(start + max_bytes.max(first) as u64);
+                let mut end = start + first as u64;
+                let mut next_offset = header.next_offset();
+                // Jump over whole batches by the index: every batch before an entry that lies
+                // within the limit and below the upper bound belongs to the read.
+                let reach = idx.offsets.partition_point(|e| {
+                    u64::from(e.position) <= limit
+                        && seg.base_offset + i64::from(e.relative_offset) < upper
+                });
+                if let Some(e) = reach.checked_sub(1).map(|i| idx.offsets[i])
+                    && u64::from(e.position) > end
+                {
+                    end = u64::from(e.position);
+                    next_offset = seg.base_offset + i64::from(e.relative_offset);
+                }
+                while end < limit {
+                    let h = match self.header_at(&seg, &file, end, valid) {
+                        Ok(h) => h,
+                        // The batches before it are still served; the damage is recorded.
+                        Err(StorageError::Damaged(_)) => break,
+                        Err(e) => return Err(e),
+                    };
+                    if h.base_offset >= upper || end + h.total_size() as u64 > limit {
+                        break;
+                    }
+                    end += h.total_size() as u64;
+                    next_offset = h.next_offset();
+                }
+                return Ok(FileRead {
+                    region: Some((file, start, (end - start) as usize)),
+                    next_offset,
+                    log_start_offset: log_start,
+                    log_end_offset: log_end,
+                });
+            }
+            segment = self.segment_after(seg.base_offset);
+        }
+        Ok(empty)
     }
 
     fn read_inner(

@@ -412,3 +412,72 @@ fn interval_policy_syncs_in_the_background() {
     }
     assert_eq!(log.durable_end_offset(), 2);
 }
+
+/// `read_file` names exactly the bytes `read` and `read_within` return, for every offset, budget
+/// and upper bound, across segments and index entries (small segments and a small index
+/// interval, so the index jump and the header walk both run), before and after reopening.
+#[test]
+fn file_reads_name_the_same_batches_as_copying_reads() {
+    use std::os::unix::fs::FileExt;
+    let dir = tempfile::tempdir().unwrap();
+    let config = small_config(FsyncPolicy::Always);
+    let check = |log: &basalt_storage::Log| {
+        let end = log.log_end_offset();
+        for offset in (0..=end).step_by(3) {
+            for max_bytes in [1usize, 200, 700, 3000, 1 << 20] {
+                for upper in [offset, offset + 5, end - 7, end, i64::MAX] {
+                    for at_least_one in [true, false] {
+                        let copied = if at_least_one {
+                            log.read(offset, max_bytes, upper)
+                        } else {
+                            log.read_within(offset, max_bytes, upper)
+                        }
+                        .unwrap();
+                        let named = log
+                            .read_file(offset, max_bytes, upper, at_least_one)
+                            .unwrap();
+                        let bytes = match named.region {
+                            Some((file, position, len)) => {
+                                let mut buf = vec![0; len];
+                                file.read_exact_at(&mut buf, position).unwrap();
+                                buf
+                            }
+                            None => Vec::new(),
+                        };
+                        let case = format!(
+                            "offset {offset} max {max_bytes} upper {upper} at_least_one {at_least_one}"
+                        );
+                        assert_eq!(&bytes[..], &copied.records[..], "{case}");
+                        assert_eq!(named.next_offset, copied.next_offset, "{case}");
+                    }
+                }
+            }
+        }
+    };
+    {
+        let storage = open(dir.path());
+        let (log, _) = storage.open_log("t-0", config.clone()).unwrap();
+        for i in 0..120u64 {
+            // Batches of 1 to 6 records of varying size: some smaller than the index interval,
+            // some larger.
+            let b = batch(
+                i,
+                1 + (i % 6) as usize,
+                10 + (i as usize * 37) % 300,
+                1000 + i as i64,
+            );
+            log.append(&b, 0).unwrap().durable.wait().unwrap();
+        }
+        assert!(log.segment_count() > 2, "the log rolled");
+        check(&log);
+        storage.close().unwrap();
+    }
+    let storage = open(dir.path());
+    let (log, _) = storage.open_log("t-0", config).unwrap();
+    check(&log);
+    assert!(matches!(
+        log.read_file(log.log_end_offset() + 1, 100, i64::MAX, true),
+        Err(StorageError::OffsetOutOfRange { .. })
+    ));
+    storage.close().unwrap();
+}
