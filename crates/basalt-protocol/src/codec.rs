@@ -15,6 +15,7 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+use crate::encoder::{Encoder, Records};
 use crate::types::{RawTaggedField, Uuid};
 
 /// The largest element count accepted for one array, whatever the remaining bytes allow.
@@ -162,6 +163,13 @@ pub enum EncodeError {
         field: &'static str,
         /// The value's length.
         length: usize,
+    },
+    /// A record set in a file was given where the bytes must be in one buffer (a tagged field,
+    /// or a request).
+    #[error("{field}: records in a file cannot be written here")]
+    FileRecordsNotContiguous {
+        /// The field.
+        field: &'static str,
     },
 }
 
@@ -644,6 +652,28 @@ pub fn write_nullable_bytes(
 ) -> Result<(), EncodeError> {
     match value {
         Some(b) => write_bytes(buf, b, flexible, field),
+        None if nullable => {
+            write_null(buf, flexible, false);
+            Ok(())
+        }
+        None => Err(EncodeError::NullNotAllowed { field }),
+    }
+}
+
+/// Writes a response's record set that may be null if `nullable` is true; the records
+/// themselves go through [`Encoder::put_records`], which does not copy large ones.
+pub fn write_nullable_records(
+    buf: &mut Encoder,
+    value: Option<&Records>,
+    flexible: bool,
+    nullable: bool,
+    field: &'static str,
+) -> Result<(), EncodeError> {
+    match value {
+        Some(r) => {
+            write_length(buf, r.len(), flexible, false, field)?;
+            buf.put_records(r, field)
+        }
         None if nullable => {
             write_null(buf, flexible, false);
             Ok(())

@@ -118,17 +118,6 @@ pub fn write_frame(dst: &mut BytesMut, body: &[u8]) -> Result<(), FrameError> {
     Ok(())
 }
 
-/// Fills in the size prefix of a frame built in place: `frame` must start with four placeholder
-/// bytes followed by the body.
-pub(crate) fn finish_frame(frame: &mut BytesMut) -> Option<()> {
-    let body_len = frame.len().checked_sub(SIZE_PREFIX_LEN)?;
-    let size = i32::try_from(body_len).ok()?;
-    frame
-        .get_mut(..SIZE_PREFIX_LEN)?
-        .copy_from_slice(&size.to_be_bytes());
-    Some(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,6 +20,7 @@
 //! values are zero-copy slices of the input frame.
 
 pub mod codec;
+pub mod encoder;
 pub mod error;
 pub mod frame;
 pub mod header;
@@ -29,6 +30,7 @@ pub mod request;
 pub mod types;
 
 pub use codec::{DecodeError, EncodeError};
+pub use encoder::{Chunk, Encoder, FileRegion, Frame, Records};
 pub use error::ErrorCode;
 pub use frame::{FrameDecoder, FrameError, FrameStatus};
 pub use header::{RequestHeader, ResponseHeader, header_versions};

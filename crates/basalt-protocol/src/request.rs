@@ -6,9 +6,10 @@
 //! header, or at least the correlation ID) so the broker can answer `UNSUPPORTED_VERSION`; bytes
 //! after a body are ignored, as Kafka does.
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 
 use crate::codec::{DecodeError, EncodeError};
+use crate::encoder::{Encoder, Frame};
 use crate::frame;
 use crate::header::{RequestHeader, ResponseHeader, header_versions, response_header_version};
 use crate::messages::{ApiKey, RequestBody, ResponseBody};
@@ -147,24 +148,16 @@ pub fn decode_request_frame(frame: Bytes) -> Result<(RequestHeader, RequestBody)
     Ok((header, body))
 }
 
-fn finish(mut out: BytesMut) -> Result<Bytes, EncodeError> {
-    let length = out.len();
-    frame::finish_frame(&mut out).ok_or(EncodeError::TooLong {
-        field: "frame",
-        length,
-    })?;
-    Ok(out.freeze())
-}
-
 /// Encodes a response as a complete size-prefixed frame: response header of `header_version`
-/// (see [`response_header_version`]) with `correlation_id`, then `body` at `version`.
+/// (see [`response_header_version`]) with `correlation_id`, then `body` at `version`. Large
+/// record sets and records still in files are separate parts of the frame, not copies.
 pub fn encode_response(
     header_version: i16,
     correlation_id: i32,
     body: &ResponseBody,
     version: i16,
-) -> Result<Bytes, EncodeError> {
-    let mut out = BytesMut::with_capacity(64);
+) -> Result<Frame, EncodeError> {
+    let mut out = Encoder::with_capacity(64);
     out.extend_from_slice(&[0; frame::SIZE_PREFIX_LEN]);
     ResponseHeader {
         correlation_id,
@@ -172,7 +165,7 @@ pub fn encode_response(
     }
     .encode(&mut out, header_version)?;
     body.encode(&mut out, version)?;
-    finish(out)
+    out.finish_frame()
 }
 
 /// Encodes a request as a complete size-prefixed frame, with the header version the API and
@@ -184,7 +177,7 @@ pub fn encode_request_frame(
     let api_key = body.api_key();
     let version = header.request_api_version;
     let (header_version, _) = header_versions(api_key, version);
-    let mut out = BytesMut::with_capacity(64);
+    let mut out = Encoder::with_capacity(64);
     out.extend_from_slice(&[0; frame::SIZE_PREFIX_LEN]);
     let header = RequestHeader {
         request_api_key: api_key.key(),
@@ -192,7 +185,9 @@ pub fn encode_request_frame(
     };
     header.encode(&mut out, header_version)?;
     body.encode(&mut out, version)?;
-    finish(out)
+    out.finish_frame()?
+        .into_bytes()
+        .ok_or(EncodeError::FileRecordsNotContiguous { field: "request" })
 }
 
 /// Decodes one response frame body (without its size prefix) for a request of `api_key` at

@@ -6,9 +6,10 @@
 
 use std::fmt;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use crate::codec::{DecodeError, EncodeError};
+use crate::encoder::Encoder;
 
 /// A Kafka `uuid`: 16 raw bytes, big-endian as on the wire. The all-zero value is Kafka's
 /// `Uuid.ZERO_UUID`, the default.
@@ -114,7 +115,7 @@ pub trait Message: Sized + Default + fmt::Debug + Clone + PartialEq {
     fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError>;
 
     /// Appends the message encoded at `version` to `buf`.
-    fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError>;
+    fn encode(&self, buf: &mut Encoder, version: i16) -> Result<(), EncodeError>;
 }
 
 /// A request message, tied to its API key and response type.

@@ -26,6 +26,7 @@ pub mod auth;
 pub mod listener;
 pub mod scram;
 pub mod tls;
+pub mod writer;
 pub mod x509;
 
 use std::future::Future;
@@ -36,11 +37,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use basalt_protocol::{
-    ApiKey, FrameDecoder, FrameStatus, RequestBody, RequestError, RequestHeader, ResponseBody,
-    decode_request_frame, encode_response, header_versions,
+    ApiKey, Frame, FrameDecoder, FrameStatus, RequestBody, RequestError, RequestHeader,
+    ResponseBody, decode_request_frame, encode_response, header_versions,
 };
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
@@ -348,7 +349,11 @@ async fn accept_loop<H: Handler>(
                 let tls = config.tls.as_ref().map(|t| t.acceptor());
                 connections.spawn(async move {
                     match tls {
-                        None => serve_connection(stream, info, handler, limits, stop).await,
+                        None => {
+                            let (reader, writer) = stream.into_split();
+                            let writer = writer::SocketWriter::new(writer);
+                            serve_connection(reader, writer, info, handler, limits, stop).await;
+                        }
                         Some(acceptor) => {
                             let handshake =
                                 tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
@@ -365,7 +370,10 @@ async fn accept_loop<H: Handler>(
                                         tracing::info!(conn = info.id, peer = %info.peer, listener = %info.listener.name, %principal, "TLS client certificate accepted");
                                         info.set_principal(principal);
                                     }
-                                    serve_connection(tls, info, handler, limits, stop).await;
+                                    let (reader, writer) = tokio::io::split(tls);
+                                    let writer = writer::CopyWriter::new(writer);
+                                    serve_connection(reader, writer, info, handler, limits, stop)
+                                        .await;
                                 }
                                 Ok(Err(err)) => {
                                     tracing::warn!(conn = info.id, peer = %info.peer, listener = %info.listener.name, error = %err, "TLS handshake failed");
@@ -404,23 +412,24 @@ async fn accept_loop<H: Handler>(
 
 /// What the writer task sends for one request slot.
 enum Slot {
-    Frame(Bytes),
+    Frame(Frame),
     Nothing,
     Close(String),
 }
 
-async fn serve_connection<S, H>(
-    stream: S,
+async fn serve_connection<R, W, H>(
+    mut reader: R,
+    mut writer: W,
     info: Arc<ConnectionInfo>,
     handler: Arc<H>,
     limits: ServerLimits,
     mut stop: watch::Receiver<bool>,
 ) where
-    S: AsyncRead + AsyncWrite + Send + 'static,
+    R: AsyncRead + Unpin + Send + 'static,
+    W: writer::FrameWriter,
     H: Handler,
 {
     tracing::debug!(conn = info.id, peer = %info.peer, listener = %info.listener.name, "connection opened");
-    let (mut reader, mut writer) = tokio::io::split(stream);
     let (slots_tx, mut slots_rx) =
         mpsc::channel::<oneshot::Receiver<Slot>>(limits.max_in_flight.max(1));
     let conn_id = info.id;
@@ -428,13 +437,9 @@ async fn serve_connection<S, H>(
     let writer_task = tokio::spawn(async move {
         while let Some(slot) = slots_rx.recv().await {
             match slot.await {
-                Ok(Slot::Frame(bytes)) => {
-                    if let Err(err) = writer.write_all(&bytes).await {
+                Ok(Slot::Frame(frame)) => {
+                    if let Err(err) = writer.write_frame(&frame).await {
                         tracing::debug!(conn = conn_id, error = %err, "write failed");
-                        break;
-                    }
-                    if let Err(err) = writer.flush().await {
-                        tracing::debug!(conn = conn_id, error = %err, "flush failed");
                         break;
                     }
                 }
@@ -446,7 +451,7 @@ async fn serve_connection<S, H>(
                 Err(_) => break,
             }
         }
-        let _ = writer.shutdown().await;
+        writer.shutdown().await;
     });
 
     let sasl_limit = info
@@ -532,7 +537,7 @@ async fn raw_token(frame: &[u8], info: &Arc<ConnectionInfo>, slot: oneshot::Send
             let mut out = BytesMut::with_capacity(4 + reply.len());
             out.extend_from_slice(&u32::try_from(reply.len()).unwrap_or(0).to_be_bytes());
             out.extend_from_slice(&reply);
-            let _ = slot.send(Slot::Frame(out.freeze()));
+            let _ = slot.send(Slot::Frame(out.freeze().into()));
             false
         }
         None => {
@@ -618,7 +623,7 @@ fn encode(
     };
     let (_, header_version) = header_versions(api_key, version);
     match encode_response(header_version, correlation_id, &body, version) {
-        Ok(bytes) => Slot::Frame(bytes),
+        Ok(frame) => Slot::Frame(frame),
         Err(err) => {
             tracing::error!(conn = info.id, ?api_key, version, error = %err, "could not encode response");
             Slot::Close(format!("response encoding failed: {err}"))

@@ -398,6 +398,9 @@ impl<'a> MessageGen<'a> {
         let nullable = !f.nullable.is_empty();
         let opt = |t: String| if nullable { format!("Option<{t}>") } else { t };
         match &f.ty {
+            Ty::Records if self.spec.kind == super::spec::Kind::Response => {
+                "Option<Records>".into()
+            }
             Ty::Records => "Option<Bytes>".into(),
             Ty::Array(e) => opt(format!("Vec<{}>", scalar_type(e))),
             t => opt(scalar_type(t)),
@@ -504,6 +507,9 @@ impl<'a> MessageGen<'a> {
                 format!("codec::read_nullable_string({b}, {fx}, {nc}, {name})?")
             }
             Ty::String => format!("codec::read_string({b}, {fx}, {name})?"),
+            Ty::Records if optional && self.spec.kind == super::spec::Kind::Response => {
+                format!("codec::read_nullable_bytes({b}, {fx}, {nc}, {name})?.map(Records::Memory)")
+            }
             Ty::Bytes | Ty::Records if optional => {
                 format!("codec::read_nullable_bytes({b}, {fx}, {nc}, {name})?")
             }
@@ -561,6 +567,9 @@ impl<'a> MessageGen<'a> {
                 "codec::write_nullable_string({arg}, {access}.as_deref(), {fx}, {nc}, {name})?;"
             ),
             Ty::String => format!("codec::write_string({arg}, &{access}, {fx}, {name})?;"),
+            Ty::Records if optional && self.spec.kind == super::spec::Kind::Response => format!(
+                "codec::write_nullable_records({arg}, {access}.as_ref(), {fx}, {nc}, {name})?;"
+            ),
             Ty::Bytes | Ty::Records if optional => format!(
                 "codec::write_nullable_bytes({arg}, {access}.as_deref(), {fx}, {nc}, {name})?;"
             ),
@@ -640,12 +649,17 @@ impl<'a> MessageGen<'a> {
             .any(|s| s.fields.iter().any(|f| *elem(&f.ty) == Ty::Uuid));
         let uses_raw = self.structs.iter().any(|s| self.has_tag_section(s));
         if body.contains(".put_") {
-            out.push_str("use bytes::{BufMut, Bytes, BytesMut};\n");
+            out.push_str("use bytes::{BufMut, Bytes};\n");
         } else {
-            out.push_str("use bytes::{Bytes, BytesMut};\n");
+            out.push_str("use bytes::Bytes;\n");
         }
         out.push('\n');
         out.push_str("use crate::codec::{self, DecodeError, EncodeError};\n");
+        if body.contains("Records::Memory") {
+            out.push_str("use crate::encoder::{Encoder, Records};\n");
+        } else {
+            out.push_str("use crate::encoder::Encoder;\n");
+        }
         let mut types = Vec::new();
         if spec.kind != super::spec::Kind::Header {
             types.push("Message");
@@ -796,7 +810,7 @@ impl<'a> MessageGen<'a> {
                  Self::decode(buf, version)\n}\n",
             );
             out.push_str(
-                "fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {\n\
+                "fn encode(&self, buf: &mut Encoder, version: i16) -> Result<(), EncodeError> {\n\
                  Self::encode(self, buf, version)\n}\n",
             );
             out.push_str("}\n\n");
@@ -1031,7 +1045,7 @@ impl<'a> MessageGen<'a> {
                     let _ = writeln!(
                         section,
                         "raw.write_before(buf, {tag}, {sp})?;\nif write_{} {{\n\
-                         let mut tmp = BytesMut::new();\n{st}\n\
+                         let mut tmp = Encoder::contiguous();\n{st}\n\
                          codec::write_tagged_field(buf, {tag}, &tmp, {})?;\n}}",
                         snake(&f.name),
                         self.field_path(s, f)
@@ -1057,7 +1071,7 @@ impl<'a> MessageGen<'a> {
         let _ = write!(
             dst,
             "/// Appends the structure encoded at `version` to `buf`.\n\
-             pub fn encode(&self, {}: &mut BytesMut, {}: i16) -> Result<(), EncodeError> {{\n{body}",
+             pub fn encode(&self, {}: &mut Encoder, {}: i16) -> Result<(), EncodeError> {{\n{body}",
             param(&body, "buf"),
             param(&body, "version")
         );
@@ -1133,6 +1147,9 @@ impl<'a> MessageGen<'a> {
                 Ty::Uuid => format!("Uuid([{}; 16])", seed % 250 + 1),
                 Ty::String => format!("String::from(\"s{seed}\")"),
                 Ty::Bytes => format!("Bytes::from_static(b\"b{seed}\")"),
+                Ty::Records if self.spec.kind == super::spec::Kind::Response => {
+                    "Records::Memory(Bytes::from_static(b\"record batch bytes\"))".into()
+                }
                 Ty::Records => "Bytes::from_static(b\"record batch bytes\")".into(),
                 Ty::Struct(n) => format!("{}(version)", sample_fn(&self.module, n)),
                 Ty::Array(_) => "Vec::new()".into(),

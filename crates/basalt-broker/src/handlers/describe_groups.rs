@@ -6,7 +6,6 @@
 
 use basalt_coordinator::classic::State;
 use basalt_coordinator::{Group, GroupKind, TopicLookup};
-use basalt_protocol::ErrorCode;
 use basalt_protocol::messages::consumer_protocol_assignment::{
     ConsumerProtocolAssignment, TopicPartition,
 };
@@ -14,7 +13,8 @@ use basalt_protocol::messages::describe_groups_request::DescribeGroupsRequest;
 use basalt_protocol::messages::describe_groups_response::{
     DescribeGroupsResponse, DescribedGroup, DescribedGroupMember,
 };
-use bytes::{BufMut, Bytes, BytesMut};
+use basalt_protocol::{Encoder, ErrorCode};
+use bytes::{BufMut, Bytes};
 
 use crate::Broker;
 use crate::acl::{Operation, ResourceType, Session};
@@ -35,12 +35,12 @@ pub fn encode_assignment(partitions: Vec<(String, Vec<i32>)>) -> Bytes {
             .collect(),
         user_data: None,
     };
-    let mut buf = BytesMut::new();
+    let mut buf = Encoder::new();
     buf.put_i16(0);
     if a.encode(&mut buf, 0).is_err() {
         return Bytes::new();
     }
-    buf.freeze()
+    buf.into_bytes().unwrap_or_default()
 }
 
 fn describe(group: &Group, lookup: &BrokerTopics<'_>) -> DescribedGroup {

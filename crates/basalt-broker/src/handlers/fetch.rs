@@ -1,5 +1,9 @@
 //! Fetch (key 1), v4–12: batch-aligned bytes straight from the logs, with long polling.
 //!
+//! The batches are not read here: each partition's answer is a region of its segment file
+//! ([`Records::File`]), which the connection writer sends with `sendfile` on plaintext listeners
+//! and through one reused buffer on TLS.
+//!
 //! Each partition returns whole batches from the one containing the fetch offset, up to its
 //! partition budget and the request's overall budget (the first non-empty partition always
 //! returns at least one whole batch). Only offsets below the high watermark are served. If less
@@ -10,11 +14,11 @@
 
 use std::time::Duration;
 
-use basalt_protocol::ErrorCode;
 use basalt_protocol::messages::fetch_request::FetchRequest;
 use basalt_protocol::messages::fetch_response::{
     AbortedTransaction, FetchResponse, FetchableTopicResponse, PartitionData,
 };
+use basalt_protocol::{ErrorCode, FileRegion, Records};
 use basalt_storage::StorageError;
 
 use crate::Broker;
@@ -77,7 +81,7 @@ fn read_once(broker: &Broker, req: &FetchRequest, readable: &[bool]) -> (FetchRe
                 last_stable_offset: -1,
                 log_start_offset: -1,
                 preferred_read_replica: -1,
-                records: Some(bytes::Bytes::new()),
+                records: Some(Records::default()),
                 aborted_transactions: None,
                 ..PartitionData::default()
             };
@@ -112,18 +116,23 @@ fn read_once(broker: &Broker, req: &FetchRequest, readable: &[bool]) -> (FetchRe
                     if max_bytes > 0 || total == 0 {
                         // Only the first non-empty partition may exceed the budget (with its
                         // first batch); later ones return what fits, or nothing.
-                        let read = if total == 0 {
-                            partition
-                                .log
-                                .read(fp.fetch_offset, max_bytes as usize, upper)
-                        } else {
-                            partition
-                                .log
-                                .read_within(fp.fetch_offset, max_bytes as usize, upper)
-                        };
+                        let read = partition.log.read_file(
+                            fp.fetch_offset,
+                            max_bytes as usize,
+                            upper,
+                            total == 0,
+                        );
                         match read {
                             Ok(read) => {
-                                let n = read.records.len() as i64;
+                                let records = match read.region {
+                                    Some((file, position, len)) => Records::File(FileRegion {
+                                        file,
+                                        position,
+                                        len,
+                                    }),
+                                    None => Records::default(),
+                                };
+                                let n = records.len() as i64;
                                 total += n;
                                 budget -= n;
                                 if read_committed {
@@ -139,7 +148,7 @@ fn read_once(broker: &Broker, req: &FetchRequest, readable: &[bool]) -> (FetchRe
                                             .collect(),
                                     );
                                 }
-                                pd.records = Some(read.records);
+                                pd.records = Some(records);
                             }
                             Err(e) => {
                                 // Past the visible end but within the log: nothing visible yet.

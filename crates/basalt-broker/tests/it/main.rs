@@ -17,9 +17,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use basalt_broker::{Broker, BrokerConfig};
-use basalt_protocol::{RequestBody, RequestHeader, ResponseBody};
+use basalt_protocol::{Chunk, Encoder, RequestBody, RequestHeader, ResponseBody};
 use basalt_server::{ConnectionInfo, Handler, Outcome};
-use bytes::BytesMut;
+use bytes::Bytes;
 
 /// A broker on a fresh directory (kept alive by the returned guard).
 pub fn open(configure: impl FnOnce(&mut BrokerConfig)) -> (tempfile::TempDir, Arc<Broker>) {
@@ -45,9 +45,9 @@ pub fn create(broker: &Broker, name: &str, partitions: i32, configs: &[(&str, &s
 /// `version` first, so a field the version cannot carry fails the test.
 pub async fn call(broker: &Arc<Broker>, version: i16, body: RequestBody) -> ResponseBody {
     let api_key = body.api_key();
-    let mut buf = BytesMut::new();
+    let mut buf = Encoder::new();
     body.encode(&mut buf, version).unwrap();
-    let body = RequestBody::decode(api_key, version, &mut buf.freeze()).unwrap();
+    let body = RequestBody::decode(api_key, version, &mut buf.into_bytes().unwrap()).unwrap();
     let header = RequestHeader {
         request_api_key: api_key.key(),
         request_api_version: version,
@@ -64,9 +64,27 @@ pub async fn call(broker: &Arc<Broker>, version: i16, body: RequestBody) -> Resp
         Outcome::Respond(r) => r,
         other => panic!("unexpected outcome {other:?}"),
     };
-    let mut buf = BytesMut::new();
+    let mut buf = Encoder::new();
     response.encode(&mut buf, version).unwrap();
-    ResponseBody::decode(api_key, version, &mut buf.freeze()).unwrap()
+    ResponseBody::decode(api_key, version, &mut read_chunks(buf.into_chunks())).unwrap()
+}
+
+/// The bytes of encoded parts, reading file regions (fetched records) from their files as the
+/// connection writer would.
+fn read_chunks(chunks: Vec<Chunk>) -> Bytes {
+    use std::os::unix::fs::FileExt;
+    let mut out = Vec::new();
+    for chunk in chunks {
+        match chunk {
+            Chunk::Memory(b) => out.extend_from_slice(&b),
+            Chunk::File(r) => {
+                let mut buf = vec![0; r.len];
+                r.file.read_exact_at(&mut buf, r.position).unwrap();
+                out.extend_from_slice(&buf);
+            }
+        }
+    }
+    Bytes::from(out)
 }
 
 /// Appends `n` one-record batches to partition `p` of `topic` and waits until they are durable.

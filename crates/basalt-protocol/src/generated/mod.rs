@@ -6,9 +6,10 @@
 //! One module per message holds the message struct and its nested structures (named as
 //! in the spec, e.g. [`produce_request::TopicProduceData`]).
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use crate::codec::{DecodeError, EncodeError};
+use crate::encoder::Encoder;
 use crate::types::VersionRange;
 
 pub mod add_offsets_to_txn_request;
@@ -1444,7 +1445,7 @@ impl RequestBody {
     }
 
     /// Appends the body encoded at `version` to `buf`.
-    pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    pub fn encode(&self, buf: &mut Encoder, version: i16) -> Result<(), EncodeError> {
         match self {
             Self::Produce(m) => m.encode(buf, version),
             Self::Fetch(m) => m.encode(buf, version),
@@ -2371,7 +2372,7 @@ impl ResponseBody {
     }
 
     /// Appends the body encoded at `version` to `buf`.
-    pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+    pub fn encode(&self, buf: &mut Encoder, version: i16) -> Result<(), EncodeError> {
         match self {
             Self::Produce(m) => m.encode(buf, version),
             Self::Fetch(m) => m.encode(buf, version),

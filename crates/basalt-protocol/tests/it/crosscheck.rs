@@ -2,6 +2,7 @@
 //! sample must decode there and re-encode to the same bytes, and its encoding of a value must
 //! decode here and re-encode to the same bytes, at every version both support.
 
+use basalt_protocol::Encoder;
 use basalt_protocol::Message;
 use basalt_protocol::messages::*;
 use bytes::{Bytes, BytesMut};
@@ -21,9 +22,9 @@ where
     for version in lo..=hi {
         // Ours -> theirs -> bytes.
         let ours = sample(version);
-        let mut buf = BytesMut::new();
+        let mut buf = Encoder::new();
         ours.encode(&mut buf, version).expect("our sample encodes");
-        let ours_bytes = buf.freeze();
+        let ours_bytes = buf.into_bytes().expect("in memory");
         let theirs = Theirs::decode(&mut ours_bytes.clone(), version).unwrap_or_else(|e| {
             panic!(
                 "{} v{version}: kafka-protocol rejects ours: {e}",
@@ -47,10 +48,10 @@ where
             let theirs_bytes: Bytes = buf.freeze();
             let decoded = Ours::decode(&mut theirs_bytes.clone(), version)
                 .expect("we decode kafka-protocol's default");
-            let mut again = BytesMut::new();
+            let mut again = Encoder::new();
             decoded.encode(&mut again, version).expect("re-encode");
             assert_eq!(
-                again.freeze(),
+                again.into_bytes().expect("in memory"),
                 theirs_bytes,
                 "{} v{version}: default bytes differ",
                 Ours::NAME

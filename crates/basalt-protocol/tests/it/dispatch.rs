@@ -166,7 +166,9 @@ fn api_versions_response_always_uses_header_v0() {
         &ResponseBody::ApiVersions(resp.clone()),
         3,
     )
-    .unwrap();
+    .unwrap()
+    .into_bytes()
+    .expect("in memory");
     // size, correlation id, then the body's error code straight away (no header tags).
     assert_eq!(&frame[4..10], &[0, 0, 0, 7, 0, 35]);
     let (h, b) = decode_response_frame(ApiKey::ApiVersions, 3, unframe(frame)).unwrap();
@@ -182,7 +184,9 @@ fn flexible_responses_use_header_v1() {
         &ResponseBody::Metadata(Default::default()),
         12,
     )
-    .unwrap();
+    .unwrap()
+    .into_bytes()
+    .expect("in memory");
     assert_eq!(&frame[4..9], &[0, 0, 0, 9, 0]);
     assert_eq!(
         u32::from_be_bytes(frame[..4].try_into().unwrap()) as usize,

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use basalt_protocol::Encoder;
 use basalt_protocol::codec::{self, MAX_TAGGED_FIELDS};
 use basalt_protocol::messages::{CreateTopicsRequest, FetchRequest, MetadataRequest};
 use basalt_protocol::{DecodeError, RequestError, decode_request_frame};
@@ -250,7 +251,7 @@ fn too_many_tagged_fields_are_rejected() {
 fn tagged_field_size_must_match_its_value() {
     // Fetch v12 with tag 0 (ClusterId) declared as 5 bytes holding a 2-byte compact string.
     let req = FetchRequest::default();
-    let mut body = BytesMut::new();
+    let mut body = Encoder::new();
     req.encode(&mut body, 12).unwrap();
     let mut raw = body.to_vec();
     assert_eq!(raw.pop(), Some(0)); // drop the empty tagged section
@@ -313,7 +314,7 @@ fn allocation_is_proportional_to_input_for_counts_that_fit() {
 #[test]
 fn truncated_requests_are_errors_at_every_length() {
     let req = MetadataRequest::default();
-    let mut body = BytesMut::new();
+    let mut body = Encoder::new();
     req.encode(&mut body, 12).unwrap();
     let mut frame = header(3, 12, true);
     frame.put_slice(&body);

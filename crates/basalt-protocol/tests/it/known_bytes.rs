@@ -136,7 +136,10 @@ fn api_versions_v3_response() {
         throttle_time_ms: 0,
         ..Default::default()
     };
-    let frame = encode_response(0, 11, &ResponseBody::ApiVersions(body), 3).unwrap();
+    let frame = encode_response(0, 11, &ResponseBody::ApiVersions(body), 3)
+        .unwrap()
+        .into_bytes()
+        .expect("in memory");
     #[rustfmt::skip]
     let expected = [
         0, 0, 0, 19, // size

@@ -2,13 +2,14 @@
 //! `samples.rs` and the `Default` values must encode, decode back to an equal value, re-encode to
 //! the same bytes, and every strict prefix of the encoding must fail to decode.
 
+use basalt_protocol::Encoder;
 use basalt_protocol::{EncodeError, Message};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 fn encode<M: Message>(value: &M, version: i16) -> Result<Bytes, EncodeError> {
-    let mut buf = BytesMut::new();
+    let mut buf = Encoder::new();
     value.encode(&mut buf, version)?;
-    Ok(buf.freeze())
+    Ok(buf.into_bytes().expect("in memory"))
 }
 
 fn decode_exact<M: Message>(bytes: &Bytes, version: i16) -> Result<M, String> {
@@ -89,9 +90,9 @@ fn fields_absent_in_a_version_must_be_default() {
         include_cluster_authorized_operations: true,
         ..Default::default()
     };
-    let mut buf = BytesMut::new();
+    let mut buf = Encoder::new();
     assert!(req.encode(&mut buf, 10).is_ok());
-    let mut buf = BytesMut::new();
+    let mut buf = Encoder::new();
     assert!(matches!(
         req.encode(&mut buf, 11),
         Err(EncodeError::FieldNotInVersion { .. })
@@ -105,7 +106,7 @@ fn fields_absent_in_a_version_must_be_default() {
         }],
         ..Default::default()
     };
-    let mut buf = BytesMut::new();
+    let mut buf = Encoder::new();
     assert!(req.encode(&mut buf, 13).is_ok());
 }
 
@@ -117,12 +118,12 @@ fn null_in_a_non_nullable_version_is_rejected() {
         topics: None,
         ..Default::default()
     };
-    let mut buf = BytesMut::new();
+    let mut buf = Encoder::new();
     assert!(matches!(
         req.encode(&mut buf, 0),
         Err(EncodeError::NullNotAllowed { .. })
     ));
-    let mut buf = BytesMut::new();
+    let mut buf = Encoder::new();
     assert!(req.encode(&mut buf, 1).is_ok());
 }
 

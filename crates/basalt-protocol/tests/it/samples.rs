@@ -7,7 +7,7 @@
 #![allow(non_snake_case, unused_mut, clippy::field_reassign_with_default)]
 
 use basalt_protocol::messages::*;
-use basalt_protocol::{RawTaggedField, Uuid};
+use basalt_protocol::{RawTaggedField, Records, Uuid};
 use bytes::Bytes;
 
 /// A populated `produce_request::ProduceRequest` for `version`.
@@ -417,7 +417,7 @@ pub fn fetch_response__partition_data(version: i16) -> fetch_response::Partition
     if version >= 11 {
         v.preferred_read_replica = 20;
     }
-    v.records = Some(Bytes::from_static(b"record batch bytes"));
+    v.records = Some(Records::Memory(Bytes::from_static(b"record batch bytes")));
     if version >= 12 {
         v.unknown_tagged_fields.push(RawTaggedField {
             tag: 1000,
@@ -6567,7 +6567,7 @@ pub fn share_fetch_response__partition_data(version: i16) -> share_fetch_respons
     v.acknowledge_error_code = 14;
     v.acknowledge_error_message = Some(String::from("s5"));
     v.current_leader = share_fetch_response__leader_id_and_epoch(version);
-    v.records = Some(Bytes::from_static(b"record batch bytes"));
+    v.records = Some(Records::Memory(Bytes::from_static(b"record batch bytes")));
     v.acquired_records = vec![
         share_fetch_response__acquired_records(version),
         share_fetch_response__acquired_records(version),

@@ -296,7 +296,13 @@ fn handle_partition(
         &format!("cannot fetch {}/{p}", topic.name),
         None,
     )?;
-    let records = data.records.clone().unwrap_or_default();
+    // A decoded response holds its records in memory.
+    let records = data
+        .records
+        .as_ref()
+        .and_then(|r| r.as_bytes())
+        .cloned()
+        .unwrap_or_default();
     let (decoded, next) = read_batches(&records, pos.next)?;
     if next == pos.next && !records.is_empty() {
         // Only a partial batch came back: ask for more next time.

@@ -1418,7 +1418,7 @@ mod tests {
     use bytes::{BufMut, BytesMut};
 
     fn assignment_bytes(version: i16, parts: &[(&str, &[i32])]) -> Bytes {
-        let mut buf = BytesMut::new();
+        let mut buf = basalt_protocol::Encoder::new();
         buf.put_i16(version);
         let a = ConsumerProtocolAssignment {
             assigned_partitions: parts
@@ -1431,7 +1431,7 @@ mod tests {
             user_data: None,
         };
         a.encode(&mut buf, version.min(3)).unwrap();
-        buf.freeze()
+        buf.into_bytes().unwrap()
     }
 
     #[test]
@@ -1483,7 +1483,7 @@ mod tests {
 
     #[test]
     fn group_subscription_topics_decode() {
-        let mut buf = BytesMut::new();
+        let mut buf = basalt_protocol::Encoder::new();
         buf.put_i16(3);
         ConsumerProtocolSubscription {
             topics: vec!["orders".into(), "audit".into()],
@@ -1493,7 +1493,7 @@ mod tests {
         .encode(&mut buf, 3)
         .unwrap();
         assert_eq!(
-            decode_subscription(&buf.freeze()).unwrap(),
+            decode_subscription(&buf.into_bytes().unwrap()).unwrap(),
             vec!["audit", "orders"]
         );
         assert!(decode_subscription(&Bytes::from_static(&[0, 0, 0])).is_err());
@@ -1935,6 +1935,8 @@ orders  1          3               10              7    m1         client-m1  /1
                 let (_, response_header) = header_versions(body.api_key(), version);
                 let out =
                     encode_response(response_header, header.correlation_id, &response, version)
+                        .unwrap()
+                        .into_bytes()
                         .unwrap();
                 stream.write_all(&out).unwrap();
             }
@@ -2148,7 +2150,7 @@ orders  1          3               10              7    m1         client-m1  /1
                     ..Default::default()
                 };
             }
-            let mut subscription = BytesMut::new();
+            let mut subscription = basalt_protocol::Encoder::new();
             subscription.extend_from_slice(&1i16.to_be_bytes());
             ConsumerProtocolSubscription {
                 topics: vec![TOPIC.into()],
@@ -2164,7 +2166,7 @@ orders  1          3               10              7    m1         client-m1  /1
                     group_instance_id: Some("worker-a".into()),
                     client_id: "billing-worker".into(),
                     client_host: "/127.0.0.1".into(),
-                    member_metadata: subscription.freeze(),
+                    member_metadata: subscription.into_bytes().unwrap(),
                     member_assignment: assignment_bytes(1, &[(TOPIC, &[0, 1])]),
                     ..Default::default()
                 }]

@@ -13,7 +13,7 @@ use basalt_protocol::messages::join_group_request::{JoinGroupRequest, JoinGroupR
 use basalt_protocol::messages::sync_group_request::SyncGroupRequest;
 use basalt_protocol::{ErrorCode, RequestBody, ResponseBody};
 use basalt_testkit::{ProcessBroker, TestBroker};
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes};
 use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
@@ -390,7 +390,7 @@ impl RawMember {
         session_timeout_ms: i32,
         instance: Option<&str>,
     ) -> (String, i32, Bytes) {
-        let mut metadata = BytesMut::new();
+        let mut metadata = basalt_protocol::Encoder::new();
         metadata.put_i16(0);
         ConsumerProtocolSubscription {
             topics: vec![topic.to_owned()],
@@ -398,6 +398,7 @@ impl RawMember {
         }
         .encode(&mut metadata, 0)
         .unwrap();
+        let metadata = metadata.into_bytes().unwrap();
         let join = |member_id: String| {
             RequestBody::JoinGroup(JoinGroupRequest {
                 group_id: group.to_owned(),
@@ -408,7 +409,7 @@ impl RawMember {
                 protocol_type: "consumer".into(),
                 protocols: vec![JoinGroupRequestProtocol {
                     name: "range".into(),
-                    metadata: metadata.clone().freeze(),
+                    metadata: metadata.clone(),
                     ..JoinGroupRequestProtocol::default()
                 }],
                 ..JoinGroupRequest::default()

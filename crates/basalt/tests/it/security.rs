@@ -814,3 +814,80 @@ fn ssl_listeners_speak_tls_1_2_and_1_3_or_the_enabled_protocols() {
     let refused = tls_exchange(broker.addr(), &ca, tls13).expect_err("TLS 1.3 is not enabled");
     assert!(refused.to_lowercase().contains("protocol"), "{refused}");
 }
+
+/// Fetched batches leave the broker from the segment file: with `sendfile` on a plaintext
+/// listener and through the connection's reused buffer on TLS. A few megabytes of distinct
+/// values, read from the start over both listeners, arrive whole and in order on each.
+#[test]
+fn large_fetches_arrive_whole_over_plaintext_and_tls() {
+    use rdkafka::Offset;
+    use rdkafka::TopicPartitionList;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+
+    let ca = TestCa::new("basalt-test");
+    let tls = tls_source(&ca, ClientAuth::None, false);
+    let broker = TestBroker::start_listeners(
+        &["PLAINTEXT", "SSL"],
+        |_| {},
+        move |_, name| {
+            if name == "PLAINTEXT" {
+                ListenerConfig::plaintext()
+            } else {
+                ListenerConfig::new(name, SecurityProtocol::Ssl, Some(tls.clone()), None).unwrap()
+            }
+        },
+    );
+    let plain = broker.listener_addr("PLAINTEXT").to_string();
+    let secure = broker.listener_addr("SSL").to_string();
+    let ca_path = ca.ca_pem().display().to_string();
+    let tls_settings = [("security.protocol", "ssl"), ("ssl.ca.location", &ca_path)];
+
+    const COUNT: usize = 5000;
+    let value = |i: usize| -> Vec<u8> {
+        let mut v = format!("{i:08}").into_bytes();
+        v.resize(1024, (i % 251) as u8);
+        v
+    };
+    let producer: FutureProducer = config(&plain, &[]).set("acks", "all").create().unwrap();
+    for i in 0..COUNT {
+        let v = value(i);
+        let record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to("big").payload(&v[..]);
+        producer
+            .send_result(record)
+            .unwrap_or_else(|(e, _)| panic!("enqueue failed: {e}"));
+    }
+    producer.flush(TIMEOUT).unwrap();
+
+    for (bootstrap, extra) in [(&plain, &[][..]), (&secure, &tls_settings[..])] {
+        let consumer: BaseConsumer = config(bootstrap, extra)
+            .set("group.id", "big-readers")
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset("big", 0, Offset::Beginning)
+            .unwrap();
+        consumer.assign(&tpl).unwrap();
+        let deadline = Instant::now() + TIMEOUT;
+        let mut next = 0usize;
+        while next < COUNT {
+            assert!(
+                Instant::now() < deadline,
+                "{bootstrap}: read {next} of {COUNT}"
+            );
+            match consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(m)) => {
+                    assert_eq!(m.offset(), next as i64, "{bootstrap}");
+                    assert!(
+                        m.payload() == Some(&value(next)[..]),
+                        "{bootstrap}: value {next}"
+                    );
+                    next += 1;
+                }
+                Some(Err(e)) => panic!("{bootstrap}: consume error: {e}"),
+                None => {}
+            }
+        }
+    }
+}
