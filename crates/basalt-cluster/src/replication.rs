@@ -1,0 +1,1 @@
+//! Partition replication as pure state machines.

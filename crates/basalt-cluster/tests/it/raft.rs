@@ -1,0 +1,1 @@
+//! Raft metadata quorums of several in-process nodes.
