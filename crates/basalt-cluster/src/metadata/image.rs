@@ -1,0 +1,1057 @@
+//! The cluster metadata as a pure, deterministic state machine: [`MetadataImage`] is everything
+//! the quorum agrees on, [`Command`] is one change to it, and [`MetadataImage::apply`] decides
+//! whether a command is valid and, if so, carries it out.
+//!
+//! Every node applies the same commands in the same order (the Raft log), so `apply` must give
+//! the same result on every node: it reads no clock (times come inside the commands, from the
+//! proposer), draws no random numbers (topic ids come from the proposer too) and iterates only
+//! ordered maps.
+//!
+//! # Invariants
+//! - `META-1`: `apply` validates a command completely before it changes anything: a rejected
+//!   command leaves the image exactly as it was.
+//! - `META-2`: topic names and topic ids are unique; an id is never zero; names that differ only
+//!   by `.` versus `_` cannot both exist (Kafka's metric-name collision rule).
+//! - `META-3`: a partition's replicas are distinct registered nodes and every partition of a
+//!   topic has the same number of them; its ISR is a non-empty subset of its replicas; its
+//!   leader, when it has one, is an unfenced member of its ISR.
+//! - `META-4`: a partition's `leader_epoch` grows by one on every leader change (including to
+//!   no leader) and its `partition_epoch` grows by one on every leader or ISR change; neither
+//!   ever goes down. An [`Command::AlterPartition`] is applied only when it names the current
+//!   `partition_epoch`, so a proposal built on a stale view is rejected, never merged.
+//! - `META-5`: a fenced node leads no partition and is in no ISR, except as the last member of
+//!   the ISR of a partition that then has no leader (so no replica that might be behind is made
+//!   leader behind the operator's back); unfencing it makes it leader of such partitions again.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A node's id: Kafka's `node.id` (a broker id), non-negative.
+pub type NodeId = i32;
+
+/// Longest topic name Kafka allows.
+pub const TOPIC_NAME_LENGTH_MAX: usize = 249;
+/// Most partitions a topic may have.
+pub const PARTITIONS_MAX: i32 = 100_000;
+/// Most replicas a partition may have.
+pub const REPLICATION_FACTOR_MAX: usize = 32;
+/// Most endpoints a node may register.
+pub const ENDPOINTS_MAX: usize = 64;
+/// Longest config key or value, in bytes.
+pub const CONFIG_LENGTH_MAX: usize = 64 * 1024;
+
+/// A topic id: 16 bytes, shown and serialized as 32 lowercase hex digits (the broker's
+/// `topics.json` form). Kafka's Uuid on the wire is the same 16 bytes.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct TopicId(pub [u8; 16]);
+
+impl TopicId {
+    /// The zero id, which Kafka reserves for "no id".
+    pub const ZERO: TopicId = TopicId([0; 16]);
+
+    /// Whether this is the reserved zero id.
+    pub fn is_zero(&self) -> bool {
+        *self == TopicId::ZERO
+    }
+
+    /// Parses 32 hex digits.
+    pub fn parse(s: &str) -> Option<TopicId> {
+        if s.len() != 32 || !s.is_ascii() {
+            return None;
+        }
+        let mut out = [0u8; 16];
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        Some(TopicId(out))
+    }
+}
+
+impl fmt::Display for TopicId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for TopicId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TopicId({self})")
+    }
+}
+
+impl Serialize for TopicId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for TopicId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        TopicId::parse(&s).ok_or_else(|| serde::de::Error::custom("a topic id is 32 hex digits"))
+    }
+}
+
+/// One listener of a node, as clients and other nodes reach it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    /// The listener name (`PLAINTEXT`, `INTERNAL`, ...).
+    pub name: String,
+    /// Advertised host.
+    pub host: String,
+    /// Advertised port.
+    pub port: u16,
+    /// Kafka's security protocol name of the listener (`PLAINTEXT`, `SASL_SSL`, ...).
+    pub security_protocol: String,
+}
+
+/// A registered node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    /// The node id.
+    pub id: NodeId,
+    /// Chosen by the node each time it starts; a heartbeat of an older incarnation is refused.
+    pub incarnation: u64,
+    /// The node's listeners.
+    pub endpoints: Vec<Endpoint>,
+    /// `broker.rack`, if set.
+    pub rack: Option<String>,
+    /// A fenced node leads nothing and is kept out of ISRs (`META-5`).
+    pub fenced: bool,
+    /// When the node last registered, in the proposer's milliseconds since the epoch.
+    pub registered_ms: i64,
+    /// The time of the node's last accepted heartbeat (or registration).
+    pub last_heartbeat_ms: i64,
+}
+
+/// One partition of a topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionRecord {
+    /// The replicas, preferred leader first.
+    pub replicas: Vec<NodeId>,
+    /// The in-sync replicas.
+    pub isr: Vec<NodeId>,
+    /// The leader, if the partition has one.
+    pub leader: Option<NodeId>,
+    /// Grows with every leader change (`META-4`).
+    pub leader_epoch: i32,
+    /// Grows with every leader or ISR change (`META-4`).
+    pub partition_epoch: i32,
+}
+
+/// A topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicRecord {
+    /// The topic id.
+    pub id: TopicId,
+    /// The topic name.
+    pub name: String,
+    /// Config overrides, under Kafka's names.
+    pub configs: BTreeMap<String, String>,
+    /// The partitions, by index.
+    pub partitions: Vec<PartitionRecord>,
+}
+
+impl TopicRecord {
+    /// The replication factor (every partition has the same, `META-3`).
+    pub fn replication_factor(&self) -> usize {
+        self.partitions.first().map_or(0, |p| p.replicas.len())
+    }
+}
+
+/// What a config change applies to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConfigResource {
+    /// A topic's overrides.
+    Topic(String),
+    /// One node's broker configs.
+    Node(NodeId),
+    /// The cluster-wide default broker configs (Kafka's broker resource with an empty name).
+    Cluster,
+}
+
+/// Everything the metadata quorum agrees on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataImage {
+    /// Registered nodes.
+    pub nodes: BTreeMap<NodeId, NodeRecord>,
+    /// Topics by name.
+    pub topics: BTreeMap<String, TopicRecord>,
+    /// Per-node broker configs.
+    pub node_configs: BTreeMap<NodeId, BTreeMap<String, String>>,
+    /// Cluster-wide default broker configs.
+    pub cluster_configs: BTreeMap<String, String>,
+    /// The Raft log index of the last entry applied to this image (0 before any). Set by the
+    /// quorum's state machine, not by [`MetadataImage::apply`]; equal images at equal indexes
+    /// on every node.
+    pub applied_index: u64,
+}
+
+/// One change to the metadata, as proposed to the quorum.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// A node (re)registers when it starts: it becomes live (unfenced) with these endpoints.
+    RegisterNode {
+        /// The node.
+        id: NodeId,
+        /// A number the node picks afresh at every start.
+        incarnation: u64,
+        /// Its listeners.
+        endpoints: Vec<Endpoint>,
+        /// `broker.rack`.
+        rack: Option<String>,
+        /// The proposer's clock, milliseconds since the epoch.
+        now_ms: i64,
+    },
+    /// A node is alive.
+    Heartbeat {
+        /// The node.
+        id: NodeId,
+        /// The incarnation it registered with.
+        incarnation: u64,
+        /// The proposer's clock, milliseconds since the epoch.
+        now_ms: i64,
+    },
+    /// Fence a node: it stops leading and leaves ISRs (`META-5`).
+    FenceNode {
+        /// The node.
+        id: NodeId,
+    },
+    /// Unfence a node.
+    UnfenceNode {
+        /// The node.
+        id: NodeId,
+    },
+    /// Create a topic with a placement already decided (see [`crate::metadata::place`]).
+    CreateTopic {
+        /// A fresh, non-zero id.
+        id: TopicId,
+        /// The name.
+        name: String,
+        /// Config overrides (validated by the broker before proposing).
+        configs: BTreeMap<String, String>,
+        /// Replicas of each partition, preferred leader first.
+        assignments: Vec<Vec<NodeId>>,
+    },
+    /// Add partitions to a topic.
+    CreatePartitions {
+        /// The topic.
+        id: TopicId,
+        /// Replicas of each new partition, preferred leader first.
+        assignments: Vec<Vec<NodeId>>,
+    },
+    /// Delete a topic.
+    DeleteTopic {
+        /// The topic.
+        id: TopicId,
+    },
+    /// Change a partition's leader and ISR.
+    AlterPartition {
+        /// The topic.
+        topic: TopicId,
+        /// The partition index.
+        partition: i32,
+        /// The new leader.
+        leader: Option<NodeId>,
+        /// The new ISR.
+        isr: Vec<NodeId>,
+        /// The partition epoch the proposal was built on (`META-4`).
+        partition_epoch: i32,
+    },
+    /// Set (`Some`) or remove (`None`) configs of a resource.
+    AlterConfigs {
+        /// What the configs belong to.
+        resource: ConfigResource,
+        /// Key → new value, or `None` to remove the key.
+        changes: BTreeMap<String, Option<String>>,
+    },
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Command::RegisterNode { id, .. } => write!(f, "register node {id}"),
+            Command::Heartbeat { id, .. } => write!(f, "heartbeat of node {id}"),
+            Command::FenceNode { id } => write!(f, "fence node {id}"),
+            Command::UnfenceNode { id } => write!(f, "unfence node {id}"),
+            Command::CreateTopic {
+                name, assignments, ..
+            } => write!(
+                f,
+                "create topic {name} with {} partitions",
+                assignments.len()
+            ),
+            Command::CreatePartitions { id, assignments } => {
+                write!(f, "add {} partitions to topic {id}", assignments.len())
+            }
+            Command::DeleteTopic { id } => write!(f, "delete topic {id}"),
+            Command::AlterPartition {
+                topic, partition, ..
+            } => write!(f, "alter partition {topic}-{partition}"),
+            Command::AlterConfigs { resource, .. } => write!(f, "alter configs of {resource:?}"),
+        }
+    }
+}
+
+/// What an applied command did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// A node was registered, heartbeated, fenced or unfenced.
+    Node {
+        /// The node.
+        id: NodeId,
+        /// Whether it is fenced now.
+        fenced: bool,
+        /// How many partitions changed leader or ISR because of it.
+        partitions_changed: u32,
+    },
+    /// A topic was created.
+    TopicCreated {
+        /// Its id.
+        id: TopicId,
+        /// Its number of partitions.
+        partitions: i32,
+    },
+    /// Partitions were added.
+    PartitionsCreated {
+        /// The topic.
+        id: TopicId,
+        /// The topic's number of partitions now.
+        partitions: i32,
+    },
+    /// A topic was deleted.
+    TopicDeleted {
+        /// Its id.
+        id: TopicId,
+        /// Its name.
+        name: String,
+    },
+    /// A partition's leader and ISR are now these.
+    PartitionAltered {
+        /// The leader.
+        leader: Option<NodeId>,
+        /// The leader epoch.
+        leader_epoch: i32,
+        /// The partition epoch.
+        partition_epoch: i32,
+    },
+    /// Configs were changed.
+    ConfigsAltered,
+    /// A log entry that carries no command (a new leader's blank entry, a membership change).
+    NoCommand,
+}
+
+/// Why a command was not applied. Nothing changed (`META-1`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum Rejection {
+    /// The node is not registered.
+    #[error("node {id} is not registered")]
+    UnknownNode {
+        /// The node.
+        id: NodeId,
+    },
+    /// A node id must be non-negative.
+    #[error("node id {id} is negative")]
+    InvalidNodeId {
+        /// The id.
+        id: NodeId,
+    },
+    /// A heartbeat from an incarnation that has been replaced by a newer registration.
+    #[error("node {id} heartbeat from incarnation {proposed}, registered as {current}")]
+    StaleIncarnation {
+        /// The node.
+        id: NodeId,
+        /// The registered incarnation.
+        current: u64,
+        /// The heartbeat's incarnation.
+        proposed: u64,
+    },
+    /// A registration is malformed.
+    #[error("invalid registration of node {id}: {reason}")]
+    InvalidRegistration {
+        /// The node.
+        id: NodeId,
+        /// Why.
+        reason: String,
+    },
+    /// No topic has this name.
+    #[error("unknown topic {name}")]
+    UnknownTopic {
+        /// The name.
+        name: String,
+    },
+    /// No topic has this id.
+    #[error("unknown topic id {id}")]
+    UnknownTopicId {
+        /// The id.
+        id: TopicId,
+    },
+    /// The topic has no such partition.
+    #[error("topic {topic} has no partition {partition}")]
+    UnknownPartition {
+        /// The topic name.
+        topic: String,
+        /// The partition index.
+        partition: i32,
+    },
+    /// A topic of this name exists.
+    #[error("topic {name} already exists")]
+    TopicExists {
+        /// The name.
+        name: String,
+    },
+    /// The id is zero or taken.
+    #[error("topic id {id} is zero or already in use")]
+    InvalidTopicId {
+        /// The id.
+        id: TopicId,
+    },
+    /// The name differs from an existing topic's only by '.' versus '_'.
+    #[error("topic {name} collides with topic {existing} ('.' and '_' are alike)")]
+    TopicCollision {
+        /// The new name.
+        name: String,
+        /// The existing name.
+        existing: String,
+    },
+    /// The name breaks Kafka's rules.
+    #[error("invalid topic name {name:?}: {reason}")]
+    InvalidTopicName {
+        /// The name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// The number of partitions is out of range.
+    #[error("invalid number of partitions: {reason}")]
+    InvalidPartitions {
+        /// Why.
+        reason: String,
+    },
+    /// More replicas asked for than there are live nodes (or outside 1..=32).
+    #[error("replication factor {replication_factor} is invalid with {live_nodes} live nodes")]
+    InvalidReplicationFactor {
+        /// The replication factor asked for.
+        replication_factor: i32,
+        /// Live (registered, unfenced) nodes.
+        live_nodes: usize,
+    },
+    /// A replica assignment breaks `META-3`.
+    #[error("invalid replica assignment: {reason}")]
+    InvalidReplicaAssignment {
+        /// Why.
+        reason: String,
+    },
+    /// The proposal was built on an older partition epoch (`META-4`).
+    #[error("stale partition epoch {proposed}, the partition is at {current}")]
+    StalePartitionEpoch {
+        /// The partition's epoch.
+        current: i32,
+        /// The proposal's.
+        proposed: i32,
+    },
+    /// A proposed leader or ISR breaks `META-3` or `META-5`.
+    #[error("invalid leader or ISR: {reason}")]
+    InvalidLeaderOrIsr {
+        /// Why.
+        reason: String,
+    },
+    /// A config change is malformed.
+    #[error("invalid config: {reason}")]
+    InvalidConfig {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Why a topic name is invalid, under Kafka's rules.
+pub fn validate_topic_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("topic name is empty".into());
+    }
+    if name == "." || name == ".." {
+        return Err(format!("topic name cannot be {name:?}"));
+    }
+    if name.len() > TOPIC_NAME_LENGTH_MAX {
+        return Err(format!(
+            "topic name is {} characters; the limit is {TOPIC_NAME_LENGTH_MAX}",
+            name.len()
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "topic name contains {c:?}; only ASCII letters, digits, '.', '_' and '-' are allowed"
+        ));
+    }
+    Ok(())
+}
+
+fn invalid_assignment(reason: impl Into<String>) -> Rejection {
+    Rejection::InvalidReplicaAssignment {
+        reason: reason.into(),
+    }
+}
+
+fn invalid_leader_or_isr(reason: impl Into<String>) -> Rejection {
+    Rejection::InvalidLeaderOrIsr {
+        reason: reason.into(),
+    }
+}
+
+impl MetadataImage {
+    /// The topic `name`.
+    pub fn topic(&self, name: &str) -> Option<&TopicRecord> {
+        self.topics.get(name)
+    }
+
+    /// The topic with id `id` (a scan: topics are keyed by name).
+    pub fn topic_by_id(&self, id: &TopicId) -> Option<&TopicRecord> {
+        self.topics.values().find(|t| t.id == *id)
+    }
+
+    /// Registered, unfenced nodes, by id.
+    pub fn live_nodes(&self) -> impl Iterator<Item = &NodeRecord> {
+        self.nodes.values().filter(|n| !n.fenced)
+    }
+
+    /// Whether `id` is registered and unfenced.
+    pub fn is_live(&self, id: NodeId) -> bool {
+        self.nodes.get(&id).is_some_and(|n| !n.fenced)
+    }
+
+    /// Unfenced nodes whose last heartbeat is more than `session_timeout_ms` before `now_ms`:
+    /// the ones the leader should propose to fence.
+    pub fn stale_nodes(&self, now_ms: i64, session_timeout_ms: i64) -> Vec<NodeId> {
+        self.live_nodes()
+            .filter(|n| now_ms.saturating_sub(n.last_heartbeat_ms) > session_timeout_ms)
+            .map(|n| n.id)
+            .collect()
+    }
+
+    /// Applies one command: validates it, then changes the image (`META-1`).
+    pub fn apply(&mut self, cmd: &Command) -> Result<Outcome, Rejection> {
+        match cmd {
+            Command::RegisterNode {
+                id,
+                incarnation,
+                endpoints,
+                rack,
+                now_ms,
+            } => self.register_node(*id, *incarnation, endpoints, rack.as_deref(), *now_ms),
+            Command::Heartbeat {
+                id,
+                incarnation,
+                now_ms,
+            } => self.heartbeat(*id, *incarnation, *now_ms),
+            Command::FenceNode { id } => self.fence_node(*id),
+            Command::UnfenceNode { id } => self.unfence_node(*id),
+            Command::CreateTopic {
+                id,
+                name,
+                configs,
+                assignments,
+            } => self.create_topic(*id, name, configs, assignments),
+            Command::CreatePartitions { id, assignments } => {
+                self.create_partitions(id, assignments)
+            }
+            Command::DeleteTopic { id } => self.delete_topic(id),
+            Command::AlterPartition {
+                topic,
+                partition,
+                leader,
+                isr,
+                partition_epoch,
+            } => self.alter_partition(topic, *partition, *leader, isr, *partition_epoch),
+            Command::AlterConfigs { resource, changes } => self.alter_configs(resource, changes),
+        }
+    }
+
+    fn register_node(
+        &mut self,
+        id: NodeId,
+        incarnation: u64,
+        endpoints: &[Endpoint],
+        rack: Option<&str>,
+        now_ms: i64,
+    ) -> Result<Outcome, Rejection> {
+        if id < 0 {
+            return Err(Rejection::InvalidNodeId { id });
+        }
+        let invalid = |reason: String| Rejection::InvalidRegistration { id, reason };
+        if endpoints.len() > ENDPOINTS_MAX {
+            return Err(invalid(format!(
+                "{} endpoints; the limit is {ENDPOINTS_MAX}",
+                endpoints.len()
+            )));
+        }
+        let mut names = BTreeSet::new();
+        for e in endpoints {
+            if e.name.is_empty() || !names.insert(e.name.as_str()) {
+                return Err(invalid(format!(
+                    "listener name {:?} is empty or repeated",
+                    e.name
+                )));
+            }
+        }
+        if rack.is_some_and(|r| r.is_empty() || r.len() > CONFIG_LENGTH_MAX) {
+            return Err(invalid("rack is empty or too long".into()));
+        }
+        let node = NodeRecord {
+            id,
+            incarnation,
+            endpoints: endpoints.to_vec(),
+            rack: rack.map(str::to_owned),
+            fenced: false,
+            registered_ms: now_ms,
+            last_heartbeat_ms: now_ms,
+        };
+        self.nodes.insert(id, node);
+        let partitions_changed = self.elect_leaderless(id);
+        Ok(Outcome::Node {
+            id,
+            fenced: false,
+            partitions_changed,
+        })
+    }
+
+    fn heartbeat(
+        &mut self,
+        id: NodeId,
+        incarnation: u64,
+        now_ms: i64,
+    ) -> Result<Outcome, Rejection> {
+        let node = self
+            .nodes
+            .get_mut(&id)
+            .ok_or(Rejection::UnknownNode { id })?;
+        if node.incarnation != incarnation {
+            return Err(Rejection::StaleIncarnation {
+                id,
+                current: node.incarnation,
+                proposed: incarnation,
+            });
+        }
+        // Heartbeats from proposers whose clocks disagree never move the time backwards.
+        node.last_heartbeat_ms = node.last_heartbeat_ms.max(now_ms);
+        Ok(Outcome::Node {
+            id,
+            fenced: node.fenced,
+            partitions_changed: 0,
+        })
+    }
+
+    fn fence_node(&mut self, id: NodeId) -> Result<Outcome, Rejection> {
+        let node = self
+            .nodes
+            .get_mut(&id)
+            .ok_or(Rejection::UnknownNode { id })?;
+        if node.fenced {
+            return Ok(Outcome::Node {
+                id,
+                fenced: true,
+                partitions_changed: 0,
+            });
+        }
+        node.fenced = true;
+        let live: BTreeSet<NodeId> = self.live_nodes().map(|n| n.id).collect();
+        let mut changed = 0;
+        for topic in self.topics.values_mut() {
+            for p in &mut topic.partitions {
+                if !p.replicas.contains(&id) {
+                    continue;
+                }
+                let mut touched = false;
+                // META-5: leave the ISR unless that would empty it.
+                if p.isr.len() > 1 && p.isr.contains(&id) {
+                    p.isr.retain(|r| *r != id);
+                    touched = true;
+                }
+                if p.leader == Some(id) {
+                    p.leader = p
+                        .replicas
+                        .iter()
+                        .copied()
+                        .find(|r| p.isr.contains(r) && live.contains(r));
+                    p.leader_epoch += 1;
+                    touched = true;
+                }
+                if touched {
+                    p.partition_epoch += 1;
+                    changed += 1;
+                }
+            }
+        }
+        Ok(Outcome::Node {
+            id,
+            fenced: true,
+            partitions_changed: changed,
+        })
+    }
+
+    fn unfence_node(&mut self, id: NodeId) -> Result<Outcome, Rejection> {
+        let node = self
+            .nodes
+            .get_mut(&id)
+            .ok_or(Rejection::UnknownNode { id })?;
+        node.fenced = false;
+        let partitions_changed = self.elect_leaderless(id);
+        Ok(Outcome::Node {
+            id,
+            fenced: false,
+            partitions_changed,
+        })
+    }
+
+    /// Makes the live node `id` leader of every leaderless partition whose ISR holds it.
+    fn elect_leaderless(&mut self, id: NodeId) -> u32 {
+        let mut changed = 0;
+        for topic in self.topics.values_mut() {
+            for p in &mut topic.partitions {
+                if p.leader.is_none() && p.isr.contains(&id) {
+                    p.leader = Some(id);
+                    p.leader_epoch += 1;
+                    p.partition_epoch += 1;
+                    changed += 1;
+                }
+            }
+        }
+        changed
+    }
+
+    /// Checks one partition's replicas against `META-3` and returns its initial ISR (the live
+    /// replicas) and leader (the first of them).
+    fn initial_state(
+        &self,
+        index: usize,
+        replicas: &[NodeId],
+        replication_factor: usize,
+    ) -> Result<PartitionRecord, Rejection> {
+        if replicas.len() != replication_factor {
+            return Err(invalid_assignment(format!(
+                "partition {index} has {} replicas, partition 0 has {replication_factor}",
+                replicas.len()
+            )));
+        }
+        let mut seen = BTreeSet::new();
+        for r in replicas {
+            if !seen.insert(*r) {
+                return Err(invalid_assignment(format!(
+                    "partition {index} names node {r} twice"
+                )));
+            }
+            if !self.nodes.contains_key(r) {
+                return Err(invalid_assignment(format!(
+                    "partition {index} names node {r}, which is not registered"
+                )));
+            }
+        }
+        let isr: Vec<NodeId> = replicas
+            .iter()
+            .copied()
+            .filter(|r| self.is_live(*r))
+            .collect();
+        let Some(&leader) = isr.first() else {
+            return Err(invalid_assignment(format!(
+                "every replica of partition {index} is fenced"
+            )));
+        };
+        Ok(PartitionRecord {
+            replicas: replicas.to_vec(),
+            isr,
+            leader: Some(leader),
+            leader_epoch: 0,
+            partition_epoch: 0,
+        })
+    }
+
+    fn new_partitions(
+        &self,
+        assignments: &[Vec<NodeId>],
+        replication_factor: usize,
+        first_index: usize,
+    ) -> Result<Vec<PartitionRecord>, Rejection> {
+        if !(1..=REPLICATION_FACTOR_MAX).contains(&replication_factor) {
+            return Err(Rejection::InvalidReplicationFactor {
+                replication_factor: i32::try_from(replication_factor).unwrap_or(i32::MAX),
+                live_nodes: self.live_nodes().count(),
+            });
+        }
+        assignments
+            .iter()
+            .enumerate()
+            .map(|(i, replicas)| self.initial_state(first_index + i, replicas, replication_factor))
+            .collect()
+    }
+
+    fn create_topic(
+        &mut self,
+        id: TopicId,
+        name: &str,
+        configs: &BTreeMap<String, String>,
+        assignments: &[Vec<NodeId>],
+    ) -> Result<Outcome, Rejection> {
+        validate_topic_name(name).map_err(|reason| Rejection::InvalidTopicName {
+            name: name.to_owned(),
+            reason,
+        })?;
+        if self.topics.contains_key(name) {
+            return Err(Rejection::TopicExists {
+                name: name.to_owned(),
+            });
+        }
+        let folded = name.replace('.', "_");
+        if let Some(existing) = self.topics.keys().find(|t| t.replace('.', "_") == folded) {
+            return Err(Rejection::TopicCollision {
+                name: name.to_owned(),
+                existing: existing.clone(),
+            });
+        }
+        if id.is_zero() || self.topic_by_id(&id).is_some() {
+            return Err(Rejection::InvalidTopicId { id });
+        }
+        check_partition_count(assignments.len(), 0)?;
+        check_configs(configs.iter().map(|(k, v)| (k, Some(v))))?;
+        let rf = assignments.first().map_or(0, Vec::len);
+        let partitions = self.new_partitions(assignments, rf, 0)?;
+        let count = partitions.len() as i32;
+        self.topics.insert(
+            name.to_owned(),
+            TopicRecord {
+                id,
+                name: name.to_owned(),
+                configs: configs.clone(),
+                partitions,
+            },
+        );
+        Ok(Outcome::TopicCreated {
+            id,
+            partitions: count,
+        })
+    }
+
+    fn topic_name_of(&self, id: &TopicId) -> Result<String, Rejection> {
+        self.topic_by_id(id)
+            .map(|t| t.name.clone())
+            .ok_or(Rejection::UnknownTopicId { id: *id })
+    }
+
+    fn create_partitions(
+        &mut self,
+        id: &TopicId,
+        assignments: &[Vec<NodeId>],
+    ) -> Result<Outcome, Rejection> {
+        let name = self.topic_name_of(id)?;
+        let topic = &self.topics[&name];
+        let existing = topic.partitions.len();
+        if assignments.is_empty() {
+            return Err(Rejection::InvalidPartitions {
+                reason: "no partitions to add".into(),
+            });
+        }
+        check_partition_count(assignments.len(), existing)?;
+        let new = self.new_partitions(assignments, topic.replication_factor(), existing)?;
+        let topic = self.topics.get_mut(&name).expect("looked up above");
+        topic.partitions.extend(new);
+        Ok(Outcome::PartitionsCreated {
+            id: *id,
+            partitions: topic.partitions.len() as i32,
+        })
+    }
+
+    fn delete_topic(&mut self, id: &TopicId) -> Result<Outcome, Rejection> {
+        let name = self.topic_name_of(id)?;
+        self.topics.remove(&name);
+        Ok(Outcome::TopicDeleted { id: *id, name })
+    }
+
+    fn alter_partition(
+        &mut self,
+        topic: &TopicId,
+        partition: i32,
+        leader: Option<NodeId>,
+        isr: &[NodeId],
+        partition_epoch: i32,
+    ) -> Result<Outcome, Rejection> {
+        let name = self.topic_name_of(topic)?;
+        let p = usize::try_from(partition)
+            .ok()
+            .and_then(|i| self.topics[&name].partitions.get(i))
+            .ok_or_else(|| Rejection::UnknownPartition {
+                topic: name.clone(),
+                partition,
+            })?;
+        if partition_epoch != p.partition_epoch {
+            return Err(Rejection::StalePartitionEpoch {
+                current: p.partition_epoch,
+                proposed: partition_epoch,
+            });
+        }
+        if isr.is_empty() {
+            return Err(invalid_leader_or_isr("the ISR is empty"));
+        }
+        let mut seen = BTreeSet::new();
+        for r in isr {
+            if !seen.insert(*r) {
+                return Err(invalid_leader_or_isr(format!("node {r} is named twice")));
+            }
+            if !p.replicas.contains(r) {
+                return Err(invalid_leader_or_isr(format!("node {r} is not a replica")));
+            }
+            if !self.is_live(*r) {
+                return Err(invalid_leader_or_isr(format!(
+                    "node {r} is fenced or not registered"
+                )));
+            }
+        }
+        if let Some(l) = leader
+            && !isr.contains(&l)
+        {
+            return Err(invalid_leader_or_isr(format!(
+                "leader {l} is not in the ISR"
+            )));
+        }
+        let p = &mut self
+            .topics
+            .get_mut(&name)
+            .expect("looked up above")
+            .partitions[partition as usize];
+        let leader_changed = p.leader != leader;
+        if leader_changed || p.isr != isr {
+            if leader_changed {
+                p.leader = leader;
+                p.leader_epoch += 1;
+            }
+            p.isr = isr.to_vec();
+            p.partition_epoch += 1;
+        }
+        Ok(Outcome::PartitionAltered {
+            leader: p.leader,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+        })
+    }
+
+    fn alter_configs(
+        &mut self,
+        resource: &ConfigResource,
+        changes: &BTreeMap<String, Option<String>>,
+    ) -> Result<Outcome, Rejection> {
+        check_configs(changes.iter().map(|(k, v)| (k, v.as_ref())))?;
+        let configs = match resource {
+            ConfigResource::Topic(name) => {
+                &mut self
+                    .topics
+                    .get_mut(name)
+                    .ok_or_else(|| Rejection::UnknownTopic { name: name.clone() })?
+                    .configs
+            }
+            ConfigResource::Node(id) => {
+                if !self.nodes.contains_key(id) {
+                    return Err(Rejection::UnknownNode { id: *id });
+                }
+                self.node_configs.entry(*id).or_default()
+            }
+            ConfigResource::Cluster => &mut self.cluster_configs,
+        };
+        for (k, v) in changes {
+            match v {
+                Some(v) => configs.insert(k.clone(), v.clone()),
+                None => configs.remove(k),
+            };
+        }
+        if let ConfigResource::Node(id) = resource
+            && self.node_configs.get(id).is_some_and(BTreeMap::is_empty)
+        {
+            self.node_configs.remove(id);
+        }
+        Ok(Outcome::ConfigsAltered)
+    }
+
+    /// Checks `META-2`, `META-3` and `META-5` over the whole image; tests and simulations call
+    /// it after every command (the pair of the checks `apply` makes on each command).
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let mut ids = BTreeSet::new();
+        let mut folded = BTreeSet::new();
+        for (name, t) in &self.topics {
+            if *name != t.name {
+                return Err(format!("topic {} is filed under {name}", t.name));
+            }
+            if t.id.is_zero() || !ids.insert(t.id) {
+                return Err(format!("topic {name} has a zero or repeated id"));
+            }
+            if !folded.insert(name.replace('.', "_")) {
+                return Err(format!("topic {name} collides with another"));
+            }
+            let rf = t.replication_factor();
+            for (i, p) in t.partitions.iter().enumerate() {
+                let at = format!("{name}-{i}");
+                let distinct: BTreeSet<_> = p.replicas.iter().collect();
+                if p.replicas.len() != rf || distinct.len() != rf || rf == 0 {
+                    return Err(format!("{at}: bad replicas {:?}", p.replicas));
+                }
+                if p.replicas.iter().any(|r| !self.nodes.contains_key(r)) {
+                    return Err(format!("{at}: unregistered replica in {:?}", p.replicas));
+                }
+                if p.isr.is_empty() || p.isr.iter().any(|r| !p.replicas.contains(r)) {
+                    return Err(format!("{at}: bad ISR {:?}", p.isr));
+                }
+                if let Some(l) = p.leader {
+                    if !p.isr.contains(&l) || !self.is_live(l) {
+                        return Err(format!("{at}: leader {l} not a live ISR member"));
+                    }
+                    if p.isr.iter().any(|r| !self.is_live(*r)) {
+                        return Err(format!("{at}: fenced node in ISR {:?}", p.isr));
+                    }
+                } else if p.isr.len() > 1 && p.isr.iter().any(|r| !self.is_live(*r)) {
+                    return Err(format!("{at}: leaderless with fenced ISR {:?}", p.isr));
+                }
+                if p.leader_epoch < 0 || p.partition_epoch < p.leader_epoch {
+                    return Err(format!(
+                        "{at}: epochs {} {}",
+                        p.leader_epoch, p.partition_epoch
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_partition_count(new: usize, existing: usize) -> Result<(), Rejection> {
+    let total = new + existing;
+    if new == 0 || total > PARTITIONS_MAX as usize {
+        return Err(Rejection::InvalidPartitions {
+            reason: format!(
+                "a topic has between 1 and {PARTITIONS_MAX} partitions, this one would have {total}"
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn check_configs<'a>(
+    configs: impl Iterator<Item = (&'a String, Option<&'a String>)>,
+) -> Result<(), Rejection> {
+    for (k, v) in configs {
+        if k.is_empty()
+            || k.len() > CONFIG_LENGTH_MAX
+            || v.is_some_and(|v| v.len() > CONFIG_LENGTH_MAX)
+        {
+            return Err(Rejection::InvalidConfig {
+                reason: format!("key {k:?} is empty, or it or its value is too long"),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,514 @@
+//! Unit tests of the metadata state machine: each command's effect and each rejection, with
+//! the image's invariants checked after every step.
+
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::metadata::place;
+
+fn tid(n: u8) -> TopicId {
+    let mut b = [0u8; 16];
+    b[15] = n;
+    b[0] = 0xab;
+    TopicId(b)
+}
+
+fn endpoint(port: u16) -> Endpoint {
+    Endpoint {
+        name: "PLAINTEXT".into(),
+        host: "127.0.0.1".into(),
+        port,
+        security_protocol: "PLAINTEXT".into(),
+    }
+}
+
+fn register(id: NodeId, rack: Option<&str>) -> Command {
+    Command::RegisterNode {
+        id,
+        incarnation: 100 + u64::from(id.unsigned_abs()),
+        endpoints: vec![endpoint(9092 + id.unsigned_abs() as u16)],
+        rack: rack.map(str::to_owned),
+        now_ms: 1_000,
+    }
+}
+
+/// Applies and checks the invariants; a rejection must leave the image unchanged (META-1).
+fn apply(image: &mut MetadataImage, cmd: Command) -> Result<Outcome, Rejection> {
+    let before = image.clone();
+    let r = image.apply(&cmd);
+    if r.is_err() {
+        assert_eq!(*image, before, "a rejected {cmd} changed the image");
+    }
+    image.check_invariants().expect("invariants hold");
+    r
+}
+
+fn cluster(nodes: i32) -> MetadataImage {
+    let mut image = MetadataImage::default();
+    for id in 1..=nodes {
+        apply(&mut image, register(id, None)).unwrap();
+    }
+    image
+}
+
+fn create(image: &mut MetadataImage, n: u8, name: &str, assignments: Vec<Vec<NodeId>>) {
+    let out = apply(
+        image,
+        Command::CreateTopic {
+            id: tid(n),
+            name: name.into(),
+            configs: BTreeMap::new(),
+            assignments,
+        },
+    )
+    .unwrap();
+    assert!(matches!(out, Outcome::TopicCreated { .. }));
+}
+
+fn partition<'a>(image: &'a MetadataImage, name: &str, p: usize) -> &'a PartitionRecord {
+    &image.topics[name].partitions[p]
+}
+
+#[test]
+fn topic_id_round_trips_as_hex() {
+    let id = tid(7);
+    let json = serde_json::to_string(&id).unwrap();
+    assert_eq!(json, "\"ab000000000000000000000000000007\"");
+    assert_eq!(serde_json::from_str::<TopicId>(&json).unwrap(), id);
+    assert!(serde_json::from_str::<TopicId>("\"xyz\"").is_err());
+    assert!(TopicId::ZERO.is_zero());
+}
+
+#[test]
+fn register_heartbeat_and_stale_incarnation() {
+    let mut image = cluster(1);
+    let node = &image.nodes[&1];
+    assert!(!node.fenced);
+    assert_eq!(node.endpoints, vec![endpoint(9093)]);
+    let hb = |inc, now_ms| Command::Heartbeat {
+        id: 1,
+        incarnation: inc,
+        now_ms,
+    };
+    apply(&mut image, hb(101, 5_000)).unwrap();
+    assert_eq!(image.nodes[&1].last_heartbeat_ms, 5_000);
+    // An earlier clock does not move the heartbeat back.
+    apply(&mut image, hb(101, 4_000)).unwrap();
+    assert_eq!(image.nodes[&1].last_heartbeat_ms, 5_000);
+    assert_eq!(
+        apply(&mut image, hb(99, 6_000)),
+        Err(Rejection::StaleIncarnation {
+            id: 1,
+            current: 101,
+            proposed: 99
+        })
+    );
+    assert_eq!(
+        apply(
+            &mut image,
+            Command::Heartbeat {
+                id: 9,
+                incarnation: 1,
+                now_ms: 1
+            }
+        ),
+        Err(Rejection::UnknownNode { id: 9 })
+    );
+    assert_eq!(
+        apply(&mut image, register(-1, None)),
+        Err(Rejection::InvalidNodeId { id: -1 })
+    );
+    let mut twice = register(2, None);
+    if let Command::RegisterNode { endpoints, .. } = &mut twice {
+        endpoints.push(endpoint(1));
+    }
+    assert!(matches!(
+        apply(&mut image, twice),
+        Err(Rejection::InvalidRegistration { id: 2, .. })
+    ));
+    assert_eq!(image.stale_nodes(5_000 + 10_000, 9_000), vec![1]);
+    assert!(image.stale_nodes(5_000 + 10_000, 10_000).is_empty());
+}
+
+#[test]
+fn create_topic_sets_leader_isr_and_epochs() {
+    let mut image = cluster(3);
+    create(&mut image, 1, "orders", vec![vec![1, 2, 3], vec![2, 3, 1]]);
+    let t = &image.topics["orders"];
+    assert_eq!(t.id, tid(1));
+    assert_eq!(t.replication_factor(), 3);
+    let p = partition(&image, "orders", 1);
+    assert_eq!(p.leader, Some(2));
+    assert_eq!(p.isr, vec![2, 3, 1]);
+    assert_eq!((p.leader_epoch, p.partition_epoch), (0, 0));
+    assert_eq!(image.topic_by_id(&tid(1)).unwrap().name, "orders");
+}
+
+#[test]
+fn create_topic_rejections() {
+    let mut image = cluster(2);
+    create(&mut image, 1, "a.b", vec![vec![1]]);
+    let attempt = |image: &mut MetadataImage, id: TopicId, name: &str, a: Vec<Vec<NodeId>>| {
+        apply(
+            image,
+            Command::CreateTopic {
+                id,
+                name: name.into(),
+                configs: BTreeMap::new(),
+                assignments: a,
+            },
+        )
+    };
+    assert_eq!(
+        attempt(&mut image, tid(2), "a.b", vec![vec![1]]),
+        Err(Rejection::TopicExists { name: "a.b".into() })
+    );
+    assert!(matches!(
+        attempt(&mut image, tid(2), "a_b", vec![vec![1]]),
+        Err(Rejection::TopicCollision { .. })
+    ));
+    assert!(matches!(
+        attempt(&mut image, tid(2), "bad name", vec![vec![1]]),
+        Err(Rejection::InvalidTopicName { .. })
+    ));
+    assert_eq!(
+        attempt(&mut image, tid(1), "other", vec![vec![1]]),
+        Err(Rejection::InvalidTopicId { id: tid(1) })
+    );
+    assert_eq!(
+        attempt(&mut image, TopicId::ZERO, "other", vec![vec![1]]),
+        Err(Rejection::InvalidTopicId { id: TopicId::ZERO })
+    );
+    assert!(matches!(
+        attempt(&mut image, tid(2), "other", vec![]),
+        Err(Rejection::InvalidPartitions { .. })
+    ));
+    assert!(matches!(
+        attempt(&mut image, tid(2), "other", vec![vec![]]),
+        Err(Rejection::InvalidReplicationFactor { .. })
+    ));
+    assert!(matches!(
+        attempt(&mut image, tid(2), "other", vec![vec![1, 1]]),
+        Err(Rejection::InvalidReplicaAssignment { .. })
+    ));
+    assert!(matches!(
+        attempt(&mut image, tid(2), "other", vec![vec![1, 2], vec![1]]),
+        Err(Rejection::InvalidReplicaAssignment { .. })
+    ));
+    assert!(matches!(
+        attempt(&mut image, tid(2), "other", vec![vec![1, 7]]),
+        Err(Rejection::InvalidReplicaAssignment { .. })
+    ));
+    apply(&mut image, Command::FenceNode { id: 2 }).unwrap();
+    assert!(matches!(
+        attempt(&mut image, tid(2), "other", vec![vec![2]]),
+        Err(Rejection::InvalidReplicaAssignment { .. })
+    ));
+    // A fenced replica is allowed but starts outside the ISR.
+    attempt(&mut image, tid(2), "other", vec![vec![2, 1]]).unwrap();
+    let p = partition(&image, "other", 0);
+    assert_eq!((p.leader, p.isr.clone()), (Some(1), vec![1]));
+}
+
+#[test]
+fn create_and_delete_partitions_and_topics() {
+    let mut image = cluster(2);
+    create(&mut image, 1, "t", vec![vec![1, 2]]);
+    let out = apply(
+        &mut image,
+        Command::CreatePartitions {
+            id: tid(1),
+            assignments: vec![vec![2, 1], vec![1, 2]],
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        out,
+        Outcome::PartitionsCreated {
+            id: tid(1),
+            partitions: 3
+        }
+    );
+    assert_eq!(partition(&image, "t", 1).leader, Some(2));
+    assert!(matches!(
+        apply(
+            &mut image,
+            Command::CreatePartitions {
+                id: tid(1),
+                assignments: vec![vec![1]],
+            }
+        ),
+        Err(Rejection::InvalidReplicaAssignment { .. })
+    ));
+    assert_eq!(
+        apply(&mut image, Command::DeleteTopic { id: tid(9) }),
+        Err(Rejection::UnknownTopicId { id: tid(9) })
+    );
+    assert_eq!(
+        apply(&mut image, Command::DeleteTopic { id: tid(1) }),
+        Ok(Outcome::TopicDeleted {
+            id: tid(1),
+            name: "t".into()
+        })
+    );
+    assert!(image.topics.is_empty());
+    // The name is free again, under a new id.
+    create(&mut image, 2, "t", vec![vec![1]]);
+}
+
+#[test]
+fn alter_partition_checks_the_partition_epoch() {
+    let mut image = cluster(3);
+    create(&mut image, 1, "t", vec![vec![1, 2, 3]]);
+    let alter = |leader, isr: Vec<NodeId>, epoch| Command::AlterPartition {
+        topic: tid(1),
+        partition: 0,
+        leader,
+        isr,
+        partition_epoch: epoch,
+    };
+    // ISR shrink by the leader: partition epoch moves, leader epoch does not.
+    assert_eq!(
+        apply(&mut image, alter(Some(1), vec![1, 2], 0)),
+        Ok(Outcome::PartitionAltered {
+            leader: Some(1),
+            leader_epoch: 0,
+            partition_epoch: 1
+        })
+    );
+    // A proposal built on epoch 0 is now stale (META-4).
+    assert_eq!(
+        apply(&mut image, alter(Some(1), vec![1, 2, 3], 0)),
+        Err(Rejection::StalePartitionEpoch {
+            current: 1,
+            proposed: 0
+        })
+    );
+    // Leader change: both epochs move.
+    assert_eq!(
+        apply(&mut image, alter(Some(2), vec![1, 2], 1)),
+        Ok(Outcome::PartitionAltered {
+            leader: Some(2),
+            leader_epoch: 1,
+            partition_epoch: 2
+        })
+    );
+    // The same state again changes nothing.
+    assert_eq!(
+        apply(&mut image, alter(Some(2), vec![1, 2], 2)),
+        Ok(Outcome::PartitionAltered {
+            leader: Some(2),
+            leader_epoch: 1,
+            partition_epoch: 2
+        })
+    );
+    for bad in [
+        alter(Some(3), vec![1, 2], 2),
+        alter(Some(1), vec![], 2),
+        alter(Some(1), vec![1, 1], 2),
+        alter(Some(1), vec![1, 4], 2),
+    ] {
+        assert!(matches!(
+            apply(&mut image, bad),
+            Err(Rejection::InvalidLeaderOrIsr { .. })
+        ));
+    }
+    apply(&mut image, register(4, None)).unwrap();
+    apply(&mut image, Command::FenceNode { id: 3 }).unwrap();
+    let epoch = partition(&image, "t", 0).partition_epoch;
+    assert!(matches!(
+        apply(&mut image, alter(Some(2), vec![2, 3], epoch)),
+        Err(Rejection::InvalidLeaderOrIsr { .. })
+    ));
+    assert!(matches!(
+        apply(
+            &mut image,
+            Command::AlterPartition {
+                topic: tid(1),
+                partition: 5,
+                leader: None,
+                isr: vec![1],
+                partition_epoch: 0,
+            }
+        ),
+        Err(Rejection::UnknownPartition { .. })
+    ));
+}
+
+#[test]
+fn fencing_moves_leadership_and_shrinks_isr() {
+    let mut image = cluster(3);
+    create(&mut image, 1, "t", vec![vec![1, 2, 3], vec![2, 3, 1]]);
+    create(&mut image, 2, "s", vec![vec![3]]);
+    let out = apply(&mut image, Command::FenceNode { id: 1 }).unwrap();
+    assert_eq!(
+        out,
+        Outcome::Node {
+            id: 1,
+            fenced: true,
+            partitions_changed: 2
+        }
+    );
+    let p0 = partition(&image, "t", 0);
+    assert_eq!((p0.leader, p0.isr.clone()), (Some(2), vec![2, 3]));
+    assert_eq!((p0.leader_epoch, p0.partition_epoch), (1, 1));
+    let p1 = partition(&image, "t", 1);
+    assert_eq!((p1.leader, p1.isr.clone()), (Some(2), vec![2, 3]));
+    assert_eq!((p1.leader_epoch, p1.partition_epoch), (0, 1));
+    // Fencing the only ISR member leaves the partition without a leader, ISR kept (META-5).
+    apply(&mut image, Command::FenceNode { id: 3 }).unwrap();
+    let p2 = partition(&image, "s", 0);
+    assert_eq!((p2.leader, p2.isr.clone()), (None, vec![3]));
+    assert_eq!((p2.leader_epoch, p2.partition_epoch), (1, 1));
+    // Fencing again is a no-op.
+    assert_eq!(
+        apply(&mut image, Command::FenceNode { id: 3 }),
+        Ok(Outcome::Node {
+            id: 3,
+            fenced: true,
+            partitions_changed: 0
+        })
+    );
+    // Unfencing brings the leader back; the ISRs it left are the leader's to grow again.
+    assert_eq!(
+        apply(&mut image, Command::UnfenceNode { id: 3 }),
+        Ok(Outcome::Node {
+            id: 3,
+            fenced: false,
+            partitions_changed: 1
+        })
+    );
+    let p2 = partition(&image, "s", 0);
+    assert_eq!(
+        (p2.leader, p2.leader_epoch, p2.partition_epoch),
+        (Some(3), 2, 2)
+    );
+    assert_eq!(partition(&image, "t", 0).isr, vec![2]);
+    assert_eq!(
+        apply(&mut image, Command::UnfenceNode { id: 8 }),
+        Err(Rejection::UnknownNode { id: 8 })
+    );
+}
+
+#[test]
+fn alter_configs_sets_and_removes() {
+    let mut image = cluster(1);
+    create(&mut image, 1, "t", vec![vec![1]]);
+    let changes = |pairs: &[(&str, Option<&str>)]| -> BTreeMap<String, Option<String>> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.map(str::to_owned)))
+            .collect()
+    };
+    let topic = ConfigResource::Topic("t".into());
+    apply(
+        &mut image,
+        Command::AlterConfigs {
+            resource: topic.clone(),
+            changes: changes(&[
+                ("retention.ms", Some("1000")),
+                ("cleanup.policy", Some("compact")),
+            ]),
+        },
+    )
+    .unwrap();
+    apply(
+        &mut image,
+        Command::AlterConfigs {
+            resource: topic,
+            changes: changes(&[("cleanup.policy", None)]),
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        image.topics["t"].configs,
+        BTreeMap::from([("retention.ms".to_string(), "1000".to_string())])
+    );
+    apply(
+        &mut image,
+        Command::AlterConfigs {
+            resource: ConfigResource::Node(1),
+            changes: changes(&[("log.retention.ms", Some("5"))]),
+        },
+    )
+    .unwrap();
+    apply(
+        &mut image,
+        Command::AlterConfigs {
+            resource: ConfigResource::Cluster,
+            changes: changes(&[("num.partitions", Some("3"))]),
+        },
+    )
+    .unwrap();
+    assert_eq!(image.node_configs[&1]["log.retention.ms"], "5");
+    assert_eq!(image.cluster_configs["num.partitions"], "3");
+    apply(
+        &mut image,
+        Command::AlterConfigs {
+            resource: ConfigResource::Node(1),
+            changes: changes(&[("log.retention.ms", None)]),
+        },
+    )
+    .unwrap();
+    assert!(image.node_configs.is_empty());
+    assert_eq!(
+        apply(
+            &mut image,
+            Command::AlterConfigs {
+                resource: ConfigResource::Topic("nope".into()),
+                changes: changes(&[("a", Some("b"))]),
+            }
+        ),
+        Err(Rejection::UnknownTopic {
+            name: "nope".into()
+        })
+    );
+    assert_eq!(
+        apply(
+            &mut image,
+            Command::AlterConfigs {
+                resource: ConfigResource::Node(5),
+                changes: changes(&[("a", Some("b"))]),
+            }
+        ),
+        Err(Rejection::UnknownNode { id: 5 })
+    );
+    assert!(matches!(
+        apply(
+            &mut image,
+            Command::AlterConfigs {
+                resource: ConfigResource::Cluster,
+                changes: changes(&[("", Some("b"))]),
+            }
+        ),
+        Err(Rejection::InvalidConfig { .. })
+    ));
+}
+
+#[test]
+fn same_commands_give_same_images_and_serde_round_trips() {
+    let run = || {
+        let mut image = cluster(4);
+        for (i, name) in ["a", "b", "c"].iter().enumerate() {
+            let cmd =
+                Command::create_topic(&image, tid(i as u8 + 1), name, 5, Some(2), BTreeMap::new())
+                    .unwrap();
+            apply(&mut image, cmd).unwrap();
+        }
+        apply(&mut image, Command::FenceNode { id: 2 }).unwrap();
+        image
+    };
+    let image = run();
+    assert_eq!(image, run());
+    let json = serde_json::to_string(&image).unwrap();
+    assert_eq!(serde_json::from_str::<MetadataImage>(&json).unwrap(), image);
+    let cmd = Command::create_topic(&image, tid(9), "d", 2, None, BTreeMap::new()).unwrap();
+    let json = serde_json::to_string(&cmd).unwrap();
+    assert_eq!(serde_json::from_str::<Command>(&json).unwrap(), cmd);
+    // The default replication factor is 3 once three nodes are live (node 2 is fenced).
+    let Command::CreateTopic { assignments, .. } = cmd else {
+        unreachable!()
+    };
+    assert!(assignments.iter().all(|a| a.len() == 3 && !a.contains(&2)));
+    assert!(place(&image, 1, 4).is_err());
+}
