@@ -4,15 +4,23 @@
 //!   partitions with replicas, leader, leader epoch, ISR and partition epoch, configs) and its
 //!   [`Command`]s, as a pure, deterministic state machine (`META-1..5`).
 //! - [`placement`]: where new partitions' replicas and leaders go (`PLACE-1..3`).
+//! - [`store`]: the Raft log, vote and purge point on disk (`STORE-1..4`);
+//!   [`state_machine`]: the image as openraft's state machine, with snapshots (`SM-1..3`);
+//!   [`types`]: the Raft type configuration.
 //!
-//! Nothing here reads a clock or draws random numbers: times and topic ids come inside the
-//! commands, from whoever proposes them.
+//! The model and placement read no clock and draw no random numbers: times and topic ids come
+//! inside the commands, from whoever proposes them. A node's quorum data directory holds
+//! `log`, `vote`, `committed`, `purged`, `snapshot` and `lock`.
 
 pub mod image;
 pub mod placement;
+pub mod state_machine;
+pub mod store;
+pub mod types;
 
 pub use image::{
     Command, ConfigResource, Endpoint, MetadataImage, NodeId, NodeRecord, Outcome, PartitionRecord,
     Rejection, TopicId, TopicRecord,
 };
 pub use placement::{default_replication_factor, place};
+pub use store::StoreError;
