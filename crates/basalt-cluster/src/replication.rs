@@ -48,8 +48,10 @@
 //! - `REP-6`: acks=all is answered Ready only when the HW has passed the batch and the committed
 //!   ISR has at least `min.insync.replicas` members; with fewer it is NotEnoughReplicas.
 //! - `REP-7`: a follower truncates only the part of its log that does not agree with the leader's
-//!   epochs: to the end offset of the largest epoch both have, never past its own LEO. Its HW is
-//!   never above its LEO and never moves backwards except by such a truncation.
+//!   epochs: to the end offset of the largest epoch both have, never past its own LEO, and only
+//!   on the answer to a fetch that still describes its log (a delayed answer to an older fetch
+//!   could otherwise cut records fetched since). Its HW is never above its LEO and never moves
+//!   backwards except by such a truncation.
 //! - `REP-8`: a clean election picks a live member of the ISR; every change of leader bumps the
 //!   leader epoch and every change of the partition record bumps the partition epoch, so one
 //!   leader epoch names at most one leader.

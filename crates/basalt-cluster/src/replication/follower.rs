@@ -2,19 +2,25 @@
 //! reports a divergence, and the HW it learns from the leader.
 //!
 //! A [`FollowerState`] lives for one leader epoch on one node, created from the [`LocalLog`] of
-//! the previous role. The caller's loop: send [`FollowerState::fetch_request`] to the leader;
-//! on records, append them to the log and call [`FollowerState::on_batch`] for each batch, then
-//! [`FollowerState::on_high_watermark`]; on a divergence, call [`FollowerState::on_diverging`]
-//! and truncate the log to the offset it returns, then fetch again. A fetch-based truncation
+//! the previous role. The caller's loop: send [`FollowerState::fetch_request`] to the leader,
+//! keeping it with the outstanding fetch; on records for a fetch that
+//! [`FollowerState::is_current`], append them to the log and call [`FollowerState::on_batch`]
+//! for each batch, then [`FollowerState::on_high_watermark`]; on a divergence, call
+//! [`FollowerState::on_diverging`] with the fetch it answers and truncate the log to the offset
+//! it returns, then fetch again. A fetch-based truncation
 //! needs no separate OffsetForLeaderEpoch round (Fetch v12+); one divergence answer may take
 //! several rounds when the follower lacks the leader's epoch, each truncating further.
 //!
-//! The caller drops answers that are not for the fetch it has outstanding (another leader
-//! epoch, or a fetch offset that is no longer its LEO).
+//! Every answer is applied together with the fetch it answers: an answer to an older fetch (a
+//! delayed or repeated message, or a fetch that timed out and was sent again) describes a log the
+//! follower may no longer have, and a divergence computed for it could cut records fetched since.
+//! [`FollowerState::is_current`] tells whether a fetch still describes the log; the divergence
+//! handlers check it themselves and ignore stale answers.
 //!
 //! # Invariants
 //! `REP-7` (see the module docs of `replication`): a follower truncates only where its epochs
-//! disagree with the leader's, never past its LEO; its HW stays at or below its LEO.
+//! disagree with the leader's, never past its LEO, and only on an answer to a fetch that still
+//! describes its log; its HW stays at or below its LEO.
 
 use super::{DivergingEpoch, FollowerFetch, LeaderEpochCache, LocalLog};
 
@@ -115,6 +121,13 @@ impl FollowerState {
         }
     }
 
+    /// Whether `fetch` (one of its earlier [`FollowerFetch`]es) still describes the log: same
+    /// leader epoch, fetch offset and last fetched epoch as a fetch sent now. Answers to any
+    /// other fetch are stale.
+    pub fn is_current(&self, fetch: &FollowerFetch) -> bool {
+        *fetch == self.fetch_request()
+    }
+
     /// A fetched batch `[base_offset, next_offset)` of partition leader epoch `epoch` was
     /// appended to the log. Refused (and nothing changes) if it does not continue the log.
     pub fn on_batch(
@@ -155,13 +168,21 @@ impl FollowerState {
         }
     }
 
-    /// The leader answered a divergence: returns the offset to truncate the log to (its LEO if
-    /// nothing is to be removed), already applied to the follower's LEO, epochs and HW. Kafka's
-    /// rule (`REP-7`): if the follower has the leader's epoch, to the smaller end of that epoch
-    /// in the two logs; if it lacks that epoch, to the end of its own largest epoch below it
-    /// (the next fetch compares again); if it has no epoch at or below it, to the leader's end
+    /// The leader answered `fetch` with a divergence: returns the offset to truncate the log to
+    /// (its LEO if nothing is to be removed), already applied to the follower's LEO, epochs and
+    /// HW, or `None` if `fetch` is stale ([`FollowerState::is_current`]). Kafka's rule
+    /// (`REP-7`): if the follower has the leader's epoch, to the smaller end of that epoch in
+    /// the two logs; if it lacks that epoch, to the end of its own largest epoch below it (the
+    /// next fetch compares again); if it has no epoch at or below it, to the leader's end
     /// offset.
-    pub fn on_diverging(&mut self, diverging: DivergingEpoch) -> i64 {
+    pub fn on_diverging(
+        &mut self,
+        fetch: &FollowerFetch,
+        diverging: DivergingEpoch,
+    ) -> Option<i64> {
+        if !self.is_current(fetch) {
+            return None;
+        }
         let leo = self.log.log_end_offset;
         let own = self.log.epochs.end_offset_for(diverging.epoch, leo);
         let target = if own.is_undefined() {
@@ -171,14 +192,21 @@ impl FollowerState {
         } else {
             own.end_offset.min(diverging.end_offset)
         };
-        self.truncate_to(target)
+        Some(self.truncate_to(target))
     }
 
-    /// The leader answered OFFSET_OUT_OF_RANGE with its LEO: a follower whose log is longer
-    /// than the leader's (only after an unclean election) truncates to it. Returns the offset to
-    /// truncate to, if any.
-    pub fn on_offset_out_of_range(&mut self, leader_log_end_offset: i64) -> Option<i64> {
-        if leader_log_end_offset >= 0 && leader_log_end_offset < self.log.log_end_offset {
+    /// The leader answered `fetch` with OFFSET_OUT_OF_RANGE and its LEO: a follower whose log
+    /// is longer than the leader's (only after an unclean election) truncates to it. Returns the
+    /// offset to truncate to, if any (never for a stale `fetch`).
+    pub fn on_offset_out_of_range(
+        &mut self,
+        fetch: &FollowerFetch,
+        leader_log_end_offset: i64,
+    ) -> Option<i64> {
+        if self.is_current(fetch)
+            && leader_log_end_offset >= 0
+            && leader_log_end_offset < self.log.log_end_offset
+        {
             Some(self.truncate_to(leader_log_end_offset))
         } else {
             None
@@ -210,6 +238,12 @@ mod tests {
 
     fn div(epoch: i32, end_offset: i64) -> DivergingEpoch {
         DivergingEpoch { epoch, end_offset }
+    }
+
+    /// A divergence answering the follower's current fetch.
+    fn diverge(f: &mut FollowerState, d: DivergingEpoch) -> i64 {
+        let fetch = f.fetch_request();
+        f.on_diverging(&fetch, d).expect("current fetch")
     }
 
     #[test]
@@ -290,19 +324,19 @@ mod tests {
     #[test]
     fn divergence_within_a_shared_epoch_truncates_to_the_smaller_end() {
         let mut f = follower(&[1, 1, 2, 2, 2], 1);
-        assert_eq!(f.on_diverging(div(2, 3)), 3);
+        assert_eq!(diverge(&mut f, div(2, 3)), 3);
         assert_eq!(f.log_end_offset(), 3);
         assert_eq!(f.fetch_request().last_fetched_epoch, Some(2));
         // The leader's end past the follower's: nothing to remove.
         let mut f = follower(&[1, 1, 2], 1);
-        assert_eq!(f.on_diverging(div(2, 7)), 3);
+        assert_eq!(diverge(&mut f, div(2, 7)), 3);
     }
 
     #[test]
     fn divergence_on_an_epoch_the_follower_lacks_truncates_to_its_floor_epoch_end() {
         // Follower epochs 1 at [0,2), 3 at [2,5); the leader answers epoch 2 ending at 4.
         let mut f = follower(&[1, 1, 3, 3, 3], 0);
-        assert_eq!(f.on_diverging(div(2, 4)), 2);
+        assert_eq!(diverge(&mut f, div(2, 4)), 2);
         assert_eq!(f.fetch_request().last_fetched_epoch, Some(1));
         assert_eq!(f.fetch_request().fetch_offset, 2);
     }
@@ -311,7 +345,7 @@ mod tests {
     fn divergence_below_every_epoch_of_the_follower() {
         // Follower epochs start at 3; the leader's answer is epoch 1 ending at 0.
         let mut f = follower(&[3, 3], 0);
-        assert_eq!(f.on_diverging(div(1, 0)), 0);
+        assert_eq!(diverge(&mut f, div(1, 0)), 0);
         assert!(f.epochs().is_empty());
         assert_eq!(f.fetch_request().last_fetched_epoch, None);
     }
@@ -319,15 +353,33 @@ mod tests {
     #[test]
     fn truncation_lowers_the_hw_with_the_log() {
         let mut f = follower(&[1, 1, 2, 2], 4);
-        assert_eq!(f.on_diverging(div(1, 2)), 2);
+        assert_eq!(diverge(&mut f, div(1, 2)), 2);
         assert_eq!(f.high_watermark(), 2);
     }
 
     #[test]
     fn out_of_range_truncates_only_a_longer_log() {
         let mut f = follower(&[1, 1, 1, 1], 0);
-        assert_eq!(f.on_offset_out_of_range(6), None);
-        assert_eq!(f.on_offset_out_of_range(3), Some(3));
+        let fetch = f.fetch_request();
+        assert_eq!(f.on_offset_out_of_range(&fetch, 6), None);
+        assert_eq!(f.on_offset_out_of_range(&fetch, 3), Some(3));
         assert_eq!(f.log_end_offset(), 3);
+        assert_eq!(f.on_offset_out_of_range(&fetch, 1), None, "stale");
+    }
+
+    #[test]
+    fn answers_to_an_older_fetch_are_ignored() {
+        // The follower's fetch at offset 3 with epoch 1 diverged and it truncated to 2; it then
+        // fetched a record of epoch 5 at 2. A delayed copy of the old answer, or one to a repeat
+        // of the old fetch, must not cut that record.
+        let mut f = follower(&[1, 1, 1], 0);
+        let old = f.fetch_request();
+        assert_eq!(f.on_diverging(&old, div(1, 2)), Some(2));
+        f.on_batch(5, 2, 3).unwrap();
+        assert_eq!(f.fetch_request().fetch_offset, old.fetch_offset);
+        assert!(!f.is_current(&old));
+        assert_eq!(f.on_diverging(&old, div(1, 2)), None);
+        assert_eq!(f.log_end_offset(), 3);
+        assert!(f.is_current(&f.fetch_request()));
     }
 }

@@ -822,7 +822,8 @@ mod tests {
         mut log: Vec<i32>,
     ) -> Vec<i32> {
         for round in 0..20 {
-            let outcome = leader.on_follower_fetch(&follower.fetch_request(), round);
+            let fetch = follower.fetch_request();
+            let outcome = leader.on_follower_fetch(&fetch, round);
             match outcome.answer {
                 FetchAnswer::Records {
                     from_offset,
@@ -839,7 +840,7 @@ mod tests {
                     }
                 }
                 FetchAnswer::Diverging(d) => {
-                    let to = follower.on_diverging(d);
+                    let to = follower.on_diverging(&fetch, d).expect("current fetch");
                     log.truncate(to as usize);
                 }
                 other => panic!("{other:?}"),
