@@ -387,7 +387,6 @@ pub struct Node {
     pub disk: Disk,
     /// In-memory state.
     pub role: Role,
-    known_partition_epoch: i32,
     known_leader_epoch: i32,
     fetch_sent_ms: Option<i64>,
     proposal_sent_ms: i64,
@@ -407,7 +406,6 @@ impl Node {
                 incarnation: 1,
             },
             role: Role::Idle(LocalLog::default()),
-            known_partition_epoch: -1,
             known_leader_epoch: -1,
             fetch_sent_ms: None,
             proposal_sent_ms: 0,
@@ -560,12 +558,11 @@ impl Node {
         oracle: &mut Oracle,
         settings: &Settings,
     ) {
-        if incarnation != self.disk.incarnation
-            || state.partition_epoch <= self.known_partition_epoch
-        {
+        if incarnation != self.disk.incarnation {
             return;
         }
-        self.known_partition_epoch = state.partition_epoch;
+        // A newer leader epoch changes the role. Within one, only the leader cares, and it
+        // judges stale or reordered ISR versions itself (REP-3).
         if state.leader_epoch > self.known_leader_epoch {
             self.known_leader_epoch = state.leader_epoch;
             let log = self.take_log();
@@ -722,7 +719,6 @@ impl Node {
         );
         let log = LocalLog::new(self.disk.len() as i64, self.disk.hw_checkpoint, epochs);
         self.role = Role::Idle(log);
-        self.known_partition_epoch = -1;
         self.known_leader_epoch = -1;
         let msg = Msg::Heartbeat {
             incarnation: self.disk.incarnation,
