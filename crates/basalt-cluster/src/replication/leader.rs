@@ -865,4 +865,22 @@ mod tests {
         let log = replicate(&mut l, &leader_log, f, follower_log);
         assert_eq!(log, leader_log);
     }
+
+    #[test]
+    fn a_follower_lacking_the_leaders_epoch_truncates_to_its_own_earlier_epoch() {
+        // The follower led epoch 3 right after epoch 0 and never saw epoch 2, which the leader
+        // (of epoch 4, now 5) holds at [2, 5). Epoch 3's records must all go, even those below
+        // where the leader's epoch 2 ends.
+        let leader_log = [0, 0, 2, 2, 2, 4, 5];
+        let mut cache = LeaderEpochCache::rebuild([(0, 0), (2, 2), (4, 5)]);
+        cache.assign(5, 6);
+        let log = LocalLog::new(6, 0, cache);
+        let mut l = LeaderState::new(1, &leadership(1, 5, &[1, 3]), config(1), log, 0);
+        l.on_append(7);
+        let follower_log = vec![0, 0, 3, 3];
+        let cache = LeaderEpochCache::rebuild([(0, 0), (3, 2)]);
+        let f = FollowerState::new(2, 1, 5, LocalLog::new(4, 2, cache));
+        let log = replicate(&mut l, &leader_log, f, follower_log);
+        assert_eq!(log, leader_log);
+    }
 }
