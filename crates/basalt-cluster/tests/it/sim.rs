@@ -24,6 +24,9 @@ use world::{Bug, World};
 const STEPS_DEFAULT: usize = 3_000;
 const SEEDS_DEFAULT: u64 = 500;
 const SHARDS: u64 = 2;
+/// Trace lines in a failure report: a few dozen in a batch, more when replaying one seed.
+const TRACE_LINES_BATCH: usize = 60;
+const TRACE_LINES_REPLAY: usize = 400;
 /// Virtual time the cluster gets after the faults end, and when the producer stops within it
 /// (so the followers can reach the leader's end).
 const SETTLE_MS: i64 = 3_000;
@@ -53,11 +56,12 @@ fn env_u64(name: &str) -> Option<u64> {
 }
 
 /// Runs one seed; on a violation, the report with the state and the trace (if kept).
-fn run(seed: u64, steps: usize, bug: Option<Bug>, trace: bool) -> Result<Summary, Failure> {
-    let mut w = World::new(seed, bug, trace);
+/// `trace_lines` is how much of the trace a report shows (none kept if 0).
+fn run(seed: u64, steps: usize, bug: Option<Bug>, trace_lines: usize) -> Result<Summary, Failure> {
+    let mut w = World::new(seed, bug, trace_lines > 0);
     let fail = |w: &World, violation: String| Failure {
         seed,
-        report: report(w, seed, &violation),
+        report: report(w, seed, &violation, trace_lines),
     };
     for _ in 0..steps {
         w.step();
@@ -93,7 +97,7 @@ fn run(seed: u64, steps: usize, bug: Option<Bug>, trace: bool) -> Result<Summary
     })
 }
 
-fn report(w: &World, seed: u64, violation: &str) -> String {
+fn report(w: &World, seed: u64, violation: &str, trace_lines: usize) -> String {
     let mut out = format!(
         "seed {seed} at {}ms: {violation}\nsettings: {:?}\ncontroller: {:?}, live {:?}\n",
         w.net.now_ms, w.settings, w.controller.state, w.controller.live
@@ -108,7 +112,7 @@ fn report(w: &World, seed: u64, violation: &str) -> String {
     ));
     if let Some(trace) = &w.net.trace {
         out.push_str("last events:\n");
-        for line in trace.lines() {
+        for line in trace.last(trace_lines) {
             out.push_str(&format!("  {line}\n"));
         }
     }
@@ -120,7 +124,7 @@ fn run_shard(shard: u64) {
     let steps = env_u64("BASALT_SIM_STEPS").map_or(STEPS_DEFAULT, |s| s as usize);
     if let Some(seed) = env_u64("BASALT_SIM_SEED") {
         if shard == 0 {
-            match run(seed, steps, None, true) {
+            match run(seed, steps, None, TRACE_LINES_REPLAY) {
                 Ok(s) => eprintln!("seed {seed} passed: {}", describe(&s)),
                 Err(f) => panic!("{}", f.report),
             }
@@ -140,7 +144,7 @@ fn run_shard(shard: u64) {
     };
     let mut ran = 0;
     for seed in (shard..seeds).step_by(SHARDS as usize) {
-        match run(seed, steps, None, false) {
+        match run(seed, steps, None, 0) {
             Ok(s) => {
                 total.steps += s.steps;
                 total.acked += s.acked;
@@ -153,7 +157,7 @@ fn run_shard(shard: u64) {
             }
             Err(f) => {
                 // Replay with the trace on: the run is deterministic.
-                let traced = run(f.seed, steps, None, true)
+                let traced = run(f.seed, steps, None, TRACE_LINES_BATCH)
                     .err()
                     .map_or(f.report, |t| t.report);
                 panic!(
@@ -203,7 +207,7 @@ fn replication_keeps_its_invariants_under_faults_shard_1() {
 #[test]
 fn the_checks_catch_broken_replication() {
     for (bug, expected) in [(Bug::AckOnAppend, "SIM-"), (Bug::UncleanElection, "")] {
-        let caught = (0..200).find_map(|seed| run(seed, STEPS_DEFAULT, Some(bug), false).err());
+        let caught = (0..200).find_map(|seed| run(seed, STEPS_DEFAULT, Some(bug), 0).err());
         let failure = caught.unwrap_or_else(|| panic!("{bug:?} went unnoticed in 200 seeds"));
         let first_line = failure.report.lines().next().unwrap_or_default();
         eprintln!("{bug:?} caught: {first_line}");

@@ -230,9 +230,9 @@ pub struct Trace {
 }
 
 impl Trace {
-    /// The lines, oldest first.
-    pub fn lines(&self) -> impl Iterator<Item = &String> {
-        self.lines.iter()
+    /// The last `n` lines (heartbeats and metadata requests left out), oldest first.
+    pub fn last(&self, n: usize) -> impl Iterator<Item = &String> {
+        self.lines.iter().skip(self.lines.len().saturating_sub(n))
     }
 }
 
@@ -1049,7 +1049,11 @@ impl World {
             oracle,
             ..
         } = self;
-        if net.trace.is_some() {
+        let chatter = matches!(
+            msg,
+            Msg::Heartbeat { .. } | Msg::MetadataRequest | Msg::MetadataResponse { .. }
+        );
+        if net.trace.is_some() && !chatter {
             let line = format!("{from:?} -> {to:?}: {msg:?}");
             net.note(|| line);
         }
