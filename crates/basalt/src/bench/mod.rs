@@ -28,10 +28,14 @@ mod load;
 mod loopback;
 mod output;
 #[cfg(feature = "kafka-bench")]
+mod peers;
+#[cfg(feature = "kafka-bench")]
 mod process;
 #[cfg(feature = "kafka-bench")]
 mod produce;
 mod storage;
+#[cfg(feature = "kafka-bench")]
+mod systems;
 
 use clap::Subcommand;
 
