@@ -65,15 +65,15 @@ pub(crate) struct Pass {
     /// Why the pass did not run, if it did not.
     #[serde(skip_serializing_if = "Option::is_none")]
     skipped: Option<String>,
-    messages: u64,
+    pub(crate) messages: u64,
     /// Value bytes read.
     bytes: u64,
     /// From the assignment to the N-th message.
-    seconds: f64,
+    pub(crate) seconds: f64,
     pub(crate) msgs_per_s: f64,
     pub(crate) mb_per_s: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    broker: Option<BrokerUsage>,
+    pub(crate) broker: Option<BrokerUsage>,
 }
 
 /// Runs the bench and prints its report.

@@ -93,7 +93,7 @@ pub(crate) struct Report {
     /// End-to-end latency from the scheduled send time, over every message received.
     pub(crate) latency: Percentiles,
     #[serde(skip_serializing_if = "Option::is_none")]
-    broker: Option<BrokerUsage>,
+    pub(crate) broker: Option<BrokerUsage>,
 }
 
 /// Percentiles of a latency histogram, in microseconds.

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use super::Result;
-use super::compare::{Figures, WORKLOAD_TIMEOUT, Workload};
-use super::kafka::{Payloads, per_s};
+use super::compare::{Cpu, Measurement, Meter, WORKLOAD_TIMEOUT, Workload};
+use super::kafka::Payloads;
 use super::latency::Percentiles;
 
 /// XADD commands per Redis pipeline.
@@ -97,11 +97,24 @@ async fn wait_until(due: Instant) {
 }
 
 /// The result of a latency run.
-fn latency_figures(recorder: &Recorder, sent: u64, seconds: f64) -> Result<(Percentiles, f64)> {
+fn latency_figures(
+    recorder: &Recorder,
+    sent: u64,
+    seconds: f64,
+    workload: &Workload,
+    meter: &Meter,
+    clocks: Cpu,
+) -> Result<Measurement> {
     if recorder.received < sent {
         return Err(format!("latency: {sent} sent, {} read back", recorder.received).into());
     }
-    Ok((Percentiles::of(&recorder.histogram), per_s(sent, seconds)))
+    Ok(Measurement::latency(
+        sent,
+        workload.size_bytes,
+        seconds,
+        &Percentiles::of(&recorder.histogram),
+        meter.since(clocks)?,
+    ))
 }
 
 /// Sends the warm-up message and waits until it was read back, then spawns one send per due
@@ -173,19 +186,30 @@ pub(super) async fn redis_connection(address: &str) -> Result<redis::aio::Multip
         .await?)
 }
 
-pub(super) async fn redis_workloads(address: &str, workload: &Workload) -> Result<Figures> {
-    let payloads = Payloads::new(workload.size_bytes as usize);
-    let stream = "bench-compare";
+/// The stream message `i` of `count` streams goes to: round robin.
+fn spread(i: u64, count: usize) -> usize {
+    (i % count as u64) as usize
+}
+
+/// Produce: pipelines of XADD, one after the other, message `i` to stream `i % streams`.
+pub(super) async fn redis_produce(
+    address: &str,
+    streams: &[String],
+    messages: u64,
+    size: u64,
+    meter: &Meter,
+) -> Result<Measurement> {
+    let payloads = Payloads::new(size as usize);
     let mut conn = redis_connection(address).await?;
-    // produce: pipelines of XADD, one after the other.
+    let clocks = meter.read()?;
     let start = Instant::now();
     let mut sent = 0u64;
-    while sent < workload.messages {
-        let n = (workload.messages - sent).min(REDIS_PIPELINE as u64);
+    while sent < messages {
+        let n = (messages - sent).min(REDIS_PIPELINE as u64);
         let mut pipe = redis::pipe();
         for i in sent..sent + n {
             pipe.cmd("XADD")
-                .arg(stream)
+                .arg(&streams[spread(i, streams.len())])
                 .arg("*")
                 .arg("v")
                 .arg(payloads.get(i));
@@ -199,88 +223,126 @@ pub(super) async fn redis_workloads(address: &str, workload: &Workload) -> Resul
         }
         sent += n;
     }
-    let produce_s = start.elapsed().as_secs_f64();
-    // consume: a group from the start, XREADGROUP then XACK of what was read.
-    redis::cmd("XGROUP")
-        .arg(&["CREATE", stream, "bench", "0"][..])
-        .query_async::<()>(&mut conn)
-        .await
-        .map_err(|e| format!("XGROUP CREATE: {e}"))?;
+    let seconds = start.elapsed().as_secs_f64();
+    Ok(Measurement::throughput(
+        sent,
+        size,
+        seconds,
+        meter.since(clocks)?,
+    ))
+}
+
+/// Consume: a group on every stream from its start, XREADGROUP of all of them, then XACK of
+/// what was read; the streams are deleted afterwards (untimed), so runs do not pile up in
+/// Redis's memory.
+pub(super) async fn redis_consume(
+    address: &str,
+    streams: &[String],
+    messages: u64,
+    meter: &Meter,
+) -> Result<Measurement> {
+    let mut conn = redis_connection(address).await?;
+    for stream in streams {
+        redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(stream)
+            .arg(&["bench", "0"][..])
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(|e| format!("XGROUP CREATE {stream}: {e}"))?;
+    }
+    let names: Vec<&str> = streams.iter().map(String::as_str).collect();
+    let clocks = meter.read()?;
     let start = Instant::now();
-    let mut read = 0u64;
-    while read < workload.messages {
+    let (mut read, mut bytes) = (0u64, 0u64);
+    while read < messages {
         if start.elapsed() > WORKLOAD_TIMEOUT {
-            return Err(format!("consume: {read} of {} read in time", workload.messages).into());
+            return Err(format!("consume: {read} of {messages} read in time").into());
         }
-        let entries = xreadgroup(&mut conn, stream, "bench", 0).await?;
+        let entries = xreadgroup(&mut conn, &names, "bench", 0).await?;
         if entries.is_empty() {
             continue;
         }
-        let mut ack = redis::cmd("XACK");
-        ack.arg(stream).arg("bench");
-        for (id, _) in &entries {
-            ack.arg(id);
+        let mut acks = redis::pipe();
+        for (k, stream) in streams.iter().enumerate() {
+            let ids: Vec<&str> = entries
+                .iter()
+                .filter(|e| e.0 == k)
+                .map(|e| e.1.as_str())
+                .collect();
+            if !ids.is_empty() {
+                acks.cmd("XACK").arg(stream).arg("bench").arg(ids);
+            }
         }
-        ack.query_async::<u64>(&mut conn)
+        acks.query_async::<()>(&mut conn)
             .await
             .map_err(|e| format!("XACK: {e}"))?;
         read += entries.len() as u64;
+        bytes += entries.iter().map(|e| e.2.len() as u64).sum::<u64>();
     }
-    let consume_s = start.elapsed().as_secs_f64();
-    let (latency, achieved) = redis_latency(address, workload, &payloads).await?;
-    Ok(Figures {
-        produce_msgs_per_s: per_s(sent, produce_s),
-        produce_mb_per_s: super::output::mb_per_s(sent * workload.size_bytes, produce_s),
-        consume_msgs_per_s: per_s(read, consume_s),
-        latency_p50_us: latency.p50_us,
-        latency_p99_us: latency.p99_us,
-        latency_p99_9_us: latency.p99_9_us,
-        latency_achieved_rate: achieved,
-        server_cpu_s: 0.0,
-    })
+    let seconds = start.elapsed().as_secs_f64();
+    let cpu = meter.since(clocks)?;
+    redis::cmd("DEL")
+        .arg(streams)
+        .query_async::<u64>(&mut conn)
+        .await
+        .map_err(|e| format!("DEL: {e}"))?;
+    let size = bytes.checked_div(read).unwrap_or(0);
+    Ok(Measurement::throughput(read, size, seconds, cpu))
 }
 
-/// One XREADGROUP of new entries for consumer `c` of `group`: (id, value of field `v`).
+/// One XREADGROUP of new entries of `streams` for consumer `c` of `group`: (index of the
+/// stream, id, value of field `v`).
 async fn xreadgroup(
     conn: &mut redis::aio::MultiplexedConnection,
-    stream: &str,
+    streams: &[&str],
     group: &str,
     block_ms: usize,
-) -> Result<Vec<(String, Vec<u8>)>> {
+) -> Result<Vec<(usize, String, Vec<u8>)>> {
     let mut cmd = redis::cmd("XREADGROUP");
     cmd.arg(&["GROUP", group, "c", "COUNT"][..])
         .arg(REDIS_READ_COUNT);
     if block_ms > 0 {
         cmd.arg("BLOCK").arg(block_ms);
     }
-    cmd.arg(&["STREAMS", stream, ">"][..]);
+    cmd.arg("STREAMS").arg(streams);
+    for _ in streams {
+        cmd.arg(">");
+    }
     let reply: Option<redis::streams::StreamReadReply> = cmd
         .query_async(conn)
         .await
         .map_err(|e| format!("XREADGROUP: {e}"))?;
     let mut entries = Vec::new();
     for key in reply.map(|r| r.keys).unwrap_or_default() {
+        let k = streams.iter().position(|s| *s == key.key).unwrap_or(0);
         for entry in key.ids {
             let value = match entry.map.get("v") {
                 Some(redis::Value::BulkString(bytes)) => bytes.clone(),
                 _ => Vec::new(),
             };
-            entries.push((entry.id, value));
+            entries.push((k, entry.id, value));
         }
     }
     Ok(entries)
 }
 
-async fn redis_latency(
+/// Latency: XADD on the schedule, a consumer of the stream's group reading (and acknowledging)
+/// in the same process.
+pub(super) async fn redis_latency(
     address: &str,
+    stream: &str,
     workload: &Workload,
-    payloads: &Payloads,
-) -> Result<(Percentiles, f64)> {
-    let stream = "bench-compare-latency";
+    meter: &Meter,
+) -> Result<Measurement> {
+    let payloads = &Payloads::new(workload.size_bytes as usize);
+    let stream: Arc<str> = Arc::from(stream);
     let mut producer = redis_connection(address).await?;
     let mut consumer = redis_connection(address).await?;
     redis::cmd("XGROUP")
-        .arg(&["CREATE", stream, "bench", "$", "MKSTREAM"][..])
+        .arg("CREATE")
+        .arg(&*stream)
+        .arg(&["bench", "$", "MKSTREAM"][..])
         .query_async::<()>(&mut producer)
         .await
         .map_err(|e| format!("XGROUP CREATE: {e}"))?;
@@ -291,14 +353,15 @@ async fn redis_latency(
     let mut recorder = Recorder::new(base, Arc::clone(&warmed))?;
     let reader = {
         let (stop, expected) = (Arc::clone(&stop), Arc::clone(&expected));
+        let stream = Arc::clone(&stream);
         tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed)
                 && recorder.received < expected.load(Ordering::Relaxed)
             {
-                let entries = xreadgroup(&mut consumer, stream, "bench", 100).await?;
+                let entries = xreadgroup(&mut consumer, &[&*stream], "bench", 100).await?;
                 let mut ack = redis::cmd("XACK");
-                ack.arg(stream).arg("bench");
-                for (id, value) in &entries {
+                ack.arg(&*stream).arg("bench");
+                for (_, id, value) in &entries {
                     recorder.record(value);
                     ack.arg(id);
                 }
@@ -311,12 +374,14 @@ async fn redis_latency(
             Ok::<_, super::Error>(recorder)
         })
     };
+    let clocks = meter.read()?;
     let (sent, seconds) = paced(workload, base, &warmed, |i, due_ns| {
         let mut conn = producer.clone();
         let value = stamped(payloads, i, due_ns);
+        let stream = Arc::clone(&stream);
         async move {
             redis::cmd("XADD")
-                .arg(stream)
+                .arg(&*stream)
                 .arg("*")
                 .arg("v")
                 .arg(value)
@@ -329,7 +394,7 @@ async fn redis_latency(
     .await?;
     expected.store(sent, Ordering::Relaxed);
     let recorder = drained(reader, &stop).await?;
-    latency_figures(&recorder, sent, seconds)
+    latency_figures(&recorder, sent, seconds, workload, meter, clocks)
 }
 
 // ---- RabbitMQ.
@@ -342,20 +407,22 @@ pub(super) async fn amqp_connect(address: &str) -> Result<lapin::Connection> {
     .await?)
 }
 
-/// A channel with publisher confirms on, and the durable queue `queue` declared.
-async fn amqp_publisher(conn: &lapin::Connection, queue: &str) -> Result<lapin::Channel> {
+/// A channel with publisher confirms on, and the durable queues `queues` declared.
+async fn amqp_publisher(conn: &lapin::Connection, queues: &[&str]) -> Result<lapin::Channel> {
     use lapin::options::{ConfirmSelectOptions, QueueDeclareOptions};
     let channel = conn.create_channel().await?;
     channel
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
-    channel
-        .queue_declare(
-            queue.into(),
-            QueueDeclareOptions::durable(),
-            lapin::types::FieldTable::default(),
-        )
-        .await?;
+    for &queue in queues {
+        channel
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions::durable(),
+                lapin::types::FieldTable::default(),
+            )
+            .await?;
+    }
     Ok(channel)
 }
 
@@ -409,67 +476,111 @@ async fn amqp_ack(delivery: &lapin::message::Delivery) -> Result<()> {
     Ok(())
 }
 
-pub(super) async fn amqp_workloads(address: &str, workload: &Workload) -> Result<Figures> {
-    use futures_lite::StreamExt;
-    let payloads = Payloads::new(workload.size_bytes as usize);
-    let queue = "bench-compare";
+/// Produce: persistent messages, message `i` to queue `i % queues`, at most a window of them
+/// awaiting their confirm.
+pub(super) async fn amqp_produce(
+    address: &str,
+    queues: &[String],
+    messages: u64,
+    size: u64,
+    meter: &Meter,
+) -> Result<Measurement> {
+    let payloads = Payloads::new(size as usize);
+    let names: Vec<&str> = queues.iter().map(String::as_str).collect();
     let conn = amqp_connect(address).await?;
-    let channel = amqp_publisher(&conn, queue).await?;
-    // produce: persistent messages, at most a window of them awaiting their confirm.
+    let channel = amqp_publisher(&conn, &names).await?;
+    let clocks = meter.read()?;
     let start = Instant::now();
     let mut pending = VecDeque::new();
-    for i in 0..workload.messages {
+    for i in 0..messages {
         if pending.len() >= AMQP_CONFIRM_WINDOW
             && let Some(confirm) = pending.pop_front()
         {
             amqp_confirmed(confirm).await?;
         }
+        let queue = names[spread(i, names.len())];
         pending.push_back(amqp_publish(&channel, queue, payloads.get(i)).await?);
     }
     for confirm in pending {
         amqp_confirmed(confirm).await?;
     }
-    let produce_s = start.elapsed().as_secs_f64();
-    // consume: prefetch, manual acks.
-    let start = Instant::now();
-    let mut consumer = amqp_consumer(&conn, queue).await?;
-    let mut read = 0u64;
-    while read < workload.messages {
-        let delivery = tokio::time::timeout(WORKLOAD_TIMEOUT, consumer.next())
-            .await
-            .map_err(|_| format!("consume: {read} of {} read in time", workload.messages))?
-            .ok_or("consume: the consumer was cancelled")??;
-        read += 1;
-        if read.is_multiple_of(AMQP_ACK_EVERY) || read == workload.messages {
-            amqp_ack(&delivery).await?;
-        }
-    }
-    let consume_s = start.elapsed().as_secs_f64();
-    let (latency, achieved) = amqp_latency(&conn, workload, &payloads).await?;
-    Ok(Figures {
-        produce_msgs_per_s: per_s(workload.messages, produce_s),
-        produce_mb_per_s: super::output::mb_per_s(
-            workload.messages * workload.size_bytes,
-            produce_s,
-        ),
-        consume_msgs_per_s: per_s(read, consume_s),
-        latency_p50_us: latency.p50_us,
-        latency_p99_us: latency.p99_us,
-        latency_p99_9_us: latency.p99_9_us,
-        latency_achieved_rate: achieved,
-        server_cpu_s: 0.0,
-    })
+    let seconds = start.elapsed().as_secs_f64();
+    let cpu = meter.since(clocks)?;
+    let _ = conn.close(200, "done".into()).await;
+    Ok(Measurement::throughput(messages, size, seconds, cpu))
 }
 
-async fn amqp_latency(
-    conn: &lapin::Connection,
-    workload: &Workload,
-    payloads: &Payloads,
-) -> Result<(Percentiles, f64)> {
+/// Consume: one consumer (prefetch, manual acks) per queue, all at once, each reading its
+/// queue's share of the messages; the queues are deleted afterwards (untimed).
+pub(super) async fn amqp_consume(
+    address: &str,
+    queues: &[String],
+    messages: u64,
+    meter: &Meter,
+) -> Result<Measurement> {
     use futures_lite::StreamExt;
-    let queue = "bench-compare-latency";
-    let channel = amqp_publisher(conn, queue).await?;
-    let mut consumer = amqp_consumer(conn, queue).await?;
+    let conn = Arc::new(amqp_connect(address).await?);
+    let clocks = meter.read()?;
+    let start = Instant::now();
+    let mut readers = tokio::task::JoinSet::new();
+    for (k, queue) in queues.iter().enumerate() {
+        // Queue k holds the messages i with i % queues == k.
+        let share =
+            messages / queues.len() as u64 + u64::from((k as u64) < messages % queues.len() as u64);
+        let (conn, queue) = (Arc::clone(&conn), queue.clone());
+        readers.spawn(async move {
+            let mut consumer = amqp_consumer(&conn, &queue).await?;
+            let (mut read, mut bytes) = (0u64, 0u64);
+            while read < share {
+                let delivery = tokio::time::timeout(WORKLOAD_TIMEOUT, consumer.next())
+                    .await
+                    .map_err(|_| format!("consume: {read} of {share} read from {queue} in time"))?
+                    .ok_or("consume: the consumer was cancelled")??;
+                read += 1;
+                bytes += delivery.data.len() as u64;
+                if read.is_multiple_of(AMQP_ACK_EVERY) || read == share {
+                    amqp_ack(&delivery).await?;
+                }
+            }
+            Ok::<_, super::Error>((read, bytes))
+        });
+    }
+    let (mut read, mut bytes) = (0u64, 0u64);
+    while let Some(done) = readers.join_next().await {
+        let (r, b) = done.map_err(|e| format!("a consumer task failed: {e}"))??;
+        read += r;
+        bytes += b;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let cpu = meter.since(clocks)?;
+    let channel = conn.create_channel().await?;
+    for queue in queues {
+        channel
+            .queue_delete(
+                queue.as_str().into(),
+                lapin::options::QueueDeleteOptions::default(),
+            )
+            .await?;
+    }
+    let _ = conn.close(200, "done".into()).await;
+    let size = bytes.checked_div(read).unwrap_or(0);
+    Ok(Measurement::throughput(read, size, seconds, cpu))
+}
+
+/// Latency: persistent messages published on the schedule, each awaiting its confirm, and a
+/// consumer of the queue in the same process.
+pub(super) async fn amqp_latency(
+    address: &str,
+    queue: &str,
+    workload: &Workload,
+    meter: &Meter,
+) -> Result<Measurement> {
+    use futures_lite::StreamExt;
+    let payloads = &Payloads::new(workload.size_bytes as usize);
+    let conn = amqp_connect(address).await?;
+    let channel = amqp_publisher(&conn, &[queue]).await?;
+    let mut consumer = amqp_consumer(&conn, queue).await?;
+    let queue: Arc<str> = Arc::from(queue);
     let base = Instant::now();
     let warmed = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
@@ -500,15 +611,19 @@ async fn amqp_latency(
             Ok::<_, super::Error>(recorder)
         })
     };
+    let clocks = meter.read()?;
     let (sent, seconds) = paced(workload, base, &warmed, |i, due_ns| {
         let channel = channel.clone();
         let value = stamped(payloads, i, due_ns);
-        async move { amqp_confirmed(amqp_publish(&channel, queue, &value).await?).await }
+        let queue = Arc::clone(&queue);
+        async move { amqp_confirmed(amqp_publish(&channel, &queue, &value).await?).await }
     })
     .await?;
     expected.store(sent, Ordering::Relaxed);
     let recorder = drained(reader, &stop).await?;
-    latency_figures(&recorder, sent, seconds)
+    let measured = latency_figures(&recorder, sent, seconds, workload, meter, clocks);
+    let _ = conn.close(200, "done".into()).await;
+    measured
 }
 
 #[cfg(test)]

@@ -2,6 +2,9 @@
 //! system, from `/proc/<pid>/stat`) and memory (resident set sampled during the bench, and the
 //! kernel's high-water mark `VmHWM` from `/proc/<pid>/status`).
 //!
+//! Beside the broker's CPU time, a watch reads this bench process's own (every client thread it
+//! runs), so a report says whether the client or the broker had the CPU to spare.
+//!
 //! The resident set is read every [`SAMPLE_INTERVAL`] by a thread of its own, so its peak is
 //! the largest sample, a lower bound of the true peak; `VmHWM` is exact but covers the
 //! process's whole life, not only the bench.
@@ -31,6 +34,8 @@ pub(crate) struct BrokerUsage {
     pub(crate) cpu_s: f64,
     pub(crate) user_cpu_s: f64,
     pub(crate) system_cpu_s: f64,
+    /// User plus system CPU time of this bench process (the clients) over the same time.
+    pub(crate) client_cpu_s: f64,
     /// Largest resident set seen while sampling.
     pub(crate) rss_peak_bytes: u64,
     /// The kernel's peak resident set over the process's life (`VmHWM`), at the end.
@@ -42,13 +47,14 @@ impl BrokerUsage {
     pub(crate) fn describe(&self) -> String {
         format!(
             "broker pid {}: {:.2} s CPU ({:.2} user, {:.2} system), peak RSS {:.1} MiB sampled, \
-             VmHWM {:.1} MiB",
+             VmHWM {:.1} MiB; the bench client: {:.2} s CPU",
             self.pid,
             self.cpu_s,
             self.user_cpu_s,
             self.system_cpu_s,
             self.rss_peak_bytes as f64 / (1 << 20) as f64,
             self.vm_hwm_bytes as f64 / (1 << 20) as f64,
+            self.client_cpu_s,
         )
     }
 }
@@ -59,6 +65,7 @@ impl BrokerUsage {
 pub(crate) struct BrokerWatch {
     pid: u32,
     cpu_at_start: (f64, f64),
+    client_cpu_at_start: f64,
     stop: Arc<AtomicBool>,
     rss_peak_bytes: Arc<AtomicU64>,
     sampler: Option<JoinHandle<()>>,
@@ -68,6 +75,7 @@ impl BrokerWatch {
     /// Starts watching `pid`; fails if the process cannot be read.
     pub(crate) fn start(pid: u32) -> Result<BrokerWatch> {
         let cpu_at_start = cpu_seconds(pid)?;
+        let client_cpu_at_start = own_cpu_seconds()?;
         let rss_peak_bytes = Arc::new(AtomicU64::new(status_bytes(pid, "VmRSS:")?));
         let stop = Arc::new(AtomicBool::new(false));
         let sampler = {
@@ -86,6 +94,7 @@ impl BrokerWatch {
         Ok(BrokerWatch {
             pid,
             cpu_at_start,
+            client_cpu_at_start,
             stop,
             rss_peak_bytes,
             sampler: Some(sampler),
@@ -100,6 +109,7 @@ impl BrokerWatch {
     /// Stops watching and says what the broker spent.
     pub(crate) fn finish(mut self) -> Result<BrokerUsage> {
         let (user, system) = cpu_seconds(self.pid)?;
+        let client = own_cpu_seconds()?;
         let rss = status_bytes(self.pid, "VmRSS:")?;
         let vm_hwm_bytes = status_bytes(self.pid, "VmHWM:")?;
         self.stop_sampler();
@@ -109,6 +119,7 @@ impl BrokerWatch {
             cpu_s: (user - user0) + (system - system0),
             user_cpu_s: user - user0,
             system_cpu_s: system - system0,
+            client_cpu_s: (client - self.client_cpu_at_start).max(0.0),
             rss_peak_bytes: self.rss_peak_bytes.load(Ordering::Relaxed).max(rss),
             vm_hwm_bytes,
         })
@@ -142,10 +153,14 @@ fn cpu_seconds(pid: u32) -> Result<(f64, f64)> {
         .ok_or_else(|| format!("{path} has no CPU times").into())
 }
 
-/// User plus system CPU seconds of `root` and of every process below it now (a child that
-/// already exited counts only once its parent waited for it). RabbitMQ, for one, runs as a
-/// shell script whose child is the Erlang VM.
-pub(crate) fn tree_cpu_seconds(root: u32) -> Result<f64> {
+/// User plus system CPU seconds of this process, every thread counted.
+pub(crate) fn own_cpu_seconds() -> Result<f64> {
+    let (user, system) = cpu_seconds(std::process::id())?;
+    Ok(user + system)
+}
+
+/// Every process now: (pid, parent pid, user plus system ticks).
+fn all_processes() -> Result<Vec<(u32, u32, u64)>> {
     let mut stats = Vec::new();
     for entry in fs::read_dir("/proc")?.flatten() {
         let Some(pid) = entry
@@ -162,25 +177,53 @@ pub(crate) fn tree_cpu_seconds(root: u32) -> Result<f64> {
             stats.push((pid, ppid, user + system));
         }
     }
+    Ok(stats)
+}
+
+/// `root` and every process below it in `stats`, `root` first; fails if `root` is not there.
+fn tree_of(root: u32, stats: &[(u32, u32, u64)]) -> Result<Vec<u32>> {
+    if !stats.iter().any(|&(pid, _, _)| pid == root) {
+        return Err(format!("process {root} is not running").into());
+    }
     let mut tree = vec![root];
-    let mut ticks = 0u64;
     let mut i = 0;
     while i < tree.len() {
         let pid = tree[i];
-        for &(child, parent, t) in &stats {
-            if child == pid {
-                ticks += t;
-            }
+        for &(child, parent, _) in stats {
             if parent == pid && !tree.contains(&child) {
                 tree.push(child);
             }
         }
         i += 1;
     }
-    if !stats.iter().any(|&(pid, _, _)| pid == root) {
-        return Err(format!("process {root} is not running").into());
-    }
+    Ok(tree)
+}
+
+/// User plus system CPU seconds of `root` and of every process below it now (a child that
+/// already exited counts only once its parent waited for it). RabbitMQ, for one, runs as a
+/// shell script whose child is the Erlang VM.
+pub(crate) fn tree_cpu_seconds(root: u32) -> Result<f64> {
+    let stats = all_processes()?;
+    let tree = tree_of(root, &stats)?;
+    let ticks: u64 = stats
+        .iter()
+        .filter(|(pid, _, _)| tree.contains(pid))
+        .map(|&(_, _, t)| t)
+        .sum();
     Ok(ticks as f64 / TICKS_PER_S)
+}
+
+/// A `kB` line of `/proc/<pid>/status` (such as `VmRSS:` or `VmHWM:`) summed over `root` and
+/// every process below it, in bytes, and how many processes that is. For `VmHWM:` of several
+/// processes the sum bounds their joint peak from above (their peaks need not coincide).
+pub(crate) fn tree_status_bytes(root: u32, key: &str) -> Result<(u64, usize)> {
+    let tree = tree_of(root, &all_processes()?)?;
+    let mut bytes = status_bytes(root, key)?;
+    for &pid in &tree[1..] {
+        // A process that exited meanwhile holds nothing.
+        bytes += status_bytes(pid, key).unwrap_or(0);
+    }
+    Ok((bytes, tree.len()))
 }
 
 /// The parent pid (field 4) of a `/proc/<pid>/stat` line.
@@ -201,7 +244,7 @@ fn parse_stat_times(stat: &str) -> Option<(u64, u64)> {
 }
 
 /// A `kB` line of `/proc/<pid>/status`, such as `VmRSS:`, in bytes.
-fn status_bytes(pid: u32, key: &str) -> Result<u64> {
+pub(crate) fn status_bytes(pid: u32, key: &str) -> Result<u64> {
     let path = format!("/proc/{pid}/status");
     let status = fs::read_to_string(&path).map_err(|e| format!("read {path}: {e}"))?;
     parse_status_kb(&status, key)
@@ -240,6 +283,9 @@ mod tests {
             .unwrap();
         let own = tree_cpu_seconds(std::process::id()).unwrap();
         assert!(own >= 0.0);
+        let (rss, processes) = tree_status_bytes(std::process::id(), "VmRSS:").unwrap();
+        assert!(processes >= 2, "this process and its sleep");
+        assert!(rss >= status_bytes(std::process::id(), "VmRSS:").unwrap() / 2);
         child.kill().unwrap();
         child.wait().unwrap();
         assert!(tree_cpu_seconds(u32::MAX).is_err());
@@ -257,7 +303,7 @@ mod tests {
     fn this_process_can_be_watched() {
         let watch = BrokerWatch::start(std::process::id()).unwrap();
         let usage = watch.finish().unwrap();
-        assert!(usage.cpu_s >= 0.0);
+        assert!(usage.cpu_s >= 0.0 && usage.client_cpu_s >= 0.0);
         assert!(usage.rss_peak_bytes > 0 && usage.vm_hwm_bytes >= usage.rss_peak_bytes / 2);
     }
 }

@@ -56,19 +56,19 @@ pub(crate) struct Report {
     settings: ProducerSettings,
     size_bytes: usize,
     messages: u64,
-    acked: u64,
+    pub(crate) acked: u64,
     pub(crate) failed: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) first_error: Option<String>,
     /// Value bytes acknowledged.
     bytes: u64,
     /// From the first send to the last delivery report.
-    seconds: f64,
+    pub(crate) seconds: f64,
     pub(crate) msgs_per_s: f64,
     /// 10^6 value bytes per second.
     pub(crate) mb_per_s: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    broker: Option<BrokerUsage>,
+    pub(crate) broker: Option<BrokerUsage>,
 }
 
 /// Counts one producer's delivery reports and remembers when the last one came.

@@ -94,16 +94,24 @@ impl System {
             System::RedisAlways => "AOF, appendfsync always: fsync before the reply",
             System::RedisEverysec => "AOF, appendfsync everysec: fsync once a second",
             System::Rabbitmq => {
-                "durable queue, persistent messages: fsync before the publisher confirm"
+                "durable queues, persistent messages: fsync before the publisher confirm"
             }
         }
+    }
+
+    /// Whether the system speaks the Kafka protocol (and is measured through librdkafka).
+    pub(super) fn is_kafka(self) -> bool {
+        matches!(
+            self,
+            System::BasaltAlways | System::BasaltOs | System::TansuMemory | System::TansuSqlite
+        )
     }
 
     /// The protocol and client the workloads use.
     pub(super) fn client(self) -> &'static str {
         match self {
             System::BasaltAlways | System::BasaltOs | System::TansuMemory | System::TansuSqlite => {
-                "Kafka, librdkafka acks=all"
+                "Kafka, librdkafka: its defaults, acks as the workload says"
             }
             System::RedisAlways | System::RedisEverysec => {
                 "RESP, redis-rs: XADD pipelined, XREADGROUP+XACK"
@@ -315,10 +323,35 @@ impl Server {
         Ok(server)
     }
 
-    /// CPU seconds of the server's process tree so far.
-    pub(super) fn cpu_seconds(&self) -> Result<f64> {
-        let pid = self.child.as_ref().ok_or("not running")?.id();
-        process::tree_cpu_seconds(pid)
+    /// The process id of the program started (for RabbitMQ, the script above the Erlang VM).
+    pub(super) fn pid(&self) -> Result<u32> {
+        Ok(self.child.as_ref().ok_or("not running")?.id())
+    }
+
+    /// The resident set of the server's process tree now, and how many processes that is.
+    pub(super) fn rss_bytes(&self) -> Result<(u64, usize)> {
+        process::tree_status_bytes(self.pid()?, "VmRSS:")
+    }
+
+    /// The kernel's peak resident set (`VmHWM`) over the life of the server's processes,
+    /// summed over its process tree.
+    pub(super) fn peak_rss_bytes(&self) -> Result<u64> {
+        Ok(process::tree_status_bytes(self.pid()?, "VmHWM:")?.0)
+    }
+
+    /// Fails, with the end of its log, if the server exited.
+    pub(super) fn check_running(&mut self) -> Result<()> {
+        if let Some(child) = self.child.as_mut()
+            && let Some(status) = child.try_wait()?
+        {
+            return Err(format!(
+                "{} exited with {status}: {}",
+                self.system.name(),
+                self.log_tail()
+            )
+            .into());
+        }
+        Ok(())
     }
 
     pub(super) fn address(&self) -> String {

@@ -254,11 +254,12 @@ fn bench_disk_reports_both_raw_cases_and_cleans_up() {
     assert!(left.is_empty(), "the bench left files behind: {left:?}");
 }
 
-/// Runs `basalt bench compare <args> --messages small --json` in a new scratch directory, with
-/// `PATH` and the home directories narrowed to the system's own, so only what a system package
-/// installs can be found (never a `cargo install`ed Tansu). Returns the report.
+/// Runs `basalt bench compare --systems <systems> --messages small --rate 200 <args> --json` in
+/// a new scratch directory, with `PATH` and the home directories narrowed to the system's own,
+/// so only what a system package installs can be found (never a `cargo install`ed Tansu).
+/// Returns the report.
 #[cfg(feature = "kafka-bench")]
-fn compare_small(systems: &str) -> Value {
+fn compare_small(systems: &str, args: &[&str]) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_basalt"))
@@ -270,7 +271,9 @@ fn compare_small(systems: &str) -> Value {
             "--messages",
             "small",
         ])
-        .args(["--rate", "200", "--json", "--dir"])
+        .args(["--rate", "200"])
+        .args(args)
+        .args(["--json", "--dir"])
         .arg(dir.path())
         .env("RUST_LOG", "warn")
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
@@ -301,13 +304,93 @@ fn compare_row<'a>(report: &'a Value, system: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no row for {system}: {report}"))
 }
 
+/// The ids of a comparison's workloads, in order.
+#[cfg(feature = "kafka-bench")]
+fn case_ids(report: &Value) -> Vec<&str> {
+    report["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect()
+}
+
+/// Checks that a measured row ran every workload of the report `runs` times, each run moving
+/// the messages its workload asks, and has a median of each and its memory read.
+#[cfg(feature = "kafka-bench")]
+fn assert_every_run_counted(report: &Value, row: &Value, runs: usize) {
+    assert_eq!(row["status"], "measured", "{row}");
+    let memory = &row["memory"];
+    assert!(u(&memory["idle_rss_bytes"]) > 0, "{memory}");
+    assert!(
+        u(&memory["peak_rss_bytes"]) >= u(&memory["idle_rss_bytes"]),
+        "{memory}"
+    );
+    let results = row["results"].as_array().unwrap();
+    let ids = case_ids(report);
+    let measured: Vec<&str> = results
+        .iter()
+        .map(|r| r["case"].as_str().unwrap())
+        .collect();
+    assert_eq!(measured, ids, "one result per workload, in order");
+    let messages = u(&report["workload"]["messages"]);
+    let latency_messages = (f(&report["workload"]["latency_rate"])
+        * f(&report["workload"]["latency_duration_s"]))
+    .round() as u64;
+    for (result, case) in results.iter().zip(report["cases"].as_array().unwrap()) {
+        let expected = if case["kind"] == "latency" {
+            latency_messages
+        } else {
+            messages
+        };
+        let every = result["runs"].as_array().unwrap();
+        assert_eq!(every.len(), runs, "{result}");
+        for run in every.iter().chain([&result["median"]]) {
+            assert_eq!(u(&run["messages"]), expected, "{result}");
+            assert!(
+                f(&run["msgs_per_s"]) > 0.0 && f(&run["mb_per_s"]) > 0.0,
+                "{run}"
+            );
+            // CPU time is counted in ticks of 10 ms: a tiny run may spend none.
+            assert!(f(&run["client_cpu_s"]) >= 0.0 && f(&run["server_cpu_s"]) >= 0.0);
+            assert_eq!(
+                run["latency"].is_object(),
+                case["kind"] == "latency",
+                "{run}"
+            );
+        }
+        assert_eq!(
+            result["disk_write_share"].is_number(),
+            case["kind"] == "produce",
+            "{result}"
+        );
+    }
+}
+
 #[test]
 #[cfg(feature = "kafka-bench")]
-fn bench_compare_measures_both_basalt_rows_beside_the_raw_limits_and_says_why_it_skips() {
-    let report = compare_small("basalt,tansu-memory");
+fn bench_compare_runs_every_workload_n_times_on_both_basalt_rows_and_says_why_it_skips() {
+    let report = compare_small(
+        "basalt,tansu-memory",
+        &["--runs", "2", "--partitions", "1,3"],
+    );
+    assert_eq!(u(&report["runs"]), 2, "{report}");
+    assert_eq!(report["statistic"], "median");
     assert_eq!(u(&report["workload"]["messages"]), 5000, "{report}");
+    assert_eq!(
+        case_ids(&report),
+        [
+            "produce-100B-1p",
+            "produce-100B-3p",
+            "consume-100B-1p",
+            "produce-1KiB-1p-acks1",
+            "consume-1KiB-1p-acks1",
+            "latency-100B"
+        ]
+    );
     assert_eq!(report["reference"], "basalt-always");
     let raw = &report["raw"];
+    assert_eq!(raw["runs"].as_array().unwrap().len(), 2, "{raw}");
     for key in [
         "disk_write_mb_per_s",
         "disk_write_fdatasync_mb_per_s",
@@ -321,35 +404,24 @@ fn bench_compare_measures_both_basalt_rows_beside_the_raw_limits_and_says_why_it
     assert_eq!(names, ["basalt-always", "basalt-os", "tansu-memory"]);
     for name in ["basalt-always", "basalt-os"] {
         let row = compare_row(&report, name);
-        assert_eq!(row["status"], "measured", "{row}");
         assert!(
             row["durability"]
                 .as_str()
                 .unwrap()
                 .contains("log.flush.policy")
         );
-        let mut figures = Vec::new();
-        numbers(&row["figures"], name, &mut figures);
-        assert_eq!(figures.len(), 8, "{row}");
-        for (path, value) in &figures {
-            // CPU time is counted in ticks of 10 ms: a tiny run may spend none.
-            let least = if path.ends_with("server_cpu_s") {
-                0.0
-            } else {
-                f64::MIN_POSITIVE
-            };
-            assert!(value.is_finite() && *value >= least, "{path} = {value}");
-        }
-        let ratios = &row["ratios"];
-        assert!(f(&ratios["produce_msgs_per_s"]) > 0.0, "{row}");
-        assert!(f(&ratios["latency_p99_us"]) > 0.0, "{row}");
+        assert_every_run_counted(&report, row, 2);
     }
-    let always = &compare_row(&report, "basalt-always")["ratios"];
-    assert_eq!(
-        f(&always["consume_msgs_per_s"]),
-        1.0,
-        "the reference over itself"
-    );
+    let always = compare_row(&report, "basalt-always");
+    for result in always["results"].as_array().unwrap() {
+        assert_eq!(
+            f(&result["ratios"]["msgs_per_s"]),
+            1.0,
+            "the reference over itself"
+        );
+    }
+    let os = compare_row(&report, "basalt-os");
+    assert!(f(&os["results"][5]["ratios"]["p99_us"]) > 0.0, "{os}");
 
     let tansu = compare_row(&report, "tansu-memory");
     assert_eq!(tansu["status"], "skipped", "{tansu}");
@@ -358,39 +430,65 @@ fn bench_compare_measures_both_basalt_rows_beside_the_raw_limits_and_says_why_it
         reason.contains("not installed") && reason.contains("cargo install tansu"),
         "{reason}"
     );
-    assert!(tansu.get("figures").is_none(), "{tansu}");
+    assert!(tansu["results"].as_array().unwrap().is_empty(), "{tansu}");
+    assert!(tansu.get("memory").is_none(), "{tansu}");
+}
+
+/// Whether a system package installed `program` (in one of the places `compare_small` lets
+/// the bench look).
+#[cfg(feature = "kafka-bench")]
+fn installed(test: &str, paths: &[&str]) -> bool {
+    let found = paths.iter().any(|p| std::path::Path::new(p).is_file());
+    if !found {
+        eprintln!("SKIPPED {test}: none of {paths:?} is installed");
+    }
+    found
 }
 
 #[test]
 #[cfg(feature = "kafka-bench")]
-fn bench_compare_measures_redis_streams_when_redis_is_installed() {
-    let installed = [
-        "/usr/bin/redis-server",
-        "/usr/sbin/redis-server",
-        "/bin/redis-server",
-    ]
-    .iter()
-    .any(|p| std::path::Path::new(p).is_file());
-    if !installed {
-        eprintln!(
-            "SKIPPED bench_compare_measures_redis_streams_when_redis_is_installed: \
-             redis-server is not installed (apt-get install redis-server)"
-        );
+fn bench_compare_measures_redis_streams_over_several_streams_when_redis_is_installed() {
+    let test = "bench_compare_measures_redis_streams_over_several_streams_when_redis_is_installed";
+    if !installed(
+        test,
+        &[
+            "/usr/bin/redis-server",
+            "/usr/sbin/redis-server",
+            "/bin/redis-server",
+        ],
+    ) {
         return;
     }
-    let report = compare_small("basalt-always,redis-everysec");
+    // The first partition count is the consume's: it reads two streams.
+    let report = compare_small("basalt-always,redis-everysec", &["--partitions", "2,1"]);
+    assert_eq!(u(&report["runs"]), 3, "the default");
+    assert_eq!(
+        case_ids(&report)[..3],
+        ["produce-100B-2p", "produce-100B-1p", "consume-100B-2p"]
+    );
     let redis = compare_row(&report, "redis-everysec");
-    assert_eq!(redis["status"], "measured", "{redis}");
     assert!(redis["durability"].as_str().unwrap().contains("everysec"));
-    let mut figures = Vec::new();
-    numbers(&redis["figures"], "redis", &mut figures);
-    for (path, value) in &figures {
-        let least = if path.ends_with("server_cpu_s") {
-            0.0
-        } else {
-            f64::MIN_POSITIVE
-        };
-        assert!(value.is_finite() && *value >= least, "{path} = {value}");
+    assert_every_run_counted(&report, redis, 3);
+    assert!(
+        f(&redis["results"][0]["ratios"]["msgs_per_s"]) > 0.0,
+        "{redis}"
+    );
+}
+
+#[test]
+#[cfg(feature = "kafka-bench")]
+fn bench_compare_measures_rabbitmq_over_several_queues_when_rabbitmq_is_installed() {
+    let test = "bench_compare_measures_rabbitmq_over_several_queues_when_rabbitmq_is_installed";
+    if !installed(test, &["/usr/lib/rabbitmq/bin/rabbitmq-server"]) {
+        return;
     }
-    assert!(f(&redis["ratios"]["produce_msgs_per_s"]) > 0.0, "{redis}");
+    let report = compare_small(
+        "rabbitmq",
+        &["--runs", "1", "--partitions", "3", "--workloads", "consume"],
+    );
+    assert_eq!(case_ids(&report), ["produce-100B-3p", "consume-100B-3p"]);
+    assert_eq!(report["reference"], Value::Null, "no Basalt row");
+    let rabbitmq = compare_row(&report, "rabbitmq");
+    assert_every_run_counted(&report, rabbitmq, 1);
+    assert!(u(&rabbitmq["memory"]["processes"]) > 1, "{rabbitmq}");
 }
