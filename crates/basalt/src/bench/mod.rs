@@ -13,7 +13,8 @@
 //! build needs nothing beyond the Rust toolchain; `loopback` and `disk`
 //! measure the machine's raw limits those figures are compared with. `compare` (same feature)
 //! starts Basalt and its peers (Tansu, Redis, RabbitMQ) on loopback and runs those workloads
-//! against each, Redis and RabbitMQ through their own protocols (`redis`, `lapin`).
+//! against each, Redis and RabbitMQ through their own protocols (`redis`, `lapin`); `partitions`
+//! (same feature) creates and serves many partitions and reports the broker's memory.
 
 #[cfg(feature = "kafka-bench")]
 mod compare;
@@ -27,6 +28,8 @@ mod latency;
 mod load;
 mod loopback;
 mod output;
+#[cfg(feature = "kafka-bench")]
+mod partitions;
 #[cfg(feature = "kafka-bench")]
 mod peers;
 #[cfg(feature = "kafka-bench")]
@@ -67,6 +70,10 @@ pub(crate) enum BenchCommand {
     /// stated durability and measured with the same workloads, and the raw disk and loopback
     /// limits of the same run.
     Compare(compare::CompareArgs),
+    #[cfg(feature = "kafka-bench")]
+    /// Many partitions created, each written once and read back, with the broker's memory
+    /// before and after and the time each step took.
+    Partitions(partitions::PartitionsArgs),
     /// Raw TCP bandwidth over 127.0.0.1.
     Loopback(loopback::LoopbackArgs),
     /// Raw sequential write and write+fdatasync bandwidth of a disk.
@@ -85,6 +92,8 @@ pub(crate) fn run(command: BenchCommand) -> Result<()> {
         BenchCommand::Latency(args) => latency::run(&args),
         #[cfg(feature = "kafka-bench")]
         BenchCommand::Compare(args) => compare::run(&args),
+        #[cfg(feature = "kafka-bench")]
+        BenchCommand::Partitions(args) => partitions::run(&args),
         BenchCommand::Loopback(args) => loopback::run(&args),
         BenchCommand::Disk(args) => disk::run(&args),
     }

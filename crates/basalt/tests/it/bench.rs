@@ -492,3 +492,60 @@ fn bench_compare_measures_rabbitmq_over_several_queues_when_rabbitmq_is_installe
     assert_every_run_counted(&report, rabbitmq, 1);
     assert!(u(&rabbitmq["memory"]["processes"]) > 1, "{rabbitmq}");
 }
+
+#[test]
+#[cfg(feature = "kafka-bench")]
+fn bench_partitions_starts_basalt_and_writes_and_reads_every_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    let report = bench_json(&[
+        "partitions",
+        "--count",
+        "50",
+        "--topics",
+        "2",
+        "--dir",
+        path,
+    ]);
+    assert_eq!(u(&report["partitions"]), 50, "{report}");
+    assert_eq!(u(&report["topics"]), 2, "{report}");
+    assert_eq!(u(&report["described"]), 50, "{report}");
+    assert_eq!(u(&report["produced"]), 50, "{report}");
+    assert_eq!(u(&report["failed"]), 0, "{report}");
+    assert_eq!(u(&report["fetched_partitions"]), 50, "{report}");
+    assert!(report.get("error").is_none(), "{report}");
+    assert!(report["broker"].as_str().unwrap().contains("basalt serve"));
+    let memory = &report["memory"];
+    for key in [
+        "rss_before_bytes",
+        "rss_created_bytes",
+        "rss_served_bytes",
+        "vm_hwm_bytes",
+    ] {
+        assert!(u(&memory[key]) > 0, "{key}: {memory}");
+    }
+    assert!(u(&memory["vm_hwm_bytes"]) >= u(&memory["rss_served_bytes"]));
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "the bench left files behind: {left:?}");
+}
+
+#[test]
+#[cfg(feature = "kafka-bench")]
+fn bench_partitions_serves_every_partition_of_a_given_broker() {
+    let broker = TestBroker::start();
+    let pid = std::process::id().to_string();
+    let report = bench_json(&[
+        "partitions",
+        "--count",
+        "20",
+        "--brokers",
+        &broker.bootstrap(),
+        "--broker-pid",
+        &pid,
+    ]);
+    assert_eq!(report["broker"], "given with --brokers");
+    assert_eq!(u(&report["produced"]), 20, "{report}");
+    assert_eq!(u(&report["fetched_partitions"]), 20, "{report}");
+    assert!(u(&report["fetched"]) >= 20, "{report}");
+    assert_eq!(u(&report["memory"]["pid"]), u64::from(std::process::id()));
+}
