@@ -27,7 +27,10 @@
 //!   the produce also as a share of the disk's raw buffered write bandwidth;
 //! - `latency`: one producer on a fixed schedule (message `i` due at `start + i / rate`,
 //!   stamped with that time, so stalls are charged: coordinated omission corrected) and one
-//!   consumer in the same process; HDR histogram of read time minus due time.
+//!   consumer in the same process; HDR histogram of read time minus due time;
+//! - `partitions`: once per Kafka-protocol system, on an instance of its own started after the
+//!   runs, `--many-partitions` partitions created, each written once and read back
+//!   ([`super::partitions`]), with the system's resident set after.
 //!
 //! Every workload runs `--runs` times on each system (the runs of one system take turns: run 1
 //! of every workload, then run 2, each on topics of its own, against one started instance);
@@ -55,7 +58,7 @@ use super::output::{emit, fmt_latency, fmt_rate, fmt_size, table};
 use super::process::{self, BrokerUsage};
 use super::produce::{self, ProduceArgs};
 use super::systems::{Choice, Server, System, install_system, runtime};
-use super::{Result, loopback, peers};
+use super::{Result, loopback, partitions, peers};
 
 /// Longest time one workload may take on one system.
 pub(super) const WORKLOAD_TIMEOUT: Duration = Duration::from_secs(300);
@@ -82,9 +85,15 @@ pub(crate) struct CompareArgs {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "produce,consume,produce-large,consume-large,latency"
+        default_value = "produce,consume,produce-large,consume-large,latency,partitions"
     )]
     workloads: Vec<WorkloadChoice>,
+    /// Partitions of the `partitions` workload, which runs once on each Kafka-protocol system,
+    /// on an instance of its own: created in one topic, one message written to each and fetched
+    /// back, with the system's RSS after (as `bench partitions` does) [default: 10000, or 50
+    /// with --messages small].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    many_partitions: Option<u32>,
     /// Times every workload runs on every system; the tables show the median of the runs.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=99))]
     runs: u32,
@@ -130,6 +139,7 @@ enum WorkloadChoice {
     ProduceLarge,
     ConsumeLarge,
     Latency,
+    Partitions,
 }
 
 /// How many messages the throughput workloads move.
@@ -171,6 +181,8 @@ pub(super) struct Workload {
     pub(super) partitions: Vec<u32>,
     pub(super) latency_rate: f64,
     pub(super) latency_duration_s: f64,
+    /// Partitions of the many-partitions workload; 0 when it does not run.
+    pub(super) many_partitions: u32,
 }
 
 /// What a workload does.
@@ -549,6 +561,9 @@ struct Row {
     memory: Option<Memory>,
     /// One per workload, in the order of the report's `cases`.
     results: Vec<CaseResult>,
+    /// The many-partitions workload, on an instance of its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    partitions: Option<partitions::Report>,
 }
 
 impl Row {
@@ -614,6 +629,12 @@ pub(crate) fn run(args: &CompareArgs) -> Result<()> {
         latency_duration_s: args
             .duration
             .unwrap_or(if args.messages.small { 1.0 } else { 10.0 }),
+        many_partitions: if args.workloads.contains(&WorkloadChoice::Partitions) {
+            args.many_partitions
+                .unwrap_or(if args.messages.small { 50 } else { 10_000 })
+        } else {
+            0
+        },
     };
     let cases = cases(&args.workloads, &workload);
     let work = WorkDir::create(&args.dir)?;
@@ -768,6 +789,7 @@ fn measure_system(
             reason,
             memory,
             results,
+            partitions: None,
         }
     };
     let program = match system.program() {
@@ -809,7 +831,7 @@ fn measure_system(
         disk::remove_case_dir(&dir)?;
         measured
     });
-    match result {
+    let mut row = match result {
         Ok((memory, results)) => {
             let failure = results
                 .iter()
@@ -821,8 +843,39 @@ fn measure_system(
             };
             row(status, failure, Some((memory, results)))
         }
-        Err(err) => row(Status::Failed, Some(err.to_string()), None),
+        Err(err) => return row(Status::Failed, Some(err.to_string()), None),
+    };
+    if workload.many_partitions > 0 && system.is_kafka() {
+        tracing::info!(
+            system = system.name(),
+            partitions = workload.many_partitions,
+            "many partitions"
+        );
+        let plan = partitions::Plan {
+            count: workload.many_partitions,
+            topics: 1,
+            size: workload.size_bytes,
+            timeout: WORKLOAD_TIMEOUT,
+        };
+        let measured = work
+            .case_dir(&format!("{}-partitions", system.name()))
+            .and_then(|dir| {
+                let measured = partitions::measure_started(system, &program, &dir, plan);
+                disk::remove_case_dir(&dir)?;
+                measured
+            });
+        let failure = match &measured {
+            Ok(report) => report.error.clone(),
+            Err(err) => Some(err.to_string()),
+        };
+        if let Some(err) = failure {
+            row.status = Status::Failed;
+            row.reason
+                .get_or_insert_with(|| format!("{} partitions: {err}", plan.count));
+        }
+        row.partitions = measured.ok();
     }
+    row
 }
 
 /// Every workload `runs` times against a serving system (run 1 of each, then run 2, ...), and
@@ -1192,17 +1245,41 @@ fn render(report: &Report) -> String {
         }));
     }
     out.push_str("\nMemory of each system's processes\n");
-    let mut t = table(&["system", "idle RSS", "peak RSS (VmHWM)", "processes"], 1);
+    let many = format!("{} partitions:\nRSS served, in s", w.many_partitions);
+    let mut header = vec!["system", "idle RSS", "peak RSS (VmHWM)", "processes"];
+    if w.many_partitions > 0 {
+        header.push(&many);
+    }
+    let mut t = table(&header, 1);
     for row in &report.systems {
+        let mut cells = vec![row.system.clone()];
         match &row.memory {
-            Some(m) => t.add_row(vec![
-                row.system.clone(),
+            Some(m) => cells.extend([
                 fmt_mib(m.idle_rss_bytes),
                 fmt_mib(m.peak_rss_bytes),
                 m.processes.to_string(),
             ]),
-            None => t.add_row(vec![row.system.clone(), missing(row)]),
-        };
+            None => cells.extend([missing(row), String::new(), String::new()]),
+        }
+        if w.many_partitions > 0 {
+            cells.push(match &row.partitions {
+                Some(p) if p.error.is_none() => {
+                    let served = p.memory.as_ref().and_then(|m| m.rss_served_bytes);
+                    format!(
+                        "{} in {:.1}",
+                        served.map_or_else(|| "-".to_owned(), fmt_mib),
+                        p.total_s
+                    )
+                }
+                Some(p) => format!(
+                    "failed (below): {} of {} served",
+                    p.fetched_partitions, p.partitions
+                ),
+                None if row.memory.is_some() => "-".to_owned(),
+                None => String::new(),
+            });
+        }
+        t.add_row(cells);
     }
     out.push_str(&format!("{t}\n"));
     let raw = &report.raw;
@@ -1236,7 +1313,9 @@ fn render(report: &Report) -> String {
     out.push_str(
         "Np: partitions (Redis: streams, RabbitMQ: queues); acks: the Kafka-protocol systems' \
          producer. Latency: scheduled send to read, coordinated omission corrected. Memory: \
-         idle just after start, peak over every run. MB = 10^6 value bytes\n",
+         idle just after start, peak over every run; many partitions: after each was written \
+         and read back, on an instance of its own, with the seconds it all took. MB = 10^6 value \
+         bytes\n",
     );
     out
 }
@@ -1253,6 +1332,7 @@ mod tests {
             partitions: vec![1, 6],
             latency_rate: 100.0,
             latency_duration_s: 1.0,
+            many_partitions: 0,
         }
     }
 
@@ -1263,6 +1343,7 @@ mod tests {
             WorkloadChoice::ProduceLarge,
             WorkloadChoice::ConsumeLarge,
             WorkloadChoice::Latency,
+            WorkloadChoice::Partitions,
         ]
     }
 
@@ -1312,6 +1393,7 @@ mod tests {
                 processes: 1,
             }),
             results,
+            partitions: None,
         }
     }
 

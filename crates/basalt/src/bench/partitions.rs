@@ -13,7 +13,7 @@
 //! `--timeout` ends the bench after the report of the steps done so far is printed.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
@@ -71,6 +71,16 @@ pub(crate) struct PartitionsArgs {
     json: bool,
 }
 
+/// What the bench does: `count` partitions over `topics` topics, one message of `size` bytes to
+/// each, every step within `timeout`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Plan {
+    pub(super) count: u32,
+    pub(super) topics: u32,
+    pub(super) size: u64,
+    pub(super) timeout: Duration,
+}
+
 /// The flush policy of the broker the bench starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum FlushPolicy {
@@ -80,7 +90,7 @@ enum FlushPolicy {
 
 /// The broker's memory and CPU, where its process is known.
 #[derive(Debug, Clone, Default, Serialize)]
-struct Memory {
+pub(super) struct Memory {
     pid: u32,
     /// Before the topics were created.
     rss_before_bytes: u64,
@@ -89,7 +99,7 @@ struct Memory {
     rss_created_bytes: Option<u64>,
     /// Once every partition was written and read back.
     #[serde(skip_serializing_if = "Option::is_none")]
-    rss_served_bytes: Option<u64>,
+    pub(super) rss_served_bytes: Option<u64>,
     /// The kernel's peak resident set over the broker's life, at the end.
     vm_hwm_bytes: u64,
     /// CPU seconds (user and system) the broker spent over the bench.
@@ -97,14 +107,14 @@ struct Memory {
 }
 
 /// What `bench partitions` reports.
-#[derive(Debug, Default, Serialize)]
-struct Report {
+#[derive(Debug, Clone, Default, Serialize)]
+pub(super) struct Report {
     brokers: String,
     /// Which broker: started here, or given.
     broker: String,
     topics: u32,
     /// Partitions asked for, all topics together.
-    partitions: u32,
+    pub(super) partitions: u32,
     /// Partitions the metadata described with a leader.
     described: u32,
     /// Messages acknowledged, one per partition.
@@ -112,7 +122,7 @@ struct Report {
     failed: u64,
     /// Messages fetched back, and from how many partitions.
     fetched: u64,
-    fetched_partitions: u32,
+    pub(super) fetched_partitions: u32,
     /// From the CreateTopics request to its answer.
     create_s: f64,
     /// From the CreateTopics request until the metadata described every partition.
@@ -121,19 +131,25 @@ struct Report {
     produce_s: f64,
     /// From the assignment to the last partition's message.
     fetch_s: f64,
-    total_s: f64,
+    pub(super) total_s: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    memory: Option<Memory>,
+    pub(super) memory: Option<Memory>,
     /// The step that failed, and why.
     #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
+    pub(super) error: Option<String>,
 }
 
 /// Runs the bench and prints its report.
 pub(crate) fn run(args: &PartitionsArgs) -> Result<()> {
+    let plan = Plan {
+        count: args.count,
+        topics: args.topics,
+        size: args.size,
+        timeout: Duration::from_secs(args.timeout),
+    };
     let report = match &args.brokers {
         Some(brokers) => {
-            let mut report = measure(args, brokers, args.broker_pid);
+            let mut report = measure(plan, brokers, args.broker_pid);
             report.broker = "given with --brokers".to_owned();
             report
         }
@@ -145,17 +161,9 @@ pub(crate) fn run(args: &PartitionsArgs) -> Result<()> {
             let program = system.program().ok_or("this binary's path is unknown")?;
             let work = WorkDir::create(&args.dir)?;
             let dir = work.case_dir(system.name())?;
-            let mut server = Server::start(system, &program, &dir)?;
-            let mut report = measure(args, &server.address(), Some(server.pid()?));
-            if report.error.is_some()
-                && let Err(err) = server.check_running()
-            {
-                report.error = Some(err.to_string());
-            }
-            report.broker = format!("basalt serve here, {}", system.durability());
-            server.stop();
+            let report = measure_started(system, &program, &dir, plan);
             disk::remove_case_dir(&dir)?;
-            report
+            report?
         }
     };
     emit(args.json, &report, render)?;
@@ -163,6 +171,25 @@ pub(crate) fn run(args: &PartitionsArgs) -> Result<()> {
         Some(err) => Err(err.clone().into()),
         None => Ok(()),
     }
+}
+
+/// Starts `system` from `program` with its data in `dir`, measures it and stops it.
+pub(super) fn measure_started(
+    system: System,
+    program: &Path,
+    dir: &Path,
+    plan: Plan,
+) -> Result<Report> {
+    let mut server = Server::start(system, program, dir)?;
+    let mut report = measure(plan, &server.address(), Some(server.pid()?));
+    if report.error.is_some()
+        && let Err(err) = server.check_running()
+    {
+        report.error = Some(err.to_string());
+    }
+    report.broker = format!("{} started here: {}", system.name(), system.durability());
+    server.stop();
+    Ok(report)
 }
 
 /// The names of the topics and their partition counts: `count` spread over `topics`.
@@ -178,12 +205,12 @@ fn layout(count: u32, topics: u32) -> Vec<(String, i32)> {
 }
 
 /// The steps, each timed; the report holds what was done when one fails.
-fn measure(args: &PartitionsArgs, brokers: &str, pid: Option<u32>) -> Report {
-    let topics = layout(args.count, args.topics);
+fn measure(plan: Plan, brokers: &str, pid: Option<u32>) -> Report {
+    let topics = layout(plan.count, plan.topics);
     let mut report = Report {
         brokers: brokers.to_owned(),
         topics: topics.len() as u32,
-        partitions: args.count,
+        partitions: plan.count,
         ..Report::default()
     };
     let cpu_before = pid.map(process::tree_cpu_seconds).transpose();
@@ -199,7 +226,7 @@ fn measure(args: &PartitionsArgs, brokers: &str, pid: Option<u32>) -> Report {
                 ..Memory::default()
             });
         }
-        let timeout = Duration::from_secs(args.timeout);
+        let timeout = plan.timeout;
         let target = Target {
             brokers: brokers.to_owned(),
             topic: topics[0].0.clone(),
@@ -213,7 +240,7 @@ fn measure(args: &PartitionsArgs, brokers: &str, pid: Option<u32>) -> Report {
         if let Some(memory) = report.memory.as_mut() {
             memory.rss_created_bytes = created;
         }
-        produce(&target, &topics, args.size, timeout, &mut report)?;
+        produce(&target, &topics, plan.size, timeout, &mut report)?;
         fetch(&target, &topics, timeout, &mut report)?;
         let served = rss("VmRSS:")?;
         if let Some(memory) = report.memory.as_mut() {

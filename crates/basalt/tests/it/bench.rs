@@ -377,6 +377,7 @@ fn bench_compare_runs_every_workload_n_times_on_both_basalt_rows_and_says_why_it
     assert_eq!(u(&report["runs"]), 2, "{report}");
     assert_eq!(report["statistic"], "median");
     assert_eq!(u(&report["workload"]["messages"]), 5000, "{report}");
+    assert_eq!(u(&report["workload"]["many_partitions"]), 50, "{report}");
     assert_eq!(
         case_ids(&report),
         [
@@ -411,6 +412,11 @@ fn bench_compare_runs_every_workload_n_times_on_both_basalt_rows_and_says_why_it
                 .contains("log.flush.policy")
         );
         assert_every_run_counted(&report, row, 2);
+        let many = &row["partitions"];
+        assert_eq!(u(&many["partitions"]), 50, "{many}");
+        assert_eq!(u(&many["produced"]), 50, "{many}");
+        assert_eq!(u(&many["fetched_partitions"]), 50, "{many}");
+        assert!(u(&many["memory"]["rss_served_bytes"]) > 0, "{many}");
     }
     let always = compare_row(&report, "basalt-always");
     for result in always["results"].as_array().unwrap() {
@@ -432,6 +438,7 @@ fn bench_compare_runs_every_workload_n_times_on_both_basalt_rows_and_says_why_it
     );
     assert!(tansu["results"].as_array().unwrap().is_empty(), "{tansu}");
     assert!(tansu.get("memory").is_none(), "{tansu}");
+    assert!(tansu.get("partitions").is_none(), "{tansu}");
 }
 
 /// Whether a system package installed `program` (in one of the places `compare_small` lets
@@ -469,6 +476,10 @@ fn bench_compare_measures_redis_streams_over_several_streams_when_redis_is_insta
     let redis = compare_row(&report, "redis-everysec");
     assert!(redis["durability"].as_str().unwrap().contains("everysec"));
     assert_every_run_counted(&report, redis, 3);
+    assert!(
+        redis.get("partitions").is_none(),
+        "Kafka-protocol systems only"
+    );
     assert!(
         f(&redis["results"][0]["ratios"]["msgs_per_s"]) > 0.0,
         "{redis}"
@@ -514,7 +525,12 @@ fn bench_partitions_starts_basalt_and_writes_and_reads_every_partition() {
     assert_eq!(u(&report["failed"]), 0, "{report}");
     assert_eq!(u(&report["fetched_partitions"]), 50, "{report}");
     assert!(report.get("error").is_none(), "{report}");
-    assert!(report["broker"].as_str().unwrap().contains("basalt serve"));
+    assert!(
+        report["broker"]
+            .as_str()
+            .unwrap()
+            .contains("basalt-always started here")
+    );
     let memory = &report["memory"];
     for key in [
         "rss_before_bytes",
