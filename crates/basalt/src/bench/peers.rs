@@ -80,22 +80,6 @@ fn stamped(payloads: &Payloads, i: u64, due_ns: u64) -> Vec<u8> {
     value
 }
 
-/// Waits until `due`: sleeps while it is far, then yields to the other tasks (tokio's timer
-/// counts in milliseconds).
-async fn wait_until(due: Instant) {
-    loop {
-        let now = Instant::now();
-        if now >= due {
-            return;
-        }
-        if due - now > Duration::from_millis(2) {
-            tokio::time::sleep(due - now - Duration::from_millis(1)).await;
-        } else {
-            tokio::task::yield_now().await;
-        }
-    }
-}
-
 /// The result of a latency run.
 fn latency_figures(
     recorder: &Recorder,
@@ -120,6 +104,10 @@ fn latency_figures(
 /// Sends the warm-up message and waits until it was read back, then spawns one send per due
 /// time on the schedule (`send(i, due in ns since base)`); returns the messages sent and the
 /// schedule's seconds, once every send completed.
+///
+/// The schedule runs on this worker thread, set aside for it (`block_in_place`), sleeping in
+/// the kernel until each due time: tokio's timer counts in milliseconds, and waiting out the
+/// rest by yielding would keep a CPU busy that the system under test needs.
 async fn paced<F, Fut>(
     workload: &Workload,
     base: Instant,
@@ -140,18 +128,25 @@ where
     }
     let scheduled = ((workload.latency_rate * workload.latency_duration_s).round() as u64).max(1);
     let interval_ns = 1e9 / workload.latency_rate;
-    let start = Instant::now();
-    let mut sends = tokio::task::JoinSet::new();
-    let mut last_due = start;
-    for i in 0..scheduled {
-        let due = start + Duration::from_nanos((i as f64 * interval_ns) as u64);
-        wait_until(due).await;
-        sends.spawn(send(i, (due - base).as_nanos() as u64));
-        last_due = due;
-    }
-    let last_sent = Instant::now().max(last_due);
-    while let Some(done) = sends.join_next().await {
-        done.map_err(|e| format!("a send task failed: {e}"))??;
+    let runtime = tokio::runtime::Handle::current();
+    let (start, last_sent, sends) = tokio::task::block_in_place(|| {
+        let start = Instant::now();
+        let mut sends = Vec::with_capacity(scheduled as usize);
+        let mut last_due = start;
+        for i in 0..scheduled {
+            let due = start + Duration::from_nanos((i as f64 * interval_ns) as u64);
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            sends.push(runtime.spawn(send(i, (due - base).as_nanos() as u64)));
+            last_due = due;
+        }
+        (start, Instant::now().max(last_due), sends)
+    });
+    for done in sends {
+        done.await
+            .map_err(|e| format!("a send task failed: {e}"))??;
     }
     Ok((
         scheduled,
