@@ -90,6 +90,10 @@ fn read_once(broker: &Broker, req: &FetchRequest, readable: &[bool]) -> (FetchRe
                     .ok()
                     .and_then(|i| topic.partitions.get(i))
             });
+            // CLU-2
+            let not_led = topic
+                .as_ref()
+                .is_some_and(|t| !t.is_led_by(fp.partition, broker.config().node_id));
             match partition {
                 _ if !readable => {
                     pd.error_code = ErrorCode::TopicAuthorizationFailed.into();
@@ -97,6 +101,10 @@ fn read_once(broker: &Broker, req: &FetchRequest, readable: &[bool]) -> (FetchRe
                 }
                 None => {
                     pd.error_code = ErrorCode::UnknownTopicOrPartition.into();
+                    errors = true;
+                }
+                Some(_) if not_led => {
+                    pd.error_code = ErrorCode::NotLeaderOrFollower.into();
                     errors = true;
                 }
                 Some(partition) => {

@@ -106,6 +106,11 @@ pub fn handle(
                             ErrorCode::UnknownTopicOrPartition,
                             format!("{} has no partition {}", topic.meta.name, pd.index),
                         )),
+                        // CLU-2
+                        Some(_) if !topic.is_led_by(pd.index, broker.config().node_id) => Err((
+                            ErrorCode::NotLeaderOrFollower,
+                            format!("this node does not lead {}-{}", topic.meta.name, pd.index),
+                        )),
                         Some(partition) => match pd.records.as_deref() {
                             None | Some([]) => {
                                 Err((ErrorCode::CorruptMessage, "no records".into()))
