@@ -1,0 +1,292 @@
+//! Three `basalt serve` processes on loopback forming one cluster: the metadata quorum, topics
+//! spread over the nodes' leaders, and librdkafka producing, consuming and running a consumer
+//! group through the right leaders.
+//!
+//! Nothing here asserts on durations: each wait polls its condition and fails only when a
+//! generous deadline passes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use basalt_testkit::ProcessBroker;
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::Message;
+use rdkafka::metadata::Metadata;
+use rdkafka::producer::FutureRecord;
+
+use crate::common::{TIMEOUT, consume_exactly, create_topic, producer, send_one};
+
+/// How long the cluster may take to agree on something.
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// A loopback port free right now (for the quorum listeners, which every node must know
+/// before any starts).
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// Three nodes with ids 1..=3, started together (each waits for a quorum leader, which needs
+/// two of them).
+struct Cluster {
+    nodes: Vec<ProcessBroker>,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let bin = Path::new(env!("CARGO_BIN_EXE_basalt"));
+        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let voters = ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("{}@127.0.0.1:{p}", i + 1))
+            .collect::<Vec<_>>()
+            .join(",");
+        let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let nodes = std::thread::scope(|s| {
+            let handles: Vec<_> = dirs
+                .iter()
+                .enumerate()
+                .map(|(i, dir)| {
+                    let voters = voters.clone();
+                    s.spawn(move || {
+                        let id = (i + 1).to_string();
+                        ProcessBroker::start(
+                            bin,
+                            dir.path(),
+                            &[
+                                "--node-id",
+                                &id,
+                                "--controller.quorum.voters",
+                                &voters,
+                                "--group.initial.rebalance.delay.ms",
+                                "0",
+                                "--offsets.topic.num.partitions",
+                                "6",
+                            ],
+                        )
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .collect::<Vec<_>>()
+        });
+        Cluster { nodes, _dirs: dirs }
+    }
+
+    fn bootstrap(&self, i: usize) -> String {
+        self.nodes[i].bootstrap()
+    }
+
+    fn logs(&self) -> String {
+        self.nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| format!("--- node {} ---\n{}", i + 1, n.log()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+fn metadata(bootstrap: &str, topic: Option<&str>) -> Metadata {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("allow.auto.create.topics", "false")
+        .create()
+        .unwrap();
+    consumer.fetch_metadata(topic, TIMEOUT).unwrap()
+}
+
+/// Polls `probe` until it gives a value; panics with the nodes' logs after [`DEADLINE`].
+fn eventually<T>(cluster: &Cluster, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "gave up waiting for {what}; logs:\n{}",
+            cluster.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn three_nodes_spread_a_topic_over_their_leaders_and_serve_clients_and_groups() {
+    let cluster = Cluster::start();
+    // Every node lists the three brokers.
+    for i in 0..3 {
+        let bootstrap = cluster.bootstrap(i);
+        let ids = eventually(&cluster, "three brokers in the metadata", || {
+            let ids: BTreeSet<i32> = metadata(&bootstrap, None)
+                .brokers()
+                .iter()
+                .map(|b| b.id())
+                .collect();
+            (ids.len() == 3).then_some(ids)
+        });
+        assert_eq!(ids, BTreeSet::from([1, 2, 3]));
+    }
+
+    create_topic(&cluster.bootstrap(0), "spread", 6, &[]);
+    // Each node leads two of the six partitions, as seen from every node.
+    for i in 0..3 {
+        let bootstrap = cluster.bootstrap(i);
+        let leaders = eventually(&cluster, "the topic on every node", || {
+            let md = metadata(&bootstrap, Some("spread"));
+            let t = md.topics().iter().find(|t| t.name() == "spread")?;
+            let leaders: BTreeMap<i32, i32> = t
+                .partitions()
+                .iter()
+                .filter(|p| p.error().is_none())
+                .map(|p| (p.id(), p.leader()))
+                .collect();
+            (leaders.len() == 6).then_some(leaders)
+        });
+        let mut per_node: BTreeMap<i32, usize> = BTreeMap::new();
+        for l in leaders.values() {
+            *per_node.entry(*l).or_default() += 1;
+        }
+        assert_eq!(
+            per_node,
+            BTreeMap::from([(1, 2), (2, 2), (3, 2)]),
+            "leaders seen from node {}: {leaders:?}",
+            i + 1
+        );
+    }
+
+    // Produce through node 2 to every partition; read everything back through node 3.
+    let p = producer(&cluster.bootstrap(1), &[]);
+    for part in 0..6 {
+        for n in 0..10 {
+            let value = format!("{part}-{n}");
+            send_one(
+                &p,
+                FutureRecord::to("spread")
+                    .partition(part)
+                    .payload(value.as_bytes()),
+            );
+        }
+    }
+    let expected: Vec<(i32, usize)> = (0..6).map(|p| (p, 10)).collect();
+    let got = consume_exactly(&cluster.bootstrap(2), "spread", &expected);
+    for (part, records) in &got {
+        let values: Vec<String> = records
+            .iter()
+            .map(|m| String::from_utf8_lossy(m.payload().unwrap()).into_owned())
+            .collect();
+        let want: Vec<String> = (0..10).map(|n| format!("{part}-{n}")).collect();
+        assert_eq!(values, want, "partition {part}");
+    }
+
+    // A consumer group, coordinated by the leader of its __consumer_offsets partition.
+    let group: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap(0))
+        .set("group.id", "cluster-group")
+        .set("group.protocol", "classic")
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "200")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .set("fetch.wait.max.ms", "100")
+        .set("reconnect.backoff.ms", "20")
+        .set("retry.backoff.ms", "20")
+        .create()
+        .unwrap();
+    group.subscribe(&["spread"]).unwrap();
+    let mut seen = BTreeSet::new();
+    let deadline = Instant::now() + DEADLINE;
+    while seen.len() < 60 {
+        assert!(
+            Instant::now() < deadline,
+            "the group read {} of 60 records; logs:\n{}",
+            seen.len(),
+            cluster.logs()
+        );
+        match group.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                seen.insert((m.partition(), m.offset()));
+            }
+            Some(Err(e)) => panic!("group consumer: {e}"),
+            None => {}
+        }
+    }
+    let positions = group.position().unwrap();
+    group.commit(&positions, CommitMode::Sync).unwrap();
+    let committed = group.committed(TIMEOUT).unwrap();
+    for part in 0..6 {
+        let offset = committed
+            .find_partition("spread", part)
+            .map(|e| e.offset())
+            .unwrap();
+        assert_eq!(
+            offset,
+            rdkafka::Offset::Offset(10),
+            "committed offset of {part}"
+        );
+    }
+}
+
+#[test]
+fn replication_factors_above_one_are_refused_until_replication_exists() {
+    let cluster = Cluster::start();
+    let admin = crate::common::admin(&cluster.bootstrap(0));
+    let topic =
+        rdkafka::admin::NewTopic::new("replicated", 3, rdkafka::admin::TopicReplication::Fixed(3));
+    let results =
+        crate::common::block_on(admin.create_topics(&[topic], &crate::common::admin_options()))
+            .unwrap();
+    match &results[..] {
+        [Err((name, code))] => {
+            assert_eq!(name, "replicated");
+            assert_eq!(
+                *code,
+                rdkafka::types::RDKafkaErrorCode::InvalidReplicationFactor
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_data_directory_from_before_the_quorum_keeps_its_topics_and_data() {
+    let bin = Path::new(env!("CARGO_BIN_EXE_basalt"));
+    let dir = tempfile::tempdir().unwrap();
+    let broker = ProcessBroker::start(bin, dir.path(), &[]);
+    create_topic(&broker.bootstrap(), "kept", 2, &[]);
+    let p = producer(&broker.bootstrap(), &[]);
+    for part in 0..2 {
+        for n in 0..3 {
+            let value = format!("{part}-{n}");
+            send_one(
+                &p,
+                FutureRecord::to("kept")
+                    .partition(part)
+                    .payload(value.as_bytes()),
+            );
+        }
+    }
+    drop(p);
+    let (status, log) = broker.terminate();
+    assert!(status.success(), "{log}");
+    // As a data directory written before the metadata quorum existed: topics.json only.
+    std::fs::remove_dir_all(dir.path().join("metadata")).unwrap();
+    let broker = ProcessBroker::start(bin, dir.path(), &[]);
+    let got = consume_exactly(&broker.bootstrap(), "kept", &[(0, 3), (1, 3)]);
+    assert_eq!(got.values().map(Vec::len).sum::<usize>(), 6);
+    assert!(
+        broker
+            .log()
+            .contains("imported topic into the cluster metadata"),
+        "{}",
+        broker.log()
+    );
+}
