@@ -172,6 +172,22 @@ impl Broker {
         self.cluster.as_ref().map(|c| c.quorum.image())
     }
 
+    /// Whether this node coordinates group `id`: always on a single node; in a cluster, when it
+    /// leads the partition of `__consumer_offsets` the group hashes to (the topic is created on
+    /// first use, as FindCoordinator does).
+    pub fn coordinates_group(&self, id: &str) -> bool {
+        if self.cluster.is_none() {
+            return true;
+        }
+        match self.coordinator.offsets_topic(self) {
+            Ok(t) => t.is_led_by(
+                crate::groups::partition_for(id, t.meta.partitions),
+                self.config.node_id,
+            ),
+            Err(_) => false,
+        }
+    }
+
     /// Proposes `cmd` and waits until this node's image satisfies `applied` (`CLU-3`), then
     /// reconciles.
     pub(crate) fn propose_and_wait(

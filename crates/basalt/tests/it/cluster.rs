@@ -9,6 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use basalt_protocol::messages::heartbeat_request::HeartbeatRequest;
+use basalt_protocol::{ErrorCode, RequestBody, ResponseBody};
 use basalt_testkit::ProcessBroker;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -16,7 +18,7 @@ use rdkafka::message::Message;
 use rdkafka::metadata::Metadata;
 use rdkafka::producer::FutureRecord;
 
-use crate::common::{TIMEOUT, consume_exactly, create_topic, producer, send_one};
+use crate::common::{RawClient, TIMEOUT, consume_exactly, create_topic, producer, send_one};
 
 /// How long the cluster may take to agree on something.
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -233,6 +235,26 @@ fn three_nodes_spread_a_topic_over_their_leaders_and_serve_clients_and_groups() 
             "committed offset of {part}"
         );
     }
+    // Only the coordinator serves the group: the two other nodes answer NOT_COORDINATOR.
+    let not_coordinator = (0..3)
+        .filter(|i| {
+            let mut raw = RawClient::connect(cluster.nodes[*i].addr(), "cluster-test");
+            let resp = raw.call(
+                4,
+                RequestBody::Heartbeat(HeartbeatRequest {
+                    group_id: "cluster-group".into(),
+                    generation_id: -1,
+                    member_id: "nobody".into(),
+                    ..HeartbeatRequest::default()
+                }),
+            );
+            match resp {
+                ResponseBody::Heartbeat(h) => h.error_code == ErrorCode::NotCoordinator.code(),
+                other => panic!("{other:?}"),
+            }
+        })
+        .count();
+    assert_eq!(not_coordinator, 2);
 }
 
 #[test]
