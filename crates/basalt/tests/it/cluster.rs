@@ -33,8 +33,25 @@ fn free_port() -> u16 {
 /// Three nodes with ids 1..=3, started together (each waits for a quorum leader, which needs
 /// two of them).
 struct Cluster {
-    nodes: Vec<ProcessBroker>,
-    _dirs: Vec<tempfile::TempDir>,
+    nodes: Vec<Option<ProcessBroker>>,
+    voters: String,
+    dirs: Vec<tempfile::TempDir>,
+}
+
+fn node_args(id: usize, voters: &str) -> Vec<String> {
+    [
+        "--node-id",
+        &id.to_string(),
+        "--controller.quorum.voters",
+        voters,
+        "--group.initial.rebalance.delay.ms",
+        "0",
+        "--offsets.topic.num.partitions",
+        "6",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect()
 }
 
 impl Cluster {
@@ -55,41 +72,53 @@ impl Cluster {
                 .map(|(i, dir)| {
                     let voters = voters.clone();
                     s.spawn(move || {
-                        let id = (i + 1).to_string();
-                        ProcessBroker::start(
-                            bin,
-                            dir.path(),
-                            &[
-                                "--node-id",
-                                &id,
-                                "--controller.quorum.voters",
-                                &voters,
-                                "--group.initial.rebalance.delay.ms",
-                                "0",
-                                "--offsets.topic.num.partitions",
-                                "6",
-                            ],
-                        )
+                        let args = node_args(i + 1, &voters);
+                        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                        ProcessBroker::start(bin, dir.path(), &args)
                     })
                 })
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap())
+                .map(|h| Some(h.join().unwrap()))
                 .collect::<Vec<_>>()
         });
-        Cluster { nodes, _dirs: dirs }
+        Cluster {
+            nodes,
+            voters,
+            dirs,
+        }
+    }
+
+    /// Starts node `i` (0-based) again over its data directory.
+    fn restart(&mut self, i: usize) {
+        let bin = Path::new(env!("CARGO_BIN_EXE_basalt"));
+        let args = node_args(i + 1, &self.voters);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.nodes[i] = Some(ProcessBroker::start(bin, self.dirs[i].path(), &args));
+    }
+
+    /// Kills node `i` (0-based) with SIGKILL.
+    fn kill(&mut self, i: usize) {
+        self.nodes[i].take().expect("the node runs").kill();
+    }
+
+    fn node(&self, i: usize) -> &ProcessBroker {
+        self.nodes[i].as_ref().expect("the node runs")
     }
 
     fn bootstrap(&self, i: usize) -> String {
-        self.nodes[i].bootstrap()
+        self.node(i).bootstrap()
     }
 
     fn logs(&self) -> String {
         self.nodes
             .iter()
             .enumerate()
-            .map(|(i, n)| format!("--- node {} ---\n{}", i + 1, n.log()))
+            .map(|(i, n)| {
+                let log = n.as_ref().map(ProcessBroker::log).unwrap_or_default();
+                format!("--- node {} ---\n{log}", i + 1)
+            })
             .collect::<Vec<_>>()
             .join("\n")
     }
@@ -238,7 +267,7 @@ fn three_nodes_spread_a_topic_over_their_leaders_and_serve_clients_and_groups() 
     // Only the coordinator serves the group: the two other nodes answer NOT_COORDINATOR.
     let not_coordinator = (0..3)
         .filter(|i| {
-            let mut raw = RawClient::connect(cluster.nodes[*i].addr(), "cluster-test");
+            let mut raw = RawClient::connect(cluster.node(*i).addr(), "cluster-test");
             let resp = raw.call(
                 4,
                 RequestBody::Heartbeat(HeartbeatRequest {
@@ -311,4 +340,77 @@ fn a_data_directory_from_before_the_quorum_keeps_its_topics_and_data() {
         "{}",
         broker.log()
     );
+}
+
+/// The leader of each partition of `topic` as node `bootstrap` tells it (-1: none).
+fn leaders(bootstrap: &str, topic: &str) -> BTreeMap<i32, i32> {
+    let md = metadata(bootstrap, Some(topic));
+    md.topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .map(|t| {
+            t.partitions()
+                .iter()
+                .map(|p| (p.id(), if p.error().is_some() { -1 } else { p.leader() }))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn broker_ids(bootstrap: &str) -> BTreeSet<i32> {
+    metadata(bootstrap, None)
+        .brokers()
+        .iter()
+        .map(|b| b.id())
+        .collect()
+}
+
+#[test]
+fn a_node_that_stops_is_fenced_and_leads_its_partitions_again_when_it_returns() {
+    let mut cluster = Cluster::start();
+    eventually(&cluster, "three brokers", || {
+        (broker_ids(&cluster.bootstrap(0)).len() == 3).then_some(())
+    });
+    create_topic(&cluster.bootstrap(0), "fenced", 3, &[]);
+    let before = eventually(&cluster, "a leader for each partition", || {
+        let l = leaders(&cluster.bootstrap(0), "fenced");
+        (l.len() == 3 && l.values().all(|l| *l > 0)).then_some(l)
+    });
+    let (&on_three, _) = before.iter().find(|(_, l)| **l == 3).unwrap();
+    let p = producer(&cluster.bootstrap(0), &[]);
+    send_one(
+        &p,
+        FutureRecord::to("fenced")
+            .partition(on_three)
+            .payload("before".as_bytes()),
+    );
+    drop(p);
+
+    cluster.kill(2);
+    // The quorum leader fences node 3 once its heartbeats stop: it leaves the broker list and
+    // its partition has no leader.
+    eventually(&cluster, "node 3 fenced", || {
+        let ids = broker_ids(&cluster.bootstrap(0));
+        let l = leaders(&cluster.bootstrap(1), "fenced");
+        (ids == BTreeSet::from([1, 2]) && l.get(&on_three) == Some(&-1)).then_some(())
+    });
+
+    cluster.restart(2);
+    eventually(&cluster, "node 3 back as leader", || {
+        let ids = broker_ids(&cluster.bootstrap(0));
+        (ids.len() == 3 && leaders(&cluster.bootstrap(0), "fenced") == before).then_some(())
+    });
+    let p = producer(&cluster.bootstrap(1), &[]);
+    send_one(
+        &p,
+        FutureRecord::to("fenced")
+            .partition(on_three)
+            .payload("after".as_bytes()),
+    );
+    let got = consume_exactly(&cluster.bootstrap(0), "fenced", &[(on_three, 2)]);
+    let values: Vec<String> = got[&on_three]
+        .iter()
+        .map(|m| String::from_utf8_lossy(m.payload().unwrap()).into_owned())
+        .collect();
+    assert_eq!(values, ["before", "after"]);
 }
