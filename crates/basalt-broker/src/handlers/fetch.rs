@@ -105,6 +105,14 @@ fn read_once(broker: &Broker, req: &FetchRequest, readable: &[bool]) -> (FetchRe
                 }
                 Some(_) if not_led => {
                     pd.error_code = ErrorCode::NotLeaderOrFollower.into();
+                    // v12+: where the partition went (node endpoints need v16).
+                    if let Some(&leader) = topic.as_ref().and_then(|t| {
+                        usize::try_from(fp.partition)
+                            .ok()
+                            .and_then(|i| t.leaders.get(i))
+                    }) {
+                        pd.current_leader.leader_id = leader;
+                    }
                     errors = true;
                 }
                 Some(partition) => {

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use basalt_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
 use basalt_protocol::messages::heartbeat_request::HeartbeatRequest;
 use basalt_protocol::{ErrorCode, RequestBody, ResponseBody};
 use basalt_testkit::ProcessBroker;
@@ -192,6 +193,38 @@ fn three_nodes_spread_a_topic_over_their_leaders_and_serve_clients_and_groups() 
             i + 1
         );
     }
+
+    // A node asked for a partition it does not lead points at the leader.
+    let leaders = leaders(&cluster.bootstrap(0), "spread");
+    let (&part, &leader) = leaders.iter().find(|(_, l)| **l != 1).unwrap();
+    let mut raw = RawClient::connect(cluster.node(0).addr(), "cluster-test");
+    let fetch = raw.call(
+        12,
+        RequestBody::Fetch(FetchRequest {
+            replica_id: -1,
+            max_wait_ms: 0,
+            max_bytes: 1 << 20,
+            session_epoch: -1,
+            topics: vec![FetchTopic {
+                topic: "spread".into(),
+                partitions: vec![FetchPartition {
+                    partition: part,
+                    current_leader_epoch: -1,
+                    last_fetched_epoch: -1,
+                    partition_max_bytes: 1 << 20,
+                    ..FetchPartition::default()
+                }],
+                ..FetchTopic::default()
+            }],
+            ..FetchRequest::default()
+        }),
+    );
+    let ResponseBody::Fetch(fetch) = fetch else {
+        panic!("{fetch:?}")
+    };
+    let pd = &fetch.responses[0].partitions[0];
+    assert_eq!(pd.error_code, ErrorCode::NotLeaderOrFollower.code());
+    assert_eq!(pd.current_leader.leader_id, leader);
 
     // Produce through node 2 to every partition; read everything back through node 3.
     let p = producer(&cluster.bootstrap(1), &[]);
