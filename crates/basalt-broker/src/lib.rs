@@ -745,9 +745,17 @@ impl Broker {
         }
     }
 
-    /// A new producer id for an idempotent producer.
+    /// A new producer id for an idempotent producer: this node's id in the high 32 bits and a
+    /// counter of this node in the low ones, so nodes of a cluster never hand out the same id
+    /// (on node 0 the ids are the counter itself, as before clusters).
     pub fn allocate_producer_id(&self) -> std::io::Result<i64> {
-        self.producer_ids.next()
+        let local = self.producer_ids.next()?;
+        if local >= 1 << 32 {
+            return Err(std::io::Error::other(
+                "this node has handed out all of its 2^32 producer ids",
+            ));
+        }
+        Ok((i64::from(self.config.node_id.max(0)) << 32) | local)
     }
 
     /// Signals long-polling fetches that new data may be visible.

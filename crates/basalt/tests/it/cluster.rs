@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use basalt_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
 use basalt_protocol::messages::heartbeat_request::HeartbeatRequest;
+use basalt_protocol::messages::init_producer_id_request::InitProducerIdRequest;
 use basalt_protocol::{ErrorCode, RequestBody, ResponseBody};
 use basalt_testkit::ProcessBroker;
 use rdkafka::ClientConfig;
@@ -225,6 +226,29 @@ fn three_nodes_spread_a_topic_over_their_leaders_and_serve_clients_and_groups() 
     let pd = &fetch.responses[0].partitions[0];
     assert_eq!(pd.error_code, ErrorCode::NotLeaderOrFollower.code());
     assert_eq!(pd.current_leader.leader_id, leader);
+
+    // Idempotent producers get ids no other node hands out.
+    let ids: BTreeSet<i64> = (0..3)
+        .map(|i| {
+            let mut raw = RawClient::connect(cluster.node(i).addr(), "cluster-test");
+            let resp = raw.call(
+                4,
+                RequestBody::InitProducerId(InitProducerIdRequest {
+                    transactional_id: None,
+                    transaction_timeout_ms: 60_000,
+                    producer_id: -1,
+                    producer_epoch: -1,
+                    ..InitProducerIdRequest::default()
+                }),
+            );
+            let ResponseBody::InitProducerId(r) = resp else {
+                panic!("{resp:?}")
+            };
+            assert_eq!(r.error_code, 0);
+            r.producer_id
+        })
+        .collect();
+    assert_eq!(ids.len(), 3, "{ids:?}");
 
     // Produce through node 2 to every partition; read everything back through node 3.
     let p = producer(&cluster.bootstrap(1), &[]);
