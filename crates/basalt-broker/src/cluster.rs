@@ -452,7 +452,19 @@ impl Broker {
             configs,
             assignments,
         };
-        self.propose_and_wait(cmd, |i| i.topic(name).is_some_and(|t| t.id == id))?;
+        if let Err(e) = self.propose_and_wait(cmd, |i| i.topic(name).is_some_and(|t| t.id == id)) {
+            if e.code == ErrorCode::TopicAlreadyExists {
+                // Created meanwhile through another node: have it here before answering, so a
+                // caller that takes the existing topic (auto-creation) finds it.
+                let cluster = self.cluster.as_ref().expect("cluster mode");
+                if let Ok(image) =
+                    block_on(wait_image(&cluster.quorum, |i| i.topic(name).is_some()))
+                {
+                    self.reconcile(&image);
+                }
+            }
+            return Err(e);
+        }
         self.topic(name).ok_or_else(|| {
             TopicError::new(
                 ErrorCode::KafkaStorageError,
