@@ -1206,6 +1206,29 @@ listener.name.external."connections.max.reauth.ms" = 1000
     }
 
     #[test]
+    fn quorum_voters_are_read_and_checked() {
+        let r = resolve_file(
+            r#"
+"node.id" = 2
+"controller.quorum.voters" = "1@127.0.0.1:9191, 2@127.0.0.1:9192"
+"controller.listen" = "0.0.0.0:9192"
+"#,
+        );
+        assert_eq!(r.broker.node_id, 2);
+        let voters: Vec<(i32, &str)> = r.voters.iter().map(|v| (v.id, v.addr.as_str())).collect();
+        assert_eq!(voters, [(1, "127.0.0.1:9191"), (2, "127.0.0.1:9192")]);
+        assert_eq!(r.controller_listen.as_deref(), Some("0.0.0.0:9192"));
+        assert!(resolve_file("").voters.is_empty());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("basalt.toml");
+        for bad in ["1@nohost", "x@h:1", "1@h:1,1@h:2"] {
+            std::fs::write(&path, format!("\"controller.quorum.voters\" = \"{bad}\"")).unwrap();
+            let cli = Cli::try_parse_from(["serve", "--config", path.to_str().unwrap()]).unwrap();
+            assert!(resolve(cli.serve).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn bad_connection_limits_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("basalt.toml");
