@@ -1,5 +1,6 @@
-//! The one place where storage facts become Kafka error codes.
+//! The one place where storage facts and metadata-quorum refusals become Kafka error codes.
 
+use basalt_cluster::metadata::{ProposeError, Rejection};
 use basalt_protocol::ErrorCode;
 use basalt_storage::StorageError;
 
@@ -17,5 +18,42 @@ pub fn storage_error_code(err: &StorageError) -> ErrorCode {
         StorageError::Locked { .. }
         | StorageError::InvalidName { .. }
         | StorageError::InvalidAbortedTxn { .. } => ErrorCode::UnknownServerError,
+    }
+}
+
+/// The Kafka error code a client should see when the metadata quorum refused a command.
+pub fn rejection_code(rejection: &Rejection) -> ErrorCode {
+    match rejection {
+        Rejection::TopicExists { .. } => ErrorCode::TopicAlreadyExists,
+        Rejection::UnknownTopic { .. } | Rejection::UnknownPartition { .. } => {
+            ErrorCode::UnknownTopicOrPartition
+        }
+        Rejection::UnknownTopicId { .. } => ErrorCode::UnknownTopicId,
+        Rejection::TopicCollision { .. }
+        | Rejection::InvalidTopicName { .. }
+        | Rejection::InvalidTopicId { .. } => ErrorCode::InvalidTopicException,
+        Rejection::InvalidPartitions { .. } => ErrorCode::InvalidPartitions,
+        Rejection::InvalidReplicationFactor { .. } => ErrorCode::InvalidReplicationFactor,
+        Rejection::InvalidReplicaAssignment { .. } => ErrorCode::InvalidReplicaAssignment,
+        Rejection::InvalidConfig { .. } => ErrorCode::InvalidConfig,
+        Rejection::StalePartitionEpoch { .. } | Rejection::InvalidLeaderOrIsr { .. } => {
+            ErrorCode::InvalidRequest
+        }
+        Rejection::UnknownNode { .. }
+        | Rejection::InvalidNodeId { .. }
+        | Rejection::StaleIncarnation { .. }
+        | Rejection::InvalidRegistration { .. } => ErrorCode::BrokerNotAvailable,
+    }
+}
+
+/// The Kafka error code a client should see when a proposal to the metadata quorum failed.
+pub fn propose_error_code(err: &ProposeError) -> ErrorCode {
+    match err {
+        ProposeError::Rejected(r) => rejection_code(r),
+        ProposeError::NotLeader { .. } | ProposeError::Unavailable { .. } => {
+            ErrorCode::NotController
+        }
+        // The command may still be applied: the client should look before retrying.
+        ProposeError::OutcomeUnknown { .. } => ErrorCode::RequestTimedOut,
     }
 }

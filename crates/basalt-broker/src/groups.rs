@@ -272,7 +272,7 @@ impl Coordinator {
         tickets
     }
 
-    fn offsets_topic(&self, broker: &Broker) -> Result<Arc<Topic>, crate::TopicError> {
+    pub(crate) fn offsets_topic(&self, broker: &Broker) -> Result<Arc<Topic>, crate::TopicError> {
         if let Some(t) = broker.topic(OFFSETS_TOPIC) {
             return Ok(t);
         }

@@ -8,13 +8,16 @@
 //! - `BRK-1`: the ApiVersions table is generated from the handler registry
 //!   ([`handlers::SUPPORTED`]), so the broker never advertises a version it does not handle.
 //! - `BRK-2`: topic creation, deletion, partition growth and config changes are serialised (under
-//!   `topic_ops`) and persisted in `topics.json` before they are answered or take effect.
+//!   `topic_ops`) and persisted in `topics.json` before they are answered or take effect; with a
+//!   metadata quorum ([`cluster`]) they are committed by the quorum instead, and `topics.json`
+//!   is this node's copy of the image's topics (`CLU-1`).
 //! - `BRK-3`: no lock is held across an `.await`.
 //! - `BRK-4`: ACL changes are serialised (under `acl_ops`) and persisted in `acls.json` before
 //!   they are answered or take effect.
 
 pub mod acl;
 pub mod acl_store;
+pub mod cluster;
 pub mod config;
 pub mod credentials;
 pub mod errors;
@@ -55,6 +58,18 @@ pub struct Topic {
     pub id: Uuid,
     /// Partitions, by index.
     pub partitions: Vec<Arc<Partition>>,
+    /// The leader of each partition, by index (-1: none); on a single node, this node.
+    pub leaders: Vec<i32>,
+}
+
+impl Topic {
+    /// Whether partition `index` is led by `node_id`.
+    pub fn is_led_by(&self, index: i32, node_id: i32) -> bool {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.leaders.get(i))
+            .is_some_and(|l| *l == node_id)
+    }
 }
 
 /// Why a topic could not be created.
@@ -67,7 +82,7 @@ pub struct TopicError {
 }
 
 impl TopicError {
-    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         TopicError {
             code,
             message: message.into(),
@@ -95,11 +110,34 @@ pub struct Broker {
     /// Serialises ACL changes (`BRK-4`).
     acl_ops: Mutex<()>,
     credentials: Arc<credentials::CredentialStore>,
+    /// This node's membership of a cluster (`cluster.rs`); `None` for a broker used without a
+    /// metadata quorum (tests, tools).
+    cluster: Option<cluster::ClusterLink>,
 }
 
 impl Broker {
     /// Opens the data directory, recovering logs as needed, and loads every topic.
     pub fn open(data_dir: &Path, config: BrokerConfig) -> anyhow_like::Result<Arc<Broker>> {
+        Self::open_with(data_dir, config, None)
+    }
+
+    /// Opens the data directory as [`Broker::open`] does, then makes the metadata image of
+    /// `cluster` the source of its topics (`CLU-1`): topics of a `topics.json` written before
+    /// the quorum existed are imported into an empty image first, then local partitions are
+    /// reconciled with the image. Call from a blocking thread of a multi-threaded runtime.
+    pub fn open_clustered(
+        data_dir: &Path,
+        config: BrokerConfig,
+        cluster: cluster::ClusterLink,
+    ) -> anyhow_like::Result<Arc<Broker>> {
+        Self::open_with(data_dir, config, Some(cluster))
+    }
+
+    fn open_with(
+        data_dir: &Path,
+        config: BrokerConfig,
+        cluster: Option<cluster::ClusterLink>,
+    ) -> anyhow_like::Result<Arc<Broker>> {
         let storage = Storage::open(data_dir, StorageOptions::default())?;
         let store = TopicStore::new(data_dir);
         let metas = store.load()?;
@@ -129,6 +167,9 @@ impl Broker {
             config.transaction_state_num_partitions,
             config.transaction_state_segment_bytes,
         ));
+        if let Some(link) = &cluster {
+            cluster::import_topics(link, &topics)?;
+        }
         let broker = Arc::new(Broker {
             config,
             storage,
@@ -143,7 +184,11 @@ impl Broker {
             acl_store,
             acl_ops: Mutex::new(()),
             credentials,
+            cluster,
         });
+        if let Some(image) = broker.image() {
+            broker.reconcile(&image);
+        }
         broker.coordinator.load(&broker);
         broker.txns.load(&broker);
         Ok(broker)
@@ -332,6 +377,20 @@ impl Broker {
         configs: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<Arc<Topic>, TopicError> {
+        self.create_topic_assigned(name, partitions, replication, None, configs, validate_only)
+    }
+
+    /// Creates a topic as [`Broker::create_topic`] does, with the replicas of each partition
+    /// given (`assignments`, one node each) instead of placed.
+    pub fn create_topic_assigned(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication: i16,
+        assignments: Option<Vec<Vec<i32>>>,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<Arc<Topic>, TopicError> {
         validate_topic_name(name)
             .map_err(|m| TopicError::new(ErrorCode::InvalidTopicException, m))?;
         let partitions = if partitions == -1 {
@@ -352,6 +411,15 @@ impl Broker {
         } else {
             replication
         };
+        if replication != 1 && self.cluster.is_some() {
+            return Err(TopicError::new(
+                ErrorCode::InvalidReplicationFactor,
+                format!(
+                    "replication factor {replication} is not available yet: partition data is \
+                     not replicated in this version, use 1"
+                ),
+            ));
+        }
         if replication != 1 {
             return Err(TopicError::new(
                 ErrorCode::InvalidReplicationFactor,
@@ -361,6 +429,15 @@ impl Broker {
         for (k, v) in &configs {
             config::validate_topic_config(k, v)
                 .map_err(|e| TopicError::new(ErrorCode::InvalidConfig, e.to_string()))?;
+        }
+        if self.cluster.is_some() {
+            return self.create_topic_in_cluster(
+                name,
+                partitions,
+                assignments,
+                configs,
+                validate_only,
+            );
         }
         let _ops = self.topic_ops.lock();
         if self.topics.read().contains_key(name) {
@@ -391,6 +468,7 @@ impl Broker {
                 id: meta.uuid(),
                 meta,
                 partitions: Vec::new(),
+                leaders: Vec::new(),
             }));
         }
         let topic = open_topic(&self.storage, &self.config, meta)
@@ -447,6 +525,9 @@ impl Broker {
                 ErrorCode::TopicDeletionDisabled,
                 "delete.topic.enable is false",
             ));
+        }
+        if self.cluster.is_some() {
+            return self.delete_topic_in_cluster(name);
         }
         let _ops = self.topic_ops.lock();
         let Some(topic) = self.topic(name) else {
@@ -522,12 +603,26 @@ impl Broker {
                 ));
             }
             let node_id = self.config.node_id;
-            if let Some(bad) = assignments.iter().find(|a| a.as_slice() != [node_id]) {
+            if self.cluster.is_some() {
+                if let Some(bad) = assignments.iter().find(|a| a.len() != 1) {
+                    return Err(TopicError::new(
+                        ErrorCode::InvalidReplicaAssignment,
+                        format!(
+                            "each partition has one replica until replication is available, \
+                             got {bad:?}"
+                        ),
+                    ));
+                }
+            } else if let Some(bad) = assignments.iter().find(|a| a.as_slice() != [node_id]) {
                 return Err(TopicError::new(
                     ErrorCode::InvalidReplicaAssignment,
                     format!("replicas can only be assigned to broker {node_id}, got {bad:?}"),
                 ));
             }
+        }
+        if self.cluster.is_some() {
+            drop(_ops);
+            return self.create_partitions_in_cluster(&topic, count, assignments, validate_only);
         }
         let meta = TopicMeta {
             partitions: count,
@@ -538,6 +633,7 @@ impl Broker {
                 meta,
                 id: topic.id,
                 partitions: Vec::new(),
+                leaders: Vec::new(),
             }));
         }
         let effective = self.config.effective(&meta.configs);
@@ -560,6 +656,7 @@ impl Broker {
             return Err(TopicError::new(ErrorCode::KafkaStorageError, e.to_string()));
         }
         let grown = Arc::new(Topic {
+            leaders: vec![self.config.node_id; partitions.len()],
             meta,
             id: topic.id,
             partitions,
@@ -596,6 +693,10 @@ impl Broker {
         if validate_only || configs == topic.meta.configs {
             return Ok(());
         }
+        if self.cluster.is_some() {
+            drop(_ops);
+            return self.alter_configs_in_cluster(name, &topic.meta.configs, configs);
+        }
         let meta = TopicMeta {
             configs,
             ..topic.meta.clone()
@@ -607,6 +708,7 @@ impl Broker {
             meta,
             id: topic.id,
             partitions: topic.partitions.clone(),
+            leaders: topic.leaders.clone(),
         });
         self.topics.write().insert(name.to_owned(), updated);
         for p in &topic.partitions {
@@ -643,9 +745,17 @@ impl Broker {
         }
     }
 
-    /// A new producer id for an idempotent producer.
+    /// A new producer id for an idempotent producer: this node's id in the high 32 bits and a
+    /// counter of this node in the low ones, so nodes of a cluster never hand out the same id
+    /// (on node 0 the ids are the counter itself, as before clusters).
     pub fn allocate_producer_id(&self) -> std::io::Result<i64> {
-        self.producer_ids.next()
+        let local = self.producer_ids.next()?;
+        if local >= 1 << 32 {
+            return Err(std::io::Error::other(
+                "this node has handed out all of its 2^32 producer ids",
+            ));
+        }
+        Ok((i64::from(self.config.node_id.max(0)) << 32) | local)
     }
 
     /// Signals long-polling fetches that new data may be visible.
@@ -749,6 +859,7 @@ fn open_topic(
     }
     Ok(Topic {
         id: meta.uuid(),
+        leaders: vec![config.node_id; partitions.len()],
         meta,
         partitions,
     })

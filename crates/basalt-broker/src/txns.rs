@@ -490,7 +490,7 @@ impl TxnCoordinator {
         tickets
     }
 
-    fn topic(&self, broker: &Broker) -> Result<Arc<Topic>, crate::TopicError> {
+    pub(crate) fn topic(&self, broker: &Broker) -> Result<Arc<Topic>, crate::TopicError> {
         if let Some(t) = broker.topic(TXN_TOPIC) {
             return Ok(t);
         }

@@ -24,8 +24,12 @@ use std::sync::Arc;
 
 use basalt_broker::GroupConfig;
 use basalt_broker::acl::AuthorizerConfig;
+use basalt_broker::cluster::{join, wait_for_leader};
 use basalt_broker::coordinator::txn::TxnConfig;
 use basalt_broker::{Broker, BrokerConfig};
+use basalt_cluster::metadata::{
+    Endpoint, MetadataQuorum, QuorumOptions, QuorumSettings, Voter, parse_voters,
+};
 use basalt_server::{
     ClientAuth, ListenerConfig, Mechanism, PerIpLimit, SaslConfig, SecurityProtocol, ServerLimits,
     TlsSettings, TlsSource, TlsVersion,
@@ -337,6 +341,17 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     bootstrap_user: Option<String>,
+    /// `controller.quorum.voters`: the metadata quorum, `ID@HOST:PORT,...` with this node among
+    /// them [default: none, a quorum of this node alone].
+    #[arg(
+        long = "controller.quorum.voters",
+        env = "BASALT_CONTROLLER_QUORUM_VOTERS"
+    )]
+    voters: Option<String>,
+    /// `controller.listen` (Basalt): HOST:PORT this node serves the metadata quorum on
+    /// [default: its own address in controller.quorum.voters].
+    #[arg(long = "controller.listen", env = "BASALT_CONTROLLER_LISTEN")]
+    controller_listen: Option<String>,
 }
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -498,6 +513,8 @@ pub struct Resolved {
     data_dir: PathBuf,
     broker: BrokerConfig,
     limits: ServerLimits,
+    voters: Vec<Voter>,
+    controller_listen: Option<String>,
 }
 
 /// Resolves the settings: flag or env, else file, else default.
@@ -908,6 +925,16 @@ pub fn resolve(args: ServeArgs) -> Result<Resolved, Error> {
             524_288
         ),
         bootstrap_user,
+        voters: parse_voters(
+            &args
+                .voters
+                .or(file.get::<String>("controller.quorum.voters")?)
+                .unwrap_or_default(),
+        )?,
+        controller_listen: match args.controller_listen {
+            Some(a) => Some(a),
+            None => file.get("controller.listen")?,
+        },
         data_dir: pick!(args.data_dir, "log.dirs", PathBuf::from("basalt-data")),
         broker,
         limits,
@@ -956,10 +983,25 @@ async fn serve(mut r: Resolved) -> Result<(), Error> {
             .insert(spec.name.clone(), (host, port));
     }
     let data_dir = r.data_dir.clone();
+    let endpoints = bound
+        .iter()
+        .map(|(_, _, spec, _)| {
+            let (host, port) = &r.broker.advertised_listeners[&spec.name];
+            Ok(Endpoint {
+                name: spec.name.clone(),
+                host: host.clone(),
+                port: u16::try_from(*port)
+                    .map_err(|_| format!("advertised port {port} is out of range"))?,
+                security_protocol: spec.protocol.name().to_owned(),
+            })
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    let quorum = Arc::new(start_quorum(&r, &data_dir).await?);
+    let link = join(Arc::clone(&quorum), endpoints, r.broker.rack.clone()).await?;
     let broker = {
         let config = r.broker.clone();
         let dir = data_dir.clone();
-        tokio::task::spawn_blocking(move || Broker::open(&dir, config)).await??
+        tokio::task::spawn_blocking(move || Broker::open_clustered(&dir, config, link)).await??
     };
     if let Some((user, password)) = r.bootstrap_user.take() {
         let store = Arc::clone(broker.credentials());
@@ -1006,6 +1048,7 @@ async fn serve(mut r: Resolved) -> Result<(), Error> {
         listeners.push((listener, config));
     }
     broker.spawn_background();
+    broker.spawn_cluster();
     tracing::info!(
         listen = %first_local,
         data_dir = %data_dir.display(),
@@ -1018,8 +1061,59 @@ async fn serve(mut r: Resolved) -> Result<(), Error> {
     tracing::info!("syncing data and writing the clean-shutdown marker");
     let b = Arc::clone(&broker);
     tokio::task::spawn_blocking(move || b.shutdown()).await??;
+    quorum.shutdown().await;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// Starts this node's member of the metadata quorum under `<data>/metadata` and waits until the
+/// quorum has a leader. Without voters it is a quorum of this node alone, on a loopback port.
+async fn start_quorum(r: &Resolved, data_dir: &std::path::Path) -> Result<MetadataQuorum, Error> {
+    let node_id = r.broker.node_id;
+    let alone = r.voters.is_empty();
+    let bind = match (&r.controller_listen, alone) {
+        (Some(a), _) => a.clone(),
+        (None, true) => "127.0.0.1:0".to_owned(),
+        (None, false) => r
+            .voters
+            .iter()
+            .find(|v| v.id == node_id)
+            .map(|v| v.addr.clone())
+            .ok_or_else(|| format!("node {node_id} is not one of controller.quorum.voters"))?,
+    };
+    let bind: SocketAddr = tokio::net::lookup_host(&bind)
+        .await
+        .map_err(|e| format!("controller.listen {bind:?}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("controller.listen {bind:?} resolves to no address"))?;
+    let settings = if alone {
+        // Nobody to wait for: elect the one voter quickly after a restart.
+        QuorumSettings {
+            heartbeat_interval_ms: 50,
+            election_timeout_min_ms: 150,
+            election_timeout_max_ms: 300,
+            ..QuorumSettings::default()
+        }
+    } else {
+        QuorumSettings::default()
+    };
+    let dir = data_dir.join("metadata");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let quorum = MetadataQuorum::start(
+        QuorumOptions {
+            node_id,
+            voters: r.voters.clone(),
+            data_dir: dir,
+            settings,
+        },
+        bind,
+    )
+    .await?;
+    tracing::info!(node_id, listen = %quorum.local_addr(), voters = r.voters.len().max(1), "metadata quorum started");
+    let timeout = std::time::Duration::from_secs(if alone { 30 } else { 120 });
+    let leader = wait_for_leader(&quorum, timeout).await?;
+    tracing::info!(leader, "metadata quorum has a leader");
+    Ok(quorum)
 }
 
 async fn shutdown_signal() {
@@ -1109,6 +1203,29 @@ listener.name.external."connections.max.reauth.ms" = 1000
         assert_eq!(external.max_connection_rate, 1);
         assert_eq!(external.max_idle_ms, 600_000);
         assert_eq!(external.max_reauth_ms, 1000);
+    }
+
+    #[test]
+    fn quorum_voters_are_read_and_checked() {
+        let r = resolve_file(
+            r#"
+"node.id" = 2
+"controller.quorum.voters" = "1@127.0.0.1:9191, 2@127.0.0.1:9192"
+"controller.listen" = "0.0.0.0:9192"
+"#,
+        );
+        assert_eq!(r.broker.node_id, 2);
+        let voters: Vec<(i32, &str)> = r.voters.iter().map(|v| (v.id, v.addr.as_str())).collect();
+        assert_eq!(voters, [(1, "127.0.0.1:9191"), (2, "127.0.0.1:9192")]);
+        assert_eq!(r.controller_listen.as_deref(), Some("0.0.0.0:9192"));
+        assert!(resolve_file("").voters.is_empty());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("basalt.toml");
+        for bad in ["1@nohost", "x@h:1", "1@h:1,1@h:2"] {
+            std::fs::write(&path, format!("\"controller.quorum.voters\" = \"{bad}\"")).unwrap();
+            let cli = Cli::try_parse_from(["serve", "--config", path.to_str().unwrap()]).unwrap();
+            assert!(resolve(cli.serve).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -44,6 +44,12 @@ pub fn handle(
     if req.group_id.is_empty() {
         return error(ErrorCode::InvalidGroupId, "the group id is empty".into());
     }
+    if !broker.coordinates_group(&req.group_id) {
+        return error(
+            ErrorCode::NotCoordinator,
+            format!("this node does not coordinate group {}", req.group_id),
+        );
+    }
     if version >= 1 && req.member_id.is_empty() {
         return error(
             ErrorCode::InvalidRequest,

@@ -1,5 +1,5 @@
-//! CreateTopics (key 19), v2–7: validated names, -1 defaults, manual assignments on this node,
-//! configs, and `validate_only`.
+//! CreateTopics (key 19), v2–7: validated names, -1 defaults, manual assignments (on this node;
+//! in a cluster, one node per partition), configs, and `validate_only`.
 
 use std::collections::BTreeMap;
 
@@ -39,6 +39,7 @@ pub fn handle(
             }
             let mut partitions = t.num_partitions;
             let mut replication = t.replication_factor;
+            let mut assignments = None;
             if !t.assignments.is_empty() {
                 if partitions != -1 || replication != -1 {
                     result.error_code = ErrorCode::InvalidRequest.into();
@@ -46,8 +47,17 @@ pub fn handle(
                         Some("give either assignments or partitions and replication".into());
                     return result;
                 }
-                let on_this_node = t.assignments.iter().all(|a| a.broker_ids == [node_id]);
-                if !on_this_node {
+                if broker.cluster().is_some() {
+                    if t.assignments.iter().any(|a| a.broker_ids.len() != 1) {
+                        result.error_code = ErrorCode::InvalidReplicaAssignment.into();
+                        result.error_message = Some(
+                            "each partition has one replica until replication is available".into(),
+                        );
+                        return result;
+                    }
+                    assignments =
+                        Some(t.assignments.iter().map(|a| a.broker_ids.clone()).collect());
+                } else if !t.assignments.iter().all(|a| a.broker_ids == [node_id]) {
                     result.error_code = ErrorCode::InvalidReplicaAssignment.into();
                     result.error_message =
                         Some(format!("replicas can only be assigned to broker {node_id}"));
@@ -61,8 +71,14 @@ pub fn handle(
                 .into_iter()
                 .filter_map(|c| c.value.map(|v| (c.name, v)))
                 .collect();
-            match broker.create_topic(&t.name, partitions, replication, configs, req.validate_only)
-            {
+            match broker.create_topic_assigned(
+                &t.name,
+                partitions,
+                replication,
+                assignments,
+                configs,
+                req.validate_only,
+            ) {
                 Ok(topic) => {
                     result.topic_id = topic.id;
                     result.num_partitions = topic.meta.partitions;

@@ -48,10 +48,19 @@ pub fn handle(
                             .ok()
                             .and_then(|i| topic.partitions.get(i))
                     });
-                    match partition.map(|partition| delete(partition, p.offset)) {
+                    // CLU-2
+                    let not_led = partition.is_some()
+                        && topic.as_ref().is_some_and(|t| {
+                            !t.is_led_by(p.partition_index, broker.config().node_id)
+                        });
+                    match partition
+                        .filter(|_| authorized && !not_led)
+                        .map(|partition| delete(partition, p.offset))
+                    {
                         _ if !authorized => {
                             result.error_code = ErrorCode::TopicAuthorizationFailed.into();
                         }
+                        _ if not_led => result.error_code = ErrorCode::NotLeaderOrFollower.into(),
                         None => result.error_code = ErrorCode::UnknownTopicOrPartition.into(),
                         Some(Ok(low_watermark)) => result.low_watermark = low_watermark,
                         Some(Err(code)) => result.error_code = code.into(),

@@ -1,4 +1,6 @@
-//! DescribeCluster (key 60), v0–2: this node as the only broker and the controller.
+//! DescribeCluster (key 60), v0–2: on a single node, this node as the only broker and the
+//! controller; in a cluster, every unfenced node of the metadata image at its endpoint for the
+//! listener the request came in on, and the quorum leader as the controller.
 //!
 //! Only broker endpoints are described (`endpoint_type` 1). A request for controller endpoints
 //! (2) gets MISMATCHED_ENDPOINT_TYPE and any other type UNSUPPORTED_ENDPOINT_TYPE, as a Kafka
@@ -37,7 +39,10 @@ pub fn handle(
     let mut resp = DescribeClusterResponse {
         endpoint_type: ENDPOINT_BROKER,
         cluster_id: config.cluster_id.clone(),
-        controller_id: config.node_id,
+        controller_id: match broker.cluster() {
+            Some(c) => c.quorum.leader().unwrap_or(-1),
+            None => config.node_id,
+        },
         cluster_authorized_operations: i32::MIN,
         ..DescribeClusterResponse::default()
     };
@@ -63,15 +68,29 @@ pub fn handle(
         resp.controller_id = -1;
         return resp;
     }
-    let (host, port) = broker.advertised_for(conn);
-    resp.brokers = vec![DescribeClusterBroker {
-        broker_id: config.node_id,
-        host,
-        port,
-        rack: config.rack.clone(),
-        is_fenced: false,
-        ..DescribeClusterBroker::default()
-    }];
+    if let Some(image) = broker.image() {
+        resp.brokers = crate::handlers::metadata::cluster_brokers(&image, conn.listener_name())
+            .into_iter()
+            .map(|b| DescribeClusterBroker {
+                broker_id: b.node_id,
+                host: b.host,
+                port: b.port,
+                rack: b.rack,
+                is_fenced: false,
+                ..DescribeClusterBroker::default()
+            })
+            .collect();
+    } else {
+        let (host, port) = broker.advertised_for(conn);
+        resp.brokers = vec![DescribeClusterBroker {
+            broker_id: config.node_id,
+            host,
+            port,
+            rack: config.rack.clone(),
+            is_fenced: false,
+            ..DescribeClusterBroker::default()
+        }];
+    }
     if req.include_cluster_authorized_operations {
         resp.cluster_authorized_operations = CLUSTER_OPERATIONS
             .iter()

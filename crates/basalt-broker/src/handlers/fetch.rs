@@ -90,6 +90,10 @@ fn read_once(broker: &Broker, req: &FetchRequest, readable: &[bool]) -> (FetchRe
                     .ok()
                     .and_then(|i| topic.partitions.get(i))
             });
+            // CLU-2
+            let not_led = topic
+                .as_ref()
+                .is_some_and(|t| !t.is_led_by(fp.partition, broker.config().node_id));
             match partition {
                 _ if !readable => {
                     pd.error_code = ErrorCode::TopicAuthorizationFailed.into();
@@ -97,6 +101,18 @@ fn read_once(broker: &Broker, req: &FetchRequest, readable: &[bool]) -> (FetchRe
                 }
                 None => {
                     pd.error_code = ErrorCode::UnknownTopicOrPartition.into();
+                    errors = true;
+                }
+                Some(_) if not_led => {
+                    pd.error_code = ErrorCode::NotLeaderOrFollower.into();
+                    // v12+: where the partition went (node endpoints need v16).
+                    if let Some(&leader) = topic.as_ref().and_then(|t| {
+                        usize::try_from(fp.partition)
+                            .ok()
+                            .and_then(|i| t.leaders.get(i))
+                    }) {
+                        pd.current_leader.leader_id = leader;
+                    }
                     errors = true;
                 }
                 Some(partition) => {

@@ -1,5 +1,7 @@
 //! FindCoordinator (key 10), v0–6: on a single node, this node coordinates every group and
-//! transactional id; from v4 keys come batched.
+//! transactional id; in a cluster, the coordinator of a key is the leader of the partition of
+//! `__consumer_offsets` (groups) or `__transaction_state` (transactional ids) the key hashes to,
+//! and the topic is created on first use. From v4 keys come batched.
 //!
 //! Advertising it also matters beyond groups: librdkafka enables LZ4 only when FindCoordinator
 //! is advertised. The group and transaction coordinators themselves come with their own APIs.
@@ -27,6 +29,39 @@ fn denied(broker: &Broker, session: &Session, key_type: i8, key: &str) -> Option
     (!broker.authorize(session, Operation::Describe, resource_type, key)).then_some(code)
 }
 
+/// The coordinator of `key`: node id, host and port, or why it cannot be named.
+fn coordinator_of(
+    broker: &Broker,
+    conn: &ConnectionInfo,
+    key_type: i8,
+    key: &str,
+) -> Result<(i32, String, i32), ErrorCode> {
+    let Some(cluster) = broker.cluster() else {
+        let (host, port) = broker.advertised_for(conn);
+        return Ok((broker.config().node_id, host, port));
+    };
+    let topic = if key_type == 1 {
+        broker.txns().topic(broker)
+    } else {
+        broker.coordinator().offsets_topic(broker)
+    }
+    .map_err(|_| ErrorCode::CoordinatorNotAvailable)?;
+    let p = crate::groups::partition_for(key, topic.meta.partitions);
+    let leader = usize::try_from(p)
+        .ok()
+        .and_then(|i| topic.leaders.get(i).copied())
+        .filter(|l| *l >= 0)
+        .ok_or(ErrorCode::CoordinatorNotAvailable)?;
+    let image = cluster.quorum.image();
+    let endpoint = image
+        .nodes
+        .get(&leader)
+        .filter(|n| !n.fenced)
+        .and_then(|n| n.endpoints.iter().find(|e| e.name == conn.listener_name()))
+        .ok_or(ErrorCode::CoordinatorNotAvailable)?;
+    Ok((leader, endpoint.host.clone(), i32::from(endpoint.port)))
+}
+
 pub fn handle(
     broker: &Broker,
     session: &Session,
@@ -34,9 +69,6 @@ pub fn handle(
     req: FindCoordinatorRequest,
     version: i16,
 ) -> FindCoordinatorResponse {
-    let config = broker.config();
-    let node_id = config.node_id;
-    let (host, port) = broker.advertised_for(conn);
     if version >= 4 {
         return FindCoordinatorResponse {
             coordinators: req
@@ -50,12 +82,21 @@ pub fn handle(
                         error_code: code.into(),
                         ..Coordinator::default()
                     },
-                    None => Coordinator {
-                        key,
-                        node_id,
-                        host: host.clone(),
-                        port,
-                        ..Coordinator::default()
+                    None => match coordinator_of(broker, conn, req.key_type, &key) {
+                        Ok((node_id, host, port)) => Coordinator {
+                            key,
+                            node_id,
+                            host,
+                            port,
+                            ..Coordinator::default()
+                        },
+                        Err(code) => Coordinator {
+                            key,
+                            node_id: -1,
+                            port: -1,
+                            error_code: code.into(),
+                            ..Coordinator::default()
+                        },
                     },
                 })
                 .collect(),
@@ -70,10 +111,18 @@ pub fn handle(
             ..FindCoordinatorResponse::default()
         };
     }
-    FindCoordinatorResponse {
-        node_id,
-        host,
-        port,
-        ..FindCoordinatorResponse::default()
+    match coordinator_of(broker, conn, req.key_type, &req.key) {
+        Ok((node_id, host, port)) => FindCoordinatorResponse {
+            node_id,
+            host,
+            port,
+            ..FindCoordinatorResponse::default()
+        },
+        Err(code) => FindCoordinatorResponse {
+            error_code: code.into(),
+            node_id: -1,
+            port: -1,
+            ..FindCoordinatorResponse::default()
+        },
     }
 }

@@ -17,6 +17,8 @@ pub fn handle(broker: &Broker, session: &Session, req: HeartbeatRequest) -> Hear
         ErrorCode::GroupAuthorizationFailed
     } else if req.group_id.is_empty() {
         ErrorCode::InvalidGroupId
+    } else if !broker.coordinates_group(&req.group_id) {
+        ErrorCode::NotCoordinator
     } else {
         broker
             .coordinator()

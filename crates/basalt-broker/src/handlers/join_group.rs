@@ -78,6 +78,10 @@ pub fn handle(
         let r = error(ErrorCode::InvalidGroupId, &req.member_id, version);
         return Waiting::Ready(r).into_future(version, String::new());
     }
+    if !broker.coordinates_group(&req.group_id) {
+        let r = error(ErrorCode::NotCoordinator, &req.member_id, version);
+        return Waiting::Ready(r).into_future(version, String::new());
+    }
     let coordinator = broker.coordinator();
     let config = coordinator.config().clone();
     let (ticket, waiter) = coordinator.park();

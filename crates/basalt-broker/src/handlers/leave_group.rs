@@ -25,6 +25,12 @@ pub fn handle(
             ..LeaveGroupResponse::default()
         };
     }
+    if !req.group_id.is_empty() && !broker.coordinates_group(&req.group_id) {
+        return LeaveGroupResponse {
+            error_code: ErrorCode::NotCoordinator.into(),
+            ..LeaveGroupResponse::default()
+        };
+    }
     if req.group_id.is_empty() {
         return LeaveGroupResponse {
             error_code: ErrorCode::InvalidGroupId.into(),

@@ -63,6 +63,14 @@ pub fn handle(
                             resp.error_code = ErrorCode::TopicAuthorizationFailed.into();
                         }
                         None => resp.error_code = ErrorCode::UnknownTopicOrPartition.into(),
+                        // CLU-2
+                        Some(_)
+                            if topic.as_ref().is_some_and(|t| {
+                                !t.is_led_by(p.partition_index, broker.config().node_id)
+                            }) =>
+                        {
+                            resp.error_code = ErrorCode::NotLeaderOrFollower.into()
+                        }
                         Some(partition) => match lookup(partition, p.timestamp, read_committed) {
                             Ok((timestamp, offset)) => {
                                 resp.timestamp = timestamp;

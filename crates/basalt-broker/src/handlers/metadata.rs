@@ -1,5 +1,7 @@
-//! Metadata (key 3), v0–12: this node as the only broker and the leader of every partition,
-//! at the advertised address of the listener the client came in on.
+//! Metadata (key 3), v0–12: on a single node, this node as the only broker and the leader of
+//! every partition, at the advertised address of the listener the client came in on; in a
+//! cluster, every unfenced node of the metadata image at its endpoint for that listener, the
+//! quorum leader as the controller, and each partition's leader, replicas and ISR from the image.
 //!
 //! Topics are named or (v10+) given by id; a missing named topic is auto-created when the client
 //! allows it (always before v4) and `auto.create.topics.enable` is on. Leader epochs are -1 until
@@ -9,11 +11,12 @@
 //! answers TOPIC_AUTHORIZATION_FAILED when named; auto-creation needs CREATE on the cluster or
 //! the topic (else the topic is unknown).
 
-use basalt_protocol::ErrorCode;
+use basalt_cluster::metadata::MetadataImage;
 use basalt_protocol::messages::metadata_request::MetadataRequest;
 use basalt_protocol::messages::metadata_response::{
     MetadataResponse, MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
+use basalt_protocol::{ErrorCode, Uuid};
 
 use crate::acl::{Operation, ResourceType, Session};
 use crate::{Broker, Topic};
@@ -41,12 +44,15 @@ pub fn handle(
         topic_id,
         ..MetadataResponseTopic::default()
     };
-    let topics = match req.topics {
+    let topics_req = req.topics;
+    // Auto-creation (below) may change the image: read it afterwards.
+    let image = broker.image();
+    let topics = match topics_req {
         None => broker
             .topics()
             .iter()
             .filter(|t| describe(&t.meta.name))
-            .map(|t| topic_entry(t, node_id))
+            .map(|t| topic_entry(t, node_id, image.as_deref()))
             .collect(),
         Some(requested) => requested
             .into_iter()
@@ -63,7 +69,7 @@ pub fn handle(
                                 &name,
                             )),
                 ) {
-                    Ok(topic) => topic_entry(&topic, node_id),
+                    Ok(topic) => topic_entry(&topic, node_id, image.as_deref()),
                     Err(e) => MetadataResponseTopic {
                         error_code: e.code.into(),
                         name: Some(name),
@@ -72,7 +78,7 @@ pub fn handle(
                 },
                 None => match broker.topic_by_id(&t.topic_id) {
                     Some(topic) if !describe(&topic.meta.name) => denied(None, t.topic_id),
-                    Some(topic) => topic_entry(&topic, node_id),
+                    Some(topic) => topic_entry(&topic, node_id, image.as_deref()),
                     None => MetadataResponseTopic {
                         error_code: ErrorCode::UnknownTopicId.into(),
                         topic_id: t.topic_id,
@@ -82,23 +88,97 @@ pub fn handle(
             })
             .collect(),
     };
-    MetadataResponse {
-        brokers: vec![MetadataResponseBroker {
+    let (brokers, controller_id) = match broker.image() {
+        Some(image) => (
+            cluster_brokers(&image, conn.listener_name()),
+            broker
+                .cluster()
+                .and_then(|c| c.quorum.leader())
+                .unwrap_or(-1),
+        ),
+        None => (
+            vec![MetadataResponseBroker {
+                node_id,
+                host,
+                port,
+                rack: config.rack.clone(),
+                ..MetadataResponseBroker::default()
+            }],
             node_id,
-            host,
-            port,
-            rack: config.rack.clone(),
-            ..MetadataResponseBroker::default()
-        }],
+        ),
+    };
+    MetadataResponse {
+        brokers,
         cluster_id: Some(config.cluster_id.clone()),
-        controller_id: node_id,
+        controller_id,
         topics,
         cluster_authorized_operations: i32::MIN,
         ..MetadataResponse::default()
     }
 }
 
-fn topic_entry(topic: &Topic, node_id: i32) -> MetadataResponseTopic {
+/// Every unfenced node of `image` at its endpoint for `listener` (nodes without one are left
+/// out).
+pub(crate) fn cluster_brokers(
+    image: &MetadataImage,
+    listener: &str,
+) -> Vec<MetadataResponseBroker> {
+    image
+        .live_nodes()
+        .filter_map(|n| {
+            let e = n.endpoints.iter().find(|e| e.name == listener)?;
+            Some(MetadataResponseBroker {
+                node_id: n.id,
+                host: e.host.clone(),
+                port: i32::from(e.port),
+                rack: n.rack.clone(),
+                ..MetadataResponseBroker::default()
+            })
+        })
+        .collect()
+}
+
+fn topic_entry(
+    topic: &Topic,
+    node_id: i32,
+    image: Option<&MetadataImage>,
+) -> MetadataResponseTopic {
+    if let Some(record) = image.and_then(|i| i.topic(&topic.meta.name)) {
+        return MetadataResponseTopic {
+            error_code: 0,
+            name: Some(topic.meta.name.clone()),
+            topic_id: Uuid::from_bytes(record.id.0),
+            is_internal: crate::groups::is_internal(&topic.meta.name),
+            partitions: record
+                .partitions
+                .iter()
+                .enumerate()
+                .map(|(i, p)| MetadataResponsePartition {
+                    error_code: if p.leader.is_some() {
+                        0
+                    } else {
+                        ErrorCode::LeaderNotAvailable.into()
+                    },
+                    partition_index: i as i32,
+                    leader_id: p.leader.unwrap_or(-1),
+                    // Leader epochs are not yet written into stored batches, so clients are not
+                    // asked to validate positions against them.
+                    leader_epoch: -1,
+                    replica_nodes: p.replicas.clone(),
+                    isr_nodes: p.isr.clone(),
+                    offline_replicas: p
+                        .replicas
+                        .iter()
+                        .copied()
+                        .filter(|r| !image.is_some_and(|i| i.is_live(*r)))
+                        .collect(),
+                    ..MetadataResponsePartition::default()
+                })
+                .collect(),
+            topic_authorized_operations: i32::MIN,
+            ..MetadataResponseTopic::default()
+        };
+    }
     MetadataResponseTopic {
         error_code: 0,
         name: Some(topic.meta.name.clone()),

@@ -286,7 +286,7 @@ impl Handler for Broker {
             RequestBody::Metadata(r) => {
                 ResponseBody::Metadata(metadata::handle(&self, &session, &conn, r, version))
             }
-            RequestBody::Produce(r) => return produce::handle(&self, &session, r, version),
+            RequestBody::Produce(r) => return produce::handle(&self, &session, &conn, r, version),
             RequestBody::Fetch(r) => {
                 let broker = Arc::clone(&self);
                 return Outcome::Later(Box::pin(async move {

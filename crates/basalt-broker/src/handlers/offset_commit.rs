@@ -29,8 +29,10 @@ pub fn handle(
     let group_error =
         if !broker.authorize(session, Operation::Read, ResourceType::Group, &req.group_id) {
             Some(ErrorCode::GroupAuthorizationFailed)
+        } else if req.group_id.is_empty() {
+            Some(ErrorCode::InvalidGroupId)
         } else {
-            req.group_id.is_empty().then_some(ErrorCode::InvalidGroupId)
+            (!broker.coordinates_group(&req.group_id)).then_some(ErrorCode::NotCoordinator)
         };
     let readable: Vec<bool> = req
         .topics

@@ -141,6 +141,8 @@ pub fn handle(
                     (ErrorCode::GroupAuthorizationFailed, Vec::new())
                 } else if g.group_id.is_empty() {
                     (ErrorCode::InvalidGroupId, Vec::new())
+                } else if !broker.coordinates_group(&g.group_id) {
+                    (ErrorCode::NotCoordinator, Vec::new())
                 } else {
                     let unstable = unstable(&g.group_id);
                     coordinator.read(&g.group_id, |group| {
@@ -193,6 +195,8 @@ pub fn handle(
         (ErrorCode::GroupAuthorizationFailed, Vec::new())
     } else if req.group_id.is_empty() {
         (ErrorCode::InvalidGroupId, Vec::new())
+    } else if !broker.coordinates_group(&req.group_id) {
+        (ErrorCode::NotCoordinator, Vec::new())
     } else {
         let unstable = unstable(&req.group_id);
         coordinator.read(&req.group_id, |group| {

@@ -59,10 +59,16 @@ pub fn handle(
                         Some(ErrorCode::TopicAuthorizationFailed)
                     } else if partition.is_none() {
                         Some(ErrorCode::UnknownTopicOrPartition)
+                    } else if topic
+                        .as_ref()
+                        .is_some_and(|t| !t.is_led_by(p.partition, broker.config().node_id))
+                    {
+                        // CLU-2
+                        Some(ErrorCode::NotLeaderOrFollower)
                     } else {
                         None
                     };
-                    match partition.filter(|_| authorized) {
+                    match partition.filter(|_| unusable.is_none()) {
                         None => EpochEndOffset {
                             error_code: unusable.unwrap_or_default().into(),
                             partition: p.partition,

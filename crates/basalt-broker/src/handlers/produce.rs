@@ -11,17 +11,20 @@
 //! transactional id of a transactional request (TRANSACTIONAL_ID_AUTHORIZATION_FAILED for every
 //! partition); auto-creation needs CREATE on the cluster or the topic.
 //! Capped at v11 so Java producers keep the classic transaction flow (KIP-890 needs v12+).
+//! In a cluster, a partition another node leads answers NOT_LEADER_OR_FOLLOWER with (v10+) the
+//! current leader and its endpoint.
 
 use basalt_protocol::ErrorCode;
 use basalt_protocol::messages::produce_request::ProduceRequest;
 use basalt_protocol::messages::produce_response::{
-    PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
+    LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
 };
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use basalt_protocol::ResponseBody;
-use basalt_server::Outcome;
+use basalt_server::{ConnectionInfo, Outcome};
 
 use crate::acl::{Operation, ResourceType, Session};
 use crate::{Broker, now_ms};
@@ -34,9 +37,12 @@ pub const MAX_VERSION: i16 = 11;
 pub fn handle(
     broker: &Arc<Broker>,
     session: &Session,
+    conn: &ConnectionInfo,
     req: ProduceRequest,
     _version: i16,
 ) -> Outcome {
+    // Leaders named in NOT_LEADER_OR_FOLLOWER answers (v10+ tells their endpoints).
+    let mut moved: BTreeSet<i32> = BTreeSet::new();
     let acks = req.acks;
     let valid_acks = matches!(acks, -1..=1);
     let now = now_ms();
@@ -106,6 +112,11 @@ pub fn handle(
                             ErrorCode::UnknownTopicOrPartition,
                             format!("{} has no partition {}", topic.meta.name, pd.index),
                         )),
+                        // CLU-2
+                        Some(_) if !topic.is_led_by(pd.index, broker.config().node_id) => Err((
+                            ErrorCode::NotLeaderOrFollower,
+                            format!("this node does not lead {}-{}", topic.meta.name, pd.index),
+                        )),
                         Some(partition) => match pd.records.as_deref() {
                             None | Some([]) => {
                                 Err((ErrorCode::CorruptMessage, "no records".into()))
@@ -138,6 +149,20 @@ pub fn handle(
                 }
                 Err((code, message)) => {
                     tracing::debug!(topic = %topic_data.name, partition = pd.index, %code, %message, "produce refused");
+                    if code == ErrorCode::NotLeaderOrFollower
+                        && let Ok(t) = &topic
+                        && let Some(&leader) = usize::try_from(pd.index)
+                            .ok()
+                            .and_then(|i| t.leaders.get(i))
+                        && leader >= 0
+                    {
+                        resp.current_leader = LeaderIdAndEpoch {
+                            leader_id: leader,
+                            leader_epoch: -1,
+                            ..LeaderIdAndEpoch::default()
+                        };
+                        moved.insert(leader);
+                    }
                     resp.error_code = code.into();
                     resp.error_message = Some(message);
                 }
@@ -150,8 +175,25 @@ pub fn handle(
             ..TopicProduceResponse::default()
         });
     }
+    let node_endpoints = match broker.image() {
+        Some(image) if !moved.is_empty() => {
+            crate::handlers::metadata::cluster_brokers(&image, conn.listener_name())
+                .into_iter()
+                .filter(|b| moved.contains(&b.node_id))
+                .map(|b| NodeEndpoint {
+                    node_id: b.node_id,
+                    host: b.host,
+                    port: b.port,
+                    rack: b.rack,
+                    ..NodeEndpoint::default()
+                })
+                .collect()
+        }
+        _ => Vec::new(),
+    };
     let response = ProduceResponse {
         responses,
+        node_endpoints,
         ..ProduceResponse::default()
     };
     if acks == -1 && !tickets.is_empty() {

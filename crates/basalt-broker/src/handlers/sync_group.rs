@@ -44,6 +44,9 @@ pub fn handle(
     if req.group_id.is_empty() {
         return Waiting::Ready(error(ErrorCode::InvalidGroupId)).into_future(Vec::new());
     }
+    if !broker.coordinates_group(&req.group_id) {
+        return Waiting::Ready(error(ErrorCode::NotCoordinator)).into_future(Vec::new());
+    }
     let coordinator = broker.coordinator();
     let (ticket, waiter) = coordinator.park();
     let assignments = req

@@ -6,6 +6,7 @@
 mod acl;
 mod bench;
 mod clients;
+mod cluster;
 mod common;
 mod durability;
 mod faults;

@@ -1,0 +1,549 @@
+//! How the broker takes part in a cluster: it registers with the metadata quorum
+//! ([`MetadataQuorum`]), heartbeats, proposes topic changes as [`Command`]s, and reconciles its
+//! local partitions with every image the quorum applies.
+//!
+//! Phase 1 of clustering: partition data is not replicated, so every partition has one replica
+//! and is served by the node the image names as its leader. Every node opens a (normally empty)
+//! local log for every partition of every topic, so a node keeps a partition's data where it is
+//! if leadership comes back; only the leader answers reads and writes.
+//!
+//! # Invariants
+//! - `CLU-1`: the image is the source of truth for topics: a topic exists on a node once and as
+//!   long as the image holds it; `topics.json` is this node's copy, rewritten on reconcile.
+//! - `CLU-2`: Produce, Fetch, ListOffsets, OffsetForLeaderEpoch and DeleteRecords for a
+//!   partition whose image leader is another node answer NOT_LEADER_OR_FOLLOWER.
+//! - `CLU-3`: a topic change is answered only after the image of this node shows it (and this
+//!   node reconciled), so a client that asks this node right after sees it.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use basalt_cluster::metadata::{
+    Command, ConfigResource, Endpoint, MetadataImage, MetadataQuorum, NodeId, Outcome,
+    ProposeError, TopicId, place,
+};
+use basalt_protocol::{ErrorCode, Uuid};
+
+use crate::errors::{propose_error_code, rejection_code};
+use crate::partition::Partition;
+use crate::topics::{TopicMeta, new_topic_id};
+use crate::{Broker, Topic, TopicError, now_ms, open_topic};
+
+/// How often a node heartbeats.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(1_000);
+/// A node whose last heartbeat is older than this is fenced (Kafka's
+/// `broker.session.timeout.ms` default).
+pub const SESSION_TIMEOUT_MS: i64 = 9_000;
+/// Longest wait for a proposal (retried while there is no leader) or for this node's image to
+/// show its outcome.
+pub const PROPOSE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// This node's membership of the cluster.
+#[derive(Debug)]
+pub struct ClusterLink {
+    /// The metadata quorum.
+    pub quorum: Arc<MetadataQuorum>,
+    /// This node.
+    pub node_id: NodeId,
+    /// The incarnation this node registered with.
+    pub incarnation: u64,
+}
+
+/// Runs `f` to completion from synchronous broker code running on a multi-threaded runtime (a
+/// worker or a blocking thread).
+pub fn block_on<F: Future>(f: F) -> F::Output {
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::block_in_place(|| handle.block_on(f))
+}
+
+/// Proposes `cmd`, retrying while no leader is known or it cannot be reached, until
+/// [`PROPOSE_TIMEOUT`].
+pub async fn propose_retrying(
+    quorum: &MetadataQuorum,
+    cmd: Command,
+) -> Result<Outcome, ProposeError> {
+    let deadline = Instant::now() + PROPOSE_TIMEOUT;
+    loop {
+        match quorum.propose(cmd.clone()).await {
+            Err(ProposeError::NotLeader { .. } | ProposeError::Unavailable { .. })
+                if Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Waits until the quorum has a leader.
+pub async fn wait_for_leader(quorum: &MetadataQuorum, timeout: Duration) -> Result<NodeId, String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(l) = quorum.leader() {
+            return Ok(l);
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "the metadata quorum elected no leader within {timeout:?}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Registers this node with its endpoints and rack, and waits until its own image shows the
+/// registration.
+pub async fn join(
+    quorum: Arc<MetadataQuorum>,
+    endpoints: Vec<Endpoint>,
+    rack: Option<String>,
+) -> Result<ClusterLink, String> {
+    let node_id = quorum.node_id();
+    let incarnation: u64 = rand::random();
+    let cmd = Command::RegisterNode {
+        id: node_id,
+        incarnation,
+        endpoints,
+        rack,
+        now_ms: now_ms(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match propose_retrying(&quorum, cmd.clone()).await {
+            Ok(_) => break,
+            Err(e) if Instant::now() < deadline => {
+                tracing::info!(error = %e, "registering with the metadata quorum, retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(format!("cannot register with the metadata quorum: {e}")),
+        }
+    }
+    wait_image(&quorum, |i| {
+        i.nodes
+            .get(&node_id)
+            .is_some_and(|n| n.incarnation == incarnation)
+    })
+    .await
+    .map_err(|e| e.message)?;
+    tracing::info!(node_id, "registered with the metadata quorum");
+    Ok(ClusterLink {
+        quorum,
+        node_id,
+        incarnation,
+    })
+}
+
+/// Waits until this node's image satisfies `pred`.
+pub async fn wait_image(
+    quorum: &MetadataQuorum,
+    pred: impl Fn(&MetadataImage) -> bool,
+) -> Result<Arc<MetadataImage>, TopicError> {
+    let mut rx = quorum.subscribe();
+    let wait = async {
+        loop {
+            let image = Arc::clone(&rx.borrow_and_update());
+            if pred(&image) {
+                return Some(image);
+            }
+            if rx.changed().await.is_err() {
+                return None;
+            }
+        }
+    };
+    match tokio::time::timeout(PROPOSE_TIMEOUT, wait).await {
+        Ok(Some(image)) => Ok(image),
+        _ => Err(TopicError::new(
+            ErrorCode::RequestTimedOut,
+            "the change was accepted but this node's metadata has not caught up yet",
+        )),
+    }
+}
+
+impl Broker {
+    /// This node's cluster membership, when it runs with a metadata quorum.
+    pub fn cluster(&self) -> Option<&ClusterLink> {
+        self.cluster.as_ref()
+    }
+
+    /// The latest metadata image this node applied, when it runs with a quorum.
+    pub fn image(&self) -> Option<Arc<MetadataImage>> {
+        self.cluster.as_ref().map(|c| c.quorum.image())
+    }
+
+    /// Whether this node coordinates group `id`: always on a single node; in a cluster, when it
+    /// leads the partition of `__consumer_offsets` the group hashes to (the topic is created on
+    /// first use, as FindCoordinator does).
+    pub fn coordinates_group(&self, id: &str) -> bool {
+        if self.cluster.is_none() {
+            return true;
+        }
+        match self.coordinator.offsets_topic(self) {
+            Ok(t) => t.is_led_by(
+                crate::groups::partition_for(id, t.meta.partitions),
+                self.config.node_id,
+            ),
+            Err(_) => false,
+        }
+    }
+
+    /// Proposes `cmd` and waits until this node's image satisfies `applied` (`CLU-3`), then
+    /// reconciles.
+    pub(crate) fn propose_and_wait(
+        &self,
+        cmd: Command,
+        applied: impl Fn(&MetadataImage) -> bool,
+    ) -> Result<Outcome, TopicError> {
+        let cluster = self.cluster.as_ref().expect("called in cluster mode");
+        let outcome = block_on(async {
+            let outcome = propose_retrying(&cluster.quorum, cmd)
+                .await
+                .map_err(|e| TopicError::new(propose_error_code(&e), e.to_string()))?;
+            wait_image(&cluster.quorum, &applied).await?;
+            Ok::<_, TopicError>(outcome)
+        })?;
+        self.reconcile(&cluster.quorum.image());
+        Ok(outcome)
+    }
+
+    /// Spawns the heartbeat, the fencing of stale nodes (on the quorum leader) and the
+    /// reconciliation of local partitions with each new image, until the broker is dropped.
+    pub fn spawn_cluster(self: &Arc<Self>) {
+        let Some(cluster) = self.cluster.as_ref() else {
+            return;
+        };
+        let quorum = Arc::clone(&cluster.quorum);
+        let (id, incarnation) = (cluster.node_id, cluster.incarnation);
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(HEARTBEAT_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if weak.strong_count() == 0 {
+                    break;
+                }
+                let cmd = Command::Heartbeat {
+                    id,
+                    incarnation,
+                    now_ms: now_ms(),
+                };
+                if let Err(e) = quorum.propose(cmd).await {
+                    tracing::debug!(error = %e, "heartbeat not accepted");
+                }
+                if quorum.leader() == Some(id) {
+                    let fenced = quorum.fence_stale_nodes(now_ms(), SESSION_TIMEOUT_MS).await;
+                    if !fenced.is_empty() {
+                        tracing::warn!(nodes = ?fenced, "fenced nodes that stopped heartbeating");
+                    }
+                }
+                // A node fenced while it was away (its heartbeats were late) comes back.
+                let image = quorum.image();
+                if image.nodes.get(&id).is_some_and(|n| n.fenced)
+                    && let Err(e) = quorum.propose(Command::UnfenceNode { id }).await
+                {
+                    tracing::debug!(error = %e, "unfence not accepted");
+                }
+            }
+        });
+        let mut rx = cluster.quorum.subscribe();
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let image = Arc::clone(&rx.borrow_and_update());
+                let Some(broker) = weak.upgrade() else { break };
+                let _ = tokio::task::spawn_blocking(move || broker.reconcile(&image)).await;
+                if rx.changed().await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+}
+
+/// Imports the topics of a `topics.json` written before the quorum existed into an image that
+/// has no topics yet, with their ids and every partition on this node.
+pub(crate) fn import_topics(
+    link: &ClusterLink,
+    topics: &BTreeMap<String, Arc<Topic>>,
+) -> Result<(), String> {
+    if topics.is_empty() || !link.quorum.image().topics.is_empty() {
+        return Ok(());
+    }
+    block_on(async {
+        for t in topics.values() {
+            let id = TopicId(*t.id.as_bytes());
+            let cmd = Command::CreateTopic {
+                id,
+                name: t.meta.name.clone(),
+                configs: t.meta.configs.clone(),
+                assignments: vec![vec![link.node_id]; t.meta.partitions as usize],
+            };
+            match propose_retrying(&link.quorum, cmd).await {
+                Ok(_) => {
+                    tracing::info!(topic = %t.meta.name, "imported topic into the cluster metadata")
+                }
+                Err(e) => {
+                    tracing::warn!(topic = %t.meta.name, error = %e, "cannot import topic into the cluster metadata")
+                }
+            }
+        }
+        let names: Vec<String> = topics.keys().cloned().collect();
+        wait_image(&link.quorum, |i| {
+            names.iter().all(|n| i.topics.contains_key(n))
+        })
+        .await
+        .map(|_| ())
+        .map_err(|e| e.message)
+    })
+}
+
+fn topic_uuid(id: &TopicId) -> Uuid {
+    Uuid::from_bytes(id.0)
+}
+
+fn rejected(r: &basalt_cluster::metadata::Rejection) -> TopicError {
+    TopicError::new(rejection_code(r), r.to_string())
+}
+
+impl Broker {
+    /// Makes the local topics and partitions match `image` (`CLU-1`): opens the logs of new
+    /// topics and partitions, applies config and leader changes, deletes the logs of topics
+    /// the image no longer holds (or holds under another id), and rewrites `topics.json`.
+    pub fn reconcile(&self, image: &MetadataImage) {
+        if self.cluster.is_none() {
+            return;
+        }
+        let _ops = self.topic_ops.lock();
+        let current: BTreeMap<String, Arc<Topic>> = self.topics.read().clone();
+        let mut next = current.clone();
+        let mut changed = false;
+        for (name, topic) in &current {
+            let same = image
+                .topic(name)
+                .is_some_and(|r| r.id.to_string() == topic.meta.id);
+            if !same {
+                next.remove(name);
+                changed = true;
+                for p in 0..topic.meta.partitions {
+                    if let Err(e) = self.storage.delete_log(&topic.meta.log_name(p)) {
+                        tracing::error!(topic = %name, partition = p, error = %e, "could not delete partition data");
+                    }
+                }
+                tracing::info!(topic = %name, "deleted topic");
+            }
+        }
+        for (name, record) in &image.topics {
+            let leaders: Vec<i32> = record
+                .partitions
+                .iter()
+                .map(|p| p.leader.unwrap_or(-1))
+                .collect();
+            let count = record.partitions.len() as i32;
+            let meta = TopicMeta {
+                name: name.clone(),
+                id: record.id.to_string(),
+                partitions: count,
+                configs: record.configs.clone(),
+            };
+            let Some(existing) = next.get(name).cloned() else {
+                match open_topic(&self.storage, &self.config, meta) {
+                    Ok(mut topic) => {
+                        topic.leaders = leaders;
+                        tracing::info!(topic = %name, partitions = count, "created topic");
+                        next.insert(name.clone(), Arc::new(topic));
+                        changed = true;
+                    }
+                    Err(e) => {
+                        tracing::error!(topic = %name, error = %e, "cannot open the topic's partitions")
+                    }
+                }
+                continue;
+            };
+            if existing.meta == meta && existing.leaders == leaders {
+                continue;
+            }
+            let effective = self.config.effective(&meta.configs);
+            let mut partitions = existing.partitions.clone();
+            let mut failed = false;
+            for p in existing.meta.partitions..count {
+                let opened = self
+                    .storage
+                    .open_log(&meta.log_name(p), effective.log.clone())
+                    .and_then(|(log, _)| Partition::open(name, p, log, effective.clone()));
+                match opened {
+                    Ok(partition) => partitions.push(Arc::new(partition)),
+                    Err(e) => {
+                        tracing::error!(topic = %name, partition = p, error = %e, "cannot open a new partition");
+                        failed = true;
+                        break;
+                    }
+                }
+            }
+            if failed {
+                continue;
+            }
+            if existing.meta.configs != meta.configs {
+                for p in &partitions {
+                    p.set_config(effective.clone());
+                }
+            }
+            if existing.meta.partitions != count {
+                tracing::info!(topic = %name, from = existing.meta.partitions, to = count, "added partitions");
+            }
+            next.insert(
+                name.clone(),
+                Arc::new(Topic {
+                    id: existing.id,
+                    meta,
+                    partitions,
+                    leaders,
+                }),
+            );
+            changed = true;
+        }
+        if changed {
+            let metas: Vec<TopicMeta> = next.values().map(|t| t.meta.clone()).collect();
+            *self.topics.write() = next;
+            if let Err(e) = self.store.save(&metas) {
+                tracing::warn!(error = %e, "cannot write this node's copy of the topics");
+            }
+        }
+    }
+
+    pub(crate) fn create_topic_in_cluster(
+        &self,
+        name: &str,
+        partitions: i32,
+        assignments: Option<Vec<Vec<i32>>>,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<Arc<Topic>, TopicError> {
+        let image = self.image().expect("cluster mode");
+        if image.topic(name).is_some() {
+            return Err(TopicError::new(
+                ErrorCode::TopicAlreadyExists,
+                format!("topic {name} already exists"),
+            ));
+        }
+        let assignments = match assignments {
+            Some(a) => a,
+            None => place(&image, partitions, 1).map_err(|r| rejected(&r))?,
+        };
+        let id = TopicId(*new_topic_id().as_bytes());
+        let meta = TopicMeta {
+            name: name.to_owned(),
+            id: id.to_string(),
+            partitions: assignments.len() as i32,
+            configs: configs.clone(),
+        };
+        if validate_only {
+            return Ok(Arc::new(Topic {
+                id: meta.uuid(),
+                meta,
+                partitions: Vec::new(),
+                leaders: Vec::new(),
+            }));
+        }
+        let cmd = Command::CreateTopic {
+            id,
+            name: name.to_owned(),
+            configs,
+            assignments,
+        };
+        if let Err(e) = self.propose_and_wait(cmd, |i| i.topic(name).is_some_and(|t| t.id == id)) {
+            if e.code == ErrorCode::TopicAlreadyExists {
+                // Created meanwhile through another node: have it here before answering, so a
+                // caller that takes the existing topic (auto-creation) finds it.
+                let cluster = self.cluster.as_ref().expect("cluster mode");
+                if let Ok(image) =
+                    block_on(wait_image(&cluster.quorum, |i| i.topic(name).is_some()))
+                {
+                    self.reconcile(&image);
+                }
+            }
+            return Err(e);
+        }
+        self.topic(name).ok_or_else(|| {
+            TopicError::new(
+                ErrorCode::KafkaStorageError,
+                format!("topic {name} was created but its partitions could not be opened here"),
+            )
+        })
+    }
+
+    pub(crate) fn delete_topic_in_cluster(&self, name: &str) -> Result<Uuid, TopicError> {
+        let image = self.image().expect("cluster mode");
+        let Some(id) = image.topic(name).map(|t| t.id) else {
+            return Err(TopicError::new(
+                ErrorCode::UnknownTopicOrPartition,
+                format!("unknown topic {name}"),
+            ));
+        };
+        self.propose_and_wait(Command::DeleteTopic { id }, |i| {
+            i.topic_by_id(&id).is_none()
+        })?;
+        Ok(topic_uuid(&id))
+    }
+
+    pub(crate) fn create_partitions_in_cluster(
+        &self,
+        topic: &Topic,
+        count: i32,
+        assignments: Option<&[Vec<i32>]>,
+        validate_only: bool,
+    ) -> Result<Arc<Topic>, TopicError> {
+        let image = self.image().expect("cluster mode");
+        let id = TopicId(*topic.id.as_bytes());
+        let cmd = match assignments {
+            Some(a) => Command::CreatePartitions {
+                id,
+                assignments: a.to_vec(),
+            },
+            None => Command::create_partitions(&image, id, count).map_err(|r| rejected(&r))?,
+        };
+        if validate_only {
+            return Ok(Arc::new(Topic {
+                meta: TopicMeta {
+                    partitions: count,
+                    ..topic.meta.clone()
+                },
+                id: topic.id,
+                partitions: Vec::new(),
+                leaders: Vec::new(),
+            }));
+        }
+        let n = count as usize;
+        self.propose_and_wait(cmd, |i| {
+            i.topic_by_id(&id).is_some_and(|t| t.partitions.len() >= n)
+        })?;
+        self.topic(&topic.meta.name)
+            .ok_or_else(|| TopicError::new(ErrorCode::UnknownTopicOrPartition, "topic vanished"))
+    }
+
+    pub(crate) fn alter_configs_in_cluster(
+        &self,
+        name: &str,
+        old: &BTreeMap<String, String>,
+        new: BTreeMap<String, String>,
+    ) -> Result<(), TopicError> {
+        let mut changes: BTreeMap<String, Option<String>> = BTreeMap::new();
+        for (k, v) in &new {
+            if old.get(k) != Some(v) {
+                changes.insert(k.clone(), Some(v.clone()));
+            }
+        }
+        for k in old.keys() {
+            if !new.contains_key(k) {
+                changes.insert(k.clone(), None);
+            }
+        }
+        let cmd = Command::AlterConfigs {
+            resource: ConfigResource::Topic(name.to_owned()),
+            changes,
+        };
+        self.propose_and_wait(cmd, |i| i.topic(name).is_some_and(|t| t.configs == new))?;
+        Ok(())
+    }
+}
