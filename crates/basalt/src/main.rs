@@ -43,6 +43,8 @@ enum Command {
     Acl(cli::acl::AclArgs),
     /// Create, delete and list SCRAM users (SASL logins) on any Kafka-compatible broker.
     User(cli::user::UserArgs),
+    /// The nodes of a cluster, its controller, and offline and under-replicated partitions.
+    Cluster(cli::cluster::ClusterArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +60,7 @@ fn main() -> ExitCode {
         Command::Txn(args) => cli::txn::run(args),
         Command::Acl(args) => cli::acl::run(args),
         Command::User(args) => cli::user::run(args),
+        Command::Cluster(args) => cli::cluster::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

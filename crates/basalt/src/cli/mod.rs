@@ -1,4 +1,5 @@
-//! The client-side commands of `basalt`: `topic`, `produce`, `consume`, `group`, `txn` and `acl`,
+//! The client-side commands of `basalt`: `topic`, `produce`, `consume`, `group`, `txn`, `acl`, `user`
+//! and `cluster`,
 //! in the spirit of `rpk`, `kcat`, `kafka-consumer-groups`, `kafka-transactions` and
 //! `kafka-acls`. They speak the Kafka protocol to any Kafka-compatible broker (Basalt or not)
 //! through [`client`], a small blocking client built on `basalt-protocol` and `basalt-record`.
@@ -8,6 +9,7 @@
 
 pub mod acl;
 pub mod client;
+pub mod cluster;
 pub mod consume;
 mod decompress;
 pub mod group;

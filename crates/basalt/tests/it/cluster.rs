@@ -414,6 +414,20 @@ fn leaders(bootstrap: &str, topic: &str) -> BTreeMap<i32, i32> {
         .unwrap_or_default()
 }
 
+/// `basalt cluster status --json` against `bootstrap`.
+fn cluster_status(bootstrap: &str) -> serde_json::Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_basalt"))
+        .args(["cluster", "status", "--json", "--brokers", bootstrap])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cluster status failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 fn broker_ids(bootstrap: &str) -> BTreeSet<i32> {
     metadata(bootstrap, None)
         .brokers()
@@ -452,11 +466,45 @@ fn a_node_that_stops_is_fenced_and_leads_its_partitions_again_when_it_returns() 
         (ids == BTreeSet::from([1, 2]) && l.get(&on_three) == Some(&-1)).then_some(())
     });
 
+    // `basalt cluster status` shows the two live nodes and node 3's partition as offline.
+    let status = cluster_status(&cluster.bootstrap(1));
+    let nodes: Vec<i64> = status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(nodes, [1, 2], "{status}");
+    let offline: Vec<(String, i64)> = status["offline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["topic"].as_str().unwrap().to_owned(),
+                p["partition"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        offline.contains(&("fenced".to_owned(), i64::from(on_three))),
+        "{status}"
+    );
+    assert!(
+        status["controller"]
+            .as_i64()
+            .is_some_and(|c| c == 1 || c == 2),
+        "{status}"
+    );
+
     cluster.restart(2);
     eventually(&cluster, "node 3 back as leader", || {
         let ids = broker_ids(&cluster.bootstrap(0));
         (ids.len() == 3 && leaders(&cluster.bootstrap(0), "fenced") == before).then_some(())
     });
+    let status = cluster_status(&cluster.bootstrap(0));
+    assert_eq!(status["nodes"].as_array().unwrap().len(), 3, "{status}");
+    assert!(status["offline"].as_array().unwrap().is_empty(), "{status}");
     let p = producer(&cluster.bootstrap(1), &[]);
     send_one(
         &p,

@@ -1,0 +1,278 @@
+//! `basalt cluster status`: the nodes of a cluster, which one leads the metadata quorum (the
+//! controller), and the partitions that have no leader (offline) or fewer in-sync replicas than
+//! replicas (under-replicated), from Metadata and DescribeCluster as any Kafka cluster answers
+//! them.
+//!
+//! A node that stopped heartbeating is fenced and no longer listed by the brokers: it appears
+//! only through the partitions that name it as a replica.
+
+use std::collections::BTreeMap;
+
+use basalt_protocol::messages::describe_cluster_request::DescribeClusterRequest;
+use basalt_protocol::messages::metadata_response::MetadataResponse;
+use basalt_protocol::{ApiKey, RequestBody, ResponseBody};
+use clap::{Args, Subcommand};
+use serde::Serialize;
+
+use super::client::{Client, check, unexpected};
+use super::output::{ids, print_json, print_table, table};
+use super::{ConnectArgs, Error};
+
+/// `basalt cluster ...`.
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    #[command(subcommand)]
+    command: ClusterCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum ClusterCommand {
+    /// Nodes, the controller, and offline and under-replicated partitions.
+    Status,
+}
+
+/// Runs a `cluster` subcommand.
+pub fn run(args: ClusterArgs) -> Result<(), Error> {
+    let mut client = args.connect.client()?;
+    match args.command {
+        ClusterCommand::Status => {
+            let status = status(&mut client)?;
+            if args.connect.json {
+                print_json(&status)
+            } else {
+                print_status(&status);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// What `cluster status` reports.
+#[derive(Debug, Serialize)]
+struct Status {
+    cluster_id: Option<String>,
+    /// The node that leads the metadata quorum, if one does.
+    controller: Option<i32>,
+    nodes: Vec<Node>,
+    partitions: usize,
+    offline: Vec<PartitionState>,
+    under_replicated: Vec<PartitionState>,
+}
+
+#[derive(Debug, Serialize)]
+struct Node {
+    id: i32,
+    address: String,
+    rack: Option<String>,
+    /// Partitions this node leads.
+    leader_of: usize,
+    /// Partitions this node holds a replica of.
+    replica_of: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct PartitionState {
+    topic: String,
+    partition: i32,
+    leader: i32,
+    replicas: Vec<i32>,
+    isr: Vec<i32>,
+}
+
+fn status(client: &mut Client) -> Result<Status, Error> {
+    let metadata = client.metadata(None)?;
+    let (cluster_id, controller) = if client.any()?.supports(ApiKey::DescribeCluster) {
+        match client.any()?.send(&RequestBody::DescribeCluster(
+            DescribeClusterRequest::default(),
+        ))? {
+            ResponseBody::DescribeCluster(r) => {
+                check(
+                    r.error_code,
+                    "cannot describe the cluster",
+                    r.error_message.as_deref(),
+                )?;
+                (Some(r.cluster_id), r.controller_id)
+            }
+            other => return Err(unexpected(ApiKey::DescribeCluster, &other)),
+        }
+    } else {
+        (metadata.cluster_id.clone(), metadata.controller_id)
+    };
+    Ok(summarize(&metadata, cluster_id, controller))
+}
+
+fn summarize(metadata: &MetadataResponse, cluster_id: Option<String>, controller: i32) -> Status {
+    let mut nodes: BTreeMap<i32, Node> = metadata
+        .brokers
+        .iter()
+        .map(|b| {
+            (
+                b.node_id,
+                Node {
+                    id: b.node_id,
+                    address: format!("{}:{}", b.host, b.port),
+                    rack: b.rack.clone(),
+                    leader_of: 0,
+                    replica_of: 0,
+                },
+            )
+        })
+        .collect();
+    let mut partitions = 0;
+    let mut offline = Vec::new();
+    let mut under_replicated = Vec::new();
+    let mut topics: Vec<_> = metadata.topics.iter().collect();
+    topics.sort_by(|a, b| a.name.cmp(&b.name));
+    for topic in topics {
+        let name = topic.name.clone().unwrap_or_default();
+        let mut parts: Vec<_> = topic.partitions.iter().collect();
+        parts.sort_by_key(|p| p.partition_index);
+        for p in parts {
+            partitions += 1;
+            if let Some(n) = nodes.get_mut(&p.leader_id) {
+                n.leader_of += 1;
+            }
+            for r in &p.replica_nodes {
+                if let Some(n) = nodes.get_mut(r) {
+                    n.replica_of += 1;
+                }
+            }
+            let state = || PartitionState {
+                topic: name.clone(),
+                partition: p.partition_index,
+                leader: p.leader_id,
+                replicas: p.replica_nodes.clone(),
+                isr: p.isr_nodes.clone(),
+            };
+            // A leader that is not among the listed (unfenced) nodes cannot serve either.
+            if p.leader_id < 0 || !nodes.contains_key(&p.leader_id) {
+                offline.push(state());
+            } else if p.isr_nodes.len() < p.replica_nodes.len() {
+                under_replicated.push(state());
+            }
+        }
+    }
+    Status {
+        cluster_id,
+        controller: (controller >= 0).then_some(controller),
+        nodes: nodes.into_values().collect(),
+        partitions,
+        offline,
+        under_replicated,
+    }
+}
+
+fn print_status(status: &Status) {
+    println!(
+        "cluster {}: {} node(s), controller {}, {} partition(s), {} offline, {} under-replicated",
+        status.cluster_id.as_deref().unwrap_or("(no id)"),
+        status.nodes.len(),
+        status
+            .controller
+            .map_or_else(|| "none".to_owned(), |c| c.to_string()),
+        status.partitions,
+        status.offline.len(),
+        status.under_replicated.len(),
+    );
+    let mut t = table(["NODE", "ADDRESS", "RACK", "LEADER OF", "REPLICA OF", "ROLE"]);
+    for n in &status.nodes {
+        let role = if status.controller == Some(n.id) {
+            "controller"
+        } else {
+            ""
+        };
+        t.add_row([
+            n.id.to_string(),
+            n.address.clone(),
+            n.rack.clone().unwrap_or_else(|| "-".into()),
+            n.leader_of.to_string(),
+            n.replica_of.to_string(),
+            role.to_owned(),
+        ]);
+    }
+    print_table(&t);
+    for (what, list) in [
+        ("offline", &status.offline),
+        ("under-replicated", &status.under_replicated),
+    ] {
+        if list.is_empty() {
+            continue;
+        }
+        println!("\n{what} partitions:");
+        let mut t = table(["TOPIC", "PARTITION", "LEADER", "REPLICAS", "ISR"]);
+        for p in list {
+            t.add_row([
+                p.topic.clone(),
+                p.partition.to_string(),
+                p.leader.to_string(),
+                ids(&p.replicas),
+                ids(&p.isr),
+            ]);
+        }
+        print_table(&t);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use basalt_protocol::messages::metadata_response::{
+        MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+    };
+
+    use super::*;
+
+    fn partition(
+        index: i32,
+        leader: i32,
+        replicas: &[i32],
+        isr: &[i32],
+    ) -> MetadataResponsePartition {
+        MetadataResponsePartition {
+            partition_index: index,
+            leader_id: leader,
+            replica_nodes: replicas.to_vec(),
+            isr_nodes: isr.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn partitions_without_a_listed_leader_are_offline_and_short_isrs_under_replicated() {
+        let metadata = MetadataResponse {
+            brokers: [1, 2]
+                .map(|id| MetadataResponseBroker {
+                    node_id: id,
+                    host: "127.0.0.1".into(),
+                    port: 9000 + id,
+                    ..Default::default()
+                })
+                .to_vec(),
+            topics: vec![MetadataResponseTopic {
+                name: Some("t".into()),
+                partitions: vec![
+                    partition(0, 1, &[1], &[1]),
+                    partition(1, -1, &[3], &[3]),
+                    partition(2, 3, &[3], &[3]),
+                    partition(3, 2, &[2, 1], &[2]),
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let s = summarize(&metadata, Some("c".into()), 2);
+        assert_eq!(s.partitions, 4);
+        assert_eq!(s.controller, Some(2));
+        let offline: Vec<i32> = s.offline.iter().map(|p| p.partition).collect();
+        assert_eq!(offline, [1, 2]);
+        let under: Vec<i32> = s.under_replicated.iter().map(|p| p.partition).collect();
+        assert_eq!(under, [3]);
+        let counts: Vec<(i32, usize, usize)> = s
+            .nodes
+            .iter()
+            .map(|n| (n.id, n.leader_of, n.replica_of))
+            .collect();
+        assert_eq!(counts, [(1, 1, 2), (2, 1, 1)]);
+    }
+}
