@@ -6,6 +6,7 @@
 
 mod bench;
 mod cli;
+mod metrics;
 mod serve;
 
 use std::io::IsTerminal;

@@ -352,6 +352,10 @@ pub struct ServeArgs {
     /// [default: its own address in controller.quorum.voters].
     #[arg(long = "controller.listen", env = "BASALT_CONTROLLER_LISTEN")]
     controller_listen: Option<String>,
+    /// `metrics.listen` (Basalt): HOST:PORT of the Prometheus endpoint, `GET /metrics`
+    /// [default: none, no endpoint].
+    #[arg(long = "metrics.listen", env = "BASALT_METRICS_LISTEN")]
+    metrics_listen: Option<String>,
 }
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -515,6 +519,7 @@ pub struct Resolved {
     limits: ServerLimits,
     voters: Vec<Voter>,
     controller_listen: Option<String>,
+    metrics_listen: Option<String>,
 }
 
 /// Resolves the settings: flag or env, else file, else default.
@@ -935,6 +940,10 @@ pub fn resolve(args: ServeArgs) -> Result<Resolved, Error> {
             Some(a) => Some(a),
             None => file.get("controller.listen")?,
         },
+        metrics_listen: match args.metrics_listen {
+            Some(a) => Some(a),
+            None => file.get("metrics.listen")?,
+        },
         data_dir: pick!(args.data_dir, "log.dirs", PathBuf::from("basalt-data")),
         broker,
         limits,
@@ -1049,6 +1058,9 @@ async fn serve(mut r: Resolved) -> Result<(), Error> {
     }
     broker.spawn_background();
     broker.spawn_cluster();
+    if let Some(listen) = &r.metrics_listen {
+        crate::metrics::serve(listen, Arc::clone(&broker)).await?;
+    }
     tracing::info!(
         listen = %first_local,
         data_dir = %data_dir.display(),

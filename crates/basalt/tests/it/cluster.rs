@@ -38,14 +38,18 @@ struct Cluster {
     nodes: Vec<Option<ProcessBroker>>,
     voters: String,
     dirs: Vec<tempfile::TempDir>,
+    /// Each node's Prometheus endpoint port.
+    metrics: Vec<u16>,
 }
 
-fn node_args(id: usize, voters: &str) -> Vec<String> {
+fn node_args(id: usize, voters: &str, metrics_port: u16) -> Vec<String> {
     [
         "--node-id",
         &id.to_string(),
         "--controller.quorum.voters",
         voters,
+        "--metrics.listen",
+        &format!("127.0.0.1:{metrics_port}"),
         "--group.initial.rebalance.delay.ms",
         "0",
         "--offsets.topic.num.partitions",
@@ -67,14 +71,16 @@ impl Cluster {
             .collect::<Vec<_>>()
             .join(",");
         let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let metrics: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let nodes = std::thread::scope(|s| {
             let handles: Vec<_> = dirs
                 .iter()
                 .enumerate()
                 .map(|(i, dir)| {
                     let voters = voters.clone();
+                    let metrics_port = metrics[i];
                     s.spawn(move || {
-                        let args = node_args(i + 1, &voters);
+                        let args = node_args(i + 1, &voters, metrics_port);
                         let args: Vec<&str> = args.iter().map(String::as_str).collect();
                         ProcessBroker::start(bin, dir.path(), &args)
                     })
@@ -89,13 +95,14 @@ impl Cluster {
             nodes,
             voters,
             dirs,
+            metrics,
         }
     }
 
     /// Starts node `i` (0-based) again over its data directory.
     fn restart(&mut self, i: usize) {
         let bin = Path::new(env!("CARGO_BIN_EXE_basalt"));
-        let args = node_args(i + 1, &self.voters);
+        let args = node_args(i + 1, &self.voters, self.metrics[i]);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         self.nodes[i] = Some(ProcessBroker::start(bin, self.dirs[i].path(), &args));
     }
@@ -414,6 +421,28 @@ fn leaders(bootstrap: &str, topic: &str) -> BTreeMap<i32, i32> {
         .unwrap_or_default()
 }
 
+/// The body of `GET /metrics` on `port`, if it answers.
+fn scrape(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+}
+
+/// The value of gauge `name` in a Prometheus text exposition.
+fn gauge(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|v| v as u64)
+}
+
 /// `basalt cluster status --json` against `bootstrap`.
 fn cluster_status(bootstrap: &str) -> serde_json::Value {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_basalt"))
@@ -496,6 +525,14 @@ fn a_node_that_stops_is_fenced_and_leads_its_partitions_again_when_it_returns() 
             .is_some_and(|c| c == 1 || c == 2),
         "{status}"
     );
+    // The controller's Prometheus endpoint counts the offline partition (Kafka's
+    // OfflinePartitionsCount and ActiveControllerCount).
+    let controller = status["controller"].as_i64().unwrap() as usize;
+    eventually(&cluster, "the controller's metrics", || {
+        let text = scrape(cluster.metrics[controller - 1])?;
+        let offline = gauge(&text, "basalt_offline_partitions_count")?;
+        (gauge(&text, "basalt_active_controller_count")? == 1 && offline >= 1).then_some(())
+    });
 
     cluster.restart(2);
     eventually(&cluster, "node 3 back as leader", || {
