@@ -403,6 +403,22 @@ impl Broker {
             );
             changed = true;
         }
+        // Leader epochs: stamped by the leader, recorded when this node becomes leader.
+        let node_id = self.config.node_id;
+        for (name, record) in &image.topics {
+            let Some(topic) = next.get(name) else {
+                continue;
+            };
+            for (p, partition) in record.partitions.iter().zip(&topic.partitions) {
+                if p.leader == Some(node_id) {
+                    if let Err(e) = partition.become_leader(p.leader_epoch) {
+                        tracing::error!(topic = %name, partition = partition.index, error = %e, "cannot record the leader epoch");
+                    }
+                } else {
+                    partition.set_leader_epoch(p.leader_epoch);
+                }
+            }
+        }
         if changed {
             let metas: Vec<TopicMeta> = next.values().map(|t| t.meta.clone()).collect();
             *self.topics.write() = next;

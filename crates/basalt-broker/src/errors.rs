@@ -17,7 +17,8 @@ pub fn storage_error_code(err: &StorageError) -> ErrorCode {
         | StorageError::BadFile { .. } => ErrorCode::KafkaStorageError,
         StorageError::Locked { .. }
         | StorageError::InvalidName { .. }
-        | StorageError::InvalidAbortedTxn { .. } => ErrorCode::UnknownServerError,
+        | StorageError::InvalidAbortedTxn { .. }
+        | StorageError::InvalidLeaderEpoch { .. } => ErrorCode::UnknownServerError,
     }
 }
 

@@ -16,7 +16,7 @@
 //!   entry in the log's aborted-transaction index (re-added from the log at open).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
 
 use basalt_protocol::ErrorCode;
 use basalt_record::{BatchHeader, ControlType};
@@ -43,6 +43,10 @@ pub struct Partition {
     first_unstable: AtomicI64,
     config: RwLock<EffectiveTopicConfig>,
     recovery: ProducerRecovery,
+    /// The partition's current leader epoch (from the metadata image; 0 on a single node
+    /// without a quorum, the first epoch the image gives): stamped on every batch this node
+    /// appends; changed under the producer lock.
+    leader_epoch: AtomicI32,
 }
 
 /// How the producer state of a partition was rebuilt when it was opened.
@@ -148,7 +152,39 @@ impl Partition {
             producers: Mutex::new(producers),
             config: RwLock::new(config),
             recovery,
+            leader_epoch: AtomicI32::new(0),
         })
+    }
+
+    /// The partition's current leader epoch.
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch.load(Ordering::Acquire)
+    }
+
+    /// Another node leads the partition at `epoch`: only the epoch is remembered (for
+    /// Metadata).
+    pub fn set_leader_epoch(&self, epoch: i32) {
+        let _producers = self.producers.lock();
+        self.leader_epoch.store(epoch, Ordering::Release);
+    }
+
+    /// This node leads the partition at `epoch`: batches are stamped with it from now on, and an
+    /// epoch newer than the log's latest is recorded at the log end offset, as a new Kafka
+    /// leader does. Under the producer lock, so no append stamped with the old epoch follows.
+    pub fn become_leader(&self, epoch: i32) -> Result<(), StorageError> {
+        let _producers = self.producers.lock();
+        self.leader_epoch.store(epoch, Ordering::Release);
+        if epoch >= 0
+            && self
+                .log
+                .leader_epochs()
+                .latest_epoch()
+                .is_none_or(|latest| latest < epoch)
+        {
+            self.log
+                .assign_leader_epoch(epoch, self.log.log_end_offset())?;
+        }
+        Ok(())
     }
 
     /// How the producer state was rebuilt at open.
@@ -256,10 +292,13 @@ impl Partition {
         }
         let batch =
             basalt_record::control_batch(producer_id, epoch, control, coordinator_epoch, now_ms);
-        let appended = self.log.append(&batch, now_ms).map_err(|e| {
-            let code = storage_error_code(&e);
-            ProduceError::new(code, e.to_string())
-        })?;
+        let appended = self
+            .log
+            .append_stamped(&batch, self.leader_epoch(), now_ms)
+            .map_err(|e| {
+                let code = storage_error_code(&e);
+                ProduceError::new(code, e.to_string())
+            })?;
         let Some(header) = appended.batches.first() else {
             return Ok(Some(appended.durable));
         };
@@ -415,10 +454,13 @@ impl Partition {
                 ));
             }
         }
-        let appended = self.log.append(bytes, now_ms).map_err(|e| {
-            let code = storage_error_code(&e);
-            ProduceError::new(code, e.to_string())
-        })?;
+        let appended = self
+            .log
+            .append_stamped(bytes, self.leader_epoch(), now_ms)
+            .map_err(|e| {
+                let code = storage_error_code(&e);
+                ProduceError::new(code, e.to_string())
+            })?;
         for h in &appended.batches {
             producers.on_appended(h);
         }

@@ -60,15 +60,14 @@
 //! crashes and partitions, under the same names.
 
 mod election;
-mod epoch_cache;
 mod follower;
 mod leader;
 
-pub use election::{AlterIsrError, Elected, PartitionLeadership, elect_leader};
-pub use epoch_cache::{
+pub use basalt_storage::epoch_cache::{
     EpochCacheError, EpochEndOffset, EpochEntry, LeaderEpochCache, UNDEFINED_EPOCH,
     UNDEFINED_EPOCH_OFFSET,
 };
+pub use election::{AlterIsrError, Elected, PartitionLeadership, elect_leader};
 pub use follower::{FollowerError, FollowerState};
 pub use leader::{AcksAll, FetchAnswer, FetchOutcome, IsrApplied, LeaderConfig, LeaderState};
 

@@ -125,6 +125,12 @@ pub enum StorageError {
         /// Next offset the log will assign.
         log_end_offset: i64,
     },
+    /// A negative leader epoch to stamp or record.
+    #[error("invalid leader epoch {epoch}")]
+    InvalidLeaderEpoch {
+        /// The epoch given.
+        epoch: i32,
+    },
     /// A value that should be a number was not one (a checkpoint file).
     #[error("{path}: {reason}")]
     BadFile {

@@ -31,6 +31,7 @@
 //! snapshots there) and are left alone, except `*.tmp` files, which opening the log removes.
 
 mod config;
+pub mod epoch_cache;
 mod error;
 mod fdcache;
 mod flusher;
@@ -43,6 +44,8 @@ mod txnindex;
 pub use config::{FsyncPolicy, LogConfig, SEGMENT_BYTES_LIMIT};
 pub use error::{Damage, Result, StorageError};
 pub use flusher::SyncTicket;
-pub use log::{Appended, FileRead, Log, ReadResult, RecoveryReport, RetentionOutcome};
+pub use log::{
+    Appended, FileRead, LEADER_EPOCH_FILE, Log, ReadResult, RecoveryReport, RetentionOutcome,
+};
 pub use storage::{Storage, StorageOptions};
 pub use txnindex::AbortedTxn;

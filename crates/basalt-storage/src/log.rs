@@ -14,6 +14,10 @@
 //! - `LOG-3`: the segment list is never empty; its last segment is the only unsealed one.
 //! - `LOG-4`: a poisoned log (failed fsync) accepts no append; a damaged log serves no offset at or
 //!   past the damage and accepts no append.
+//! - `LOG-5`: the leader-epoch cache (`leader-epoch-checkpoint`) holds only entries within
+//!   `[log_start_offset, log_end_offset]`, obeys `REP-1`, and is on disk (written atomically)
+//!   before any batch stamped with a new epoch is written; a missing or damaged checkpoint is
+//!   rebuilt from the batches' `partition_leader_epoch` at open.
 
 use std::fs;
 use std::io::IoSlice;
@@ -29,6 +33,7 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
 use crate::config::LogConfig;
+use crate::epoch_cache::LeaderEpochCache;
 use crate::error::{Damage, Result, StorageError};
 use crate::flusher::{FlushMsg, SyncTicket};
 use crate::index::{IndexBuilder, Indexes};
@@ -37,6 +42,8 @@ use crate::storage::Shared;
 use crate::txnindex::{self, AbortedTxn};
 
 const LOG_START_FILE: &str = "log-start-offset";
+/// The leader-epoch checkpoint, in Kafka's text format (see [`Log::leader_epochs`]).
+pub const LEADER_EPOCH_FILE: &str = "leader-epoch-checkpoint";
 
 /// One partition's log. Shared as `Arc<Log>`; all methods take `&self`.
 #[derive(Debug)]
@@ -51,6 +58,8 @@ pub struct Log {
     /// Every aborted-transaction entry of every segment, by `(last_offset, producer_id)`
     /// (`TXN-1`); changed under the writer mutex (and the maintenance mutex for sealed segments).
     txns: RwLock<Vec<AbortedTxn>>,
+    /// Leader epoch → first offset, mirrored in `LEADER_EPOCH_FILE` (`LOG-5`).
+    epochs: Mutex<LeaderEpochCache>,
     log_start_offset: AtomicI64,
     log_end_offset: AtomicI64,
     durable_end_offset: AtomicI64,
@@ -365,6 +374,7 @@ impl Log {
             maintenance: Mutex::new(()),
             segments: RwLock::new(segments),
             txns: RwLock::new(txns),
+            epochs: Mutex::new(LeaderEpochCache::new()),
             log_start_offset: AtomicI64::new(log_start),
             log_end_offset: AtomicI64::new(log_end),
             durable_end_offset: AtomicI64::new(log_end),
@@ -375,6 +385,7 @@ impl Log {
             dir_sync_pending: AtomicBool::new(dir_sync_pending),
             me: me.clone(),
         });
+        log.load_leader_epochs(created, report.damage.is_none());
         tracing::debug!(
             log = name,
             clean,
@@ -385,6 +396,95 @@ impl Log {
             "opened log"
         );
         Ok((log, report))
+    }
+
+    /// The leader-epoch cache: each leader epoch whose batches the log holds and the offset of
+    /// the first of them, as kept in `<dir>/leader-epoch-checkpoint` (`LOG-5`).
+    pub fn leader_epochs(&self) -> LeaderEpochCache {
+        self.epochs.lock().clone()
+    }
+
+    /// Records that `epoch` starts at `start_offset` (a node becoming leader records its epoch
+    /// at its log end offset), rewriting the checkpoint if the cache changed (`LOG-5`).
+    pub fn assign_leader_epoch(&self, epoch: i32, start_offset: i64) -> Result<()> {
+        if epoch < 0 || start_offset < 0 {
+            return Err(StorageError::InvalidLeaderEpoch { epoch });
+        }
+        let mut epochs = self.epochs.lock();
+        if epochs
+            .latest()
+            .is_some_and(|latest| latest.epoch == epoch && latest.start_offset <= start_offset)
+        {
+            return Ok(());
+        }
+        let mut changed = epochs.clone();
+        changed.assign(epoch, start_offset);
+        write_leader_epochs(&self.dir, &changed)?;
+        *epochs = changed;
+        Ok(())
+    }
+
+    /// The log now starts at `start_offset`: the cache's start moves with it (`LOG-5`).
+    fn move_leader_epochs_start(&self, start_offset: i64) -> Result<()> {
+        let mut epochs = self.epochs.lock();
+        let mut changed = epochs.clone();
+        changed.truncate_to_start(start_offset);
+        if changed != *epochs {
+            write_leader_epochs(&self.dir, &changed)?;
+            *epochs = changed;
+        }
+        Ok(())
+    }
+
+    /// Loads the checkpoint at open; a missing or unreadable one is rebuilt from the batches'
+    /// `partition_leader_epoch` and written again. Entries beyond the log's end (a torn tail cut
+    /// off) or before its start are dropped (`LOG-5`).
+    fn load_leader_epochs(&self, created: bool, undamaged: bool) {
+        let path = self.dir.join(LEADER_EPOCH_FILE);
+        let loaded = if created {
+            Some(LeaderEpochCache::new())
+        } else {
+            match fs::read_to_string(&path) {
+                Ok(text) => match parse_leader_epochs(&text) {
+                    Ok(cache) => Some(cache),
+                    Err(reason) => {
+                        tracing::warn!(log = self.name, file = %path.display(), reason, "leader-epoch checkpoint is damaged; rebuilding it from the log");
+                        None
+                    }
+                },
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => {
+                    tracing::warn!(log = self.name, file = %path.display(), error = %e, "cannot read the leader-epoch checkpoint; rebuilding it from the log");
+                    None
+                }
+            }
+        };
+        let mut rewrite = false;
+        let mut cache = match loaded {
+            Some(cache) => cache,
+            None => {
+                rewrite = undamaged;
+                let mut pairs = Vec::new();
+                let walked = self.walk_batches(self.log_start_offset(), |_, _, _, h| {
+                    pairs.push((h.partition_leader_epoch, h.base_offset));
+                    Ok(())
+                });
+                if let Err(e) = walked {
+                    tracing::warn!(log = self.name, error = %e, "cannot rebuild the leader-epoch cache from the log");
+                    rewrite = false;
+                }
+                LeaderEpochCache::rebuild(pairs)
+            }
+        };
+        let before = cache.clone();
+        // An epoch starting at the log end (a leader elected that wrote nothing yet) is kept.
+        cache.truncate_from(self.log_end_offset() + 1);
+        cache.truncate_to_start(self.log_start_offset());
+        rewrite |= cache != before && undamaged;
+        if rewrite && let Err(e) = write_leader_epochs(&self.dir, &cache) {
+            tracing::warn!(log = self.name, error = %e, "cannot write the leader-epoch checkpoint");
+        }
+        *self.epochs.lock() = cache;
     }
 
     /// The log's name (its directory name).
@@ -445,6 +545,32 @@ impl Log {
     /// written with one vectored write, without copying the input. The returned ticket completes
     /// when the append is durable under the log's fsync policy.
     pub fn append(&self, batches: &[u8], now_ms: i64) -> Result<Appended> {
+        self.append_inner(batches, None, now_ms)
+    }
+
+    /// Like [`Log::append`], and stamps every batch with `leader_epoch` (its
+    /// `partition_leader_epoch`, outside the CRC), as a leader does; a new epoch is recorded at
+    /// the log end offset in the leader-epoch checkpoint first (`LOG-5`).
+    pub fn append_stamped(
+        &self,
+        batches: &[u8],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<Appended> {
+        self.append_inner(batches, Some(leader_epoch), now_ms)
+    }
+
+    fn append_inner(
+        &self,
+        batches: &[u8],
+        leader_epoch: Option<i32>,
+        now_ms: i64,
+    ) -> Result<Appended> {
+        if let Some(epoch) = leader_epoch
+            && epoch < 0
+        {
+            return Err(StorageError::InvalidLeaderEpoch { epoch });
+        }
         let mut headers = Vec::new();
         let mut at = 0usize;
         while at < batches.len() {
@@ -489,20 +615,33 @@ impl Log {
         if rolled {
             self.roll_locked(&mut writer)?;
         }
+        if let Some(epoch) = leader_epoch {
+            self.assign_leader_epoch(epoch, log_end)?;
+        }
 
-        // Patch base offsets through separate 8-byte buffers: the input stays untouched.
-        let mut bases = Vec::with_capacity(headers.len());
+        // Patch base offsets (and leader epochs) through separate 16-byte buffers holding the
+        // base offset, batch length and leader epoch: the input stays untouched.
+        let mut prefixes = Vec::with_capacity(headers.len());
         let mut next = log_end;
+        let mut at = 0usize;
         for header in &mut headers {
             header.base_offset = next;
-            bases.push(next.to_be_bytes());
+            if let Some(epoch) = leader_epoch {
+                header.partition_leader_epoch = epoch;
+            }
+            let mut prefix = [0u8; 16];
+            prefix[..8].copy_from_slice(&next.to_be_bytes());
+            prefix[8..12].copy_from_slice(&batches[at + 8..at + 12]);
+            prefix[12..].copy_from_slice(&header.partition_leader_epoch.to_be_bytes());
+            prefixes.push(prefix);
             next = header.next_offset();
+            at += header.total_size();
         }
         let mut slices = Vec::with_capacity(headers.len() * 2);
         let mut at = 0usize;
-        for (header, base) in headers.iter().zip(&bases) {
-            slices.push(IoSlice::new(base));
-            slices.push(IoSlice::new(&batches[at + 8..at + header.total_size()]));
+        for (header, prefix) in headers.iter().zip(&prefixes) {
+            slices.push(IoSlice::new(prefix));
+            slices.push(IoSlice::new(&batches[at + 16..at + header.total_size()]));
             at += header.total_size();
         }
         let active = Arc::clone(&writer.active);
@@ -1048,6 +1187,7 @@ impl Log {
         )?;
         sync_dir(&self.dir)?;
         self.log_start_offset.fetch_max(offset, Ordering::AcqRel);
+        self.move_leader_epochs_start(self.log_start_offset())?;
         let segments = self.segments.read().clone();
         let doomed = segments
             .iter()
@@ -1361,6 +1501,7 @@ impl Log {
         }
         sync_dir(&self.dir)?;
         outcome.log_start_offset = self.log_start_offset();
+        self.move_leader_epochs_start(outcome.log_start_offset)?;
         tracing::info!(
             log = %self.name,
             segments = outcome.deleted_segments,
@@ -1519,6 +1660,60 @@ fn read_log_start(dir: &Path) -> Result<Option<i64>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(StorageError::io("read", path, e)),
     }
+}
+
+/// Kafka's leader-epoch checkpoint text: version `0`, the entry count, then `epoch startOffset`
+/// per line.
+fn format_leader_epochs(cache: &LeaderEpochCache) -> String {
+    let mut out = format!("0\n{}\n", cache.entries().len());
+    for e in cache.entries() {
+        out.push_str(&format!("{} {}\n", e.epoch, e.start_offset));
+    }
+    out
+}
+
+/// Parses [`format_leader_epochs`]' text, checked against `REP-1`.
+fn parse_leader_epochs(text: &str) -> std::result::Result<LeaderEpochCache, String> {
+    let mut lines = text.lines();
+    match lines.next().map(str::trim) {
+        Some("0") => {}
+        other => return Err(format!("unknown version {other:?}")),
+    }
+    let count: usize = lines
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .ok_or("no entry count")?;
+    let mut entries = Vec::with_capacity(count.min(1024));
+    for i in 0..count {
+        let line = lines
+            .next()
+            .ok_or(format!("{count} entries announced, {i} found"))?;
+        let mut parts = line.split_whitespace();
+        let (Some(epoch), Some(start), None) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(format!("bad entry {line:?}"));
+        };
+        let (Ok(epoch), Ok(start_offset)) = (epoch.parse(), start.parse()) else {
+            return Err(format!("bad entry {line:?}"));
+        };
+        entries.push(crate::epoch_cache::EpochEntry {
+            epoch,
+            start_offset,
+        });
+    }
+    if lines.any(|l| !l.trim().is_empty()) {
+        return Err(format!("more than the {count} entries announced"));
+    }
+    LeaderEpochCache::from_entries(entries).map_err(|e| e.to_string())
+}
+
+/// Writes the checkpoint atomically (temporary file, fsync, rename, directory fsync).
+fn write_leader_epochs(dir: &Path, cache: &LeaderEpochCache) -> Result<()> {
+    crate::index::write_atomically(
+        &dir.join(LEADER_EPOCH_FILE),
+        format_leader_epochs(cache).as_bytes(),
+        true,
+    )?;
+    sync_dir(dir)
 }
 
 /// Fsyncs a directory so entries created, renamed or removed in it are durable.

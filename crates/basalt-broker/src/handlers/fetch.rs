@@ -103,8 +103,9 @@ fn read_once(broker: &Broker, req: &FetchRequest, readable: &[bool]) -> (FetchRe
                     pd.error_code = ErrorCode::UnknownTopicOrPartition.into();
                     errors = true;
                 }
-                Some(_) if not_led => {
+                Some(partition) if not_led => {
                     pd.error_code = ErrorCode::NotLeaderOrFollower.into();
+                    pd.current_leader.leader_epoch = partition.leader_epoch();
                     // v12+: where the partition went (node endpoints need v16).
                     if let Some(&leader) = topic.as_ref().and_then(|t| {
                         usize::try_from(fp.partition)

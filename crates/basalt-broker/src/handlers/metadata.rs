@@ -161,9 +161,8 @@ fn topic_entry(
                     },
                     partition_index: i as i32,
                     leader_id: p.leader.unwrap_or(-1),
-                    // Leader epochs are not yet written into stored batches, so clients are not
-                    // asked to validate positions against them.
-                    leader_epoch: -1,
+                    // Stamped in the leader's batches and answered by OffsetForLeaderEpoch.
+                    leader_epoch: p.leader_epoch,
                     replica_nodes: p.replicas.clone(),
                     isr_nodes: p.isr.clone(),
                     offline_replicas: p
@@ -189,7 +188,10 @@ fn topic_entry(
                 error_code: 0,
                 partition_index: p,
                 leader_id: node_id,
-                leader_epoch: -1,
+                leader_epoch: topic
+                    .partitions
+                    .get(p as usize)
+                    .map_or(0, |partition| partition.leader_epoch()),
                 replica_nodes: vec![node_id],
                 isr_nodes: vec![node_id],
                 offline_replicas: Vec::new(),

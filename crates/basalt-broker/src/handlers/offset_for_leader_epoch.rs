@@ -1,19 +1,19 @@
 //! OffsetForLeaderEpoch (key 23), v2–4: the end offset of a leader epoch, for clients checking
 //! their position for log truncation after a leader change.
 //!
-//! A single node has had one leader since each partition was created, so every partition has
-//! exactly one leader epoch, 0, covering the whole log. Answers follow Kafka's leader for that
-//! history (`LeaderEpochFileCache.endOffsetFor`):
-//! - requested epoch 0 (the current one): epoch 0 and the high watermark (the end of what
-//!   consumers can have read, `PART-2`);
-//! - requested epoch -1 (undefined) or above 0 (unknown to this leader): epoch -1, offset -1,
-//!   which clients take as "nothing to validate against";
-//! - a `current_leader_epoch` other than -1 (not given) and 0 is fenced like Kafka does: below →
-//!   FENCED_LEADER_EPOCH, above → UNKNOWN_LEADER_EPOCH (the client refreshes its metadata).
+//! Answers come from the partition's leader-epoch checkpoint (`Log::leader_epochs`), with Kafka's
+//! leader rules (`LeaderEpochFileCache.endOffsetFor`):
+//! - a `current_leader_epoch` other than -1 (not given) and the partition's current epoch is
+//!   fenced: below → FENCED_LEADER_EPOCH, above → UNKNOWN_LEADER_EPOCH (the client refreshes its
+//!   metadata);
+//! - the current epoch: that epoch and the high watermark (the end of what consumers can have
+//!   read, `PART-2`);
+//! - an older epoch: the largest known epoch not above it and where the next one starts (capped
+//!   at the high watermark); one older than every kept epoch: itself and the first kept start;
+//! - -1 (undefined) or above the current epoch: epoch -1, offset -1, which clients take as
+//!   "nothing to validate against".
 //!
-//! Metadata reports leader epochs as -1, so librdkafka and Java clients do not send this request
-//! in practice; the answers above stay consistent with that (a client that never learnt an epoch
-//! sends -1 and gets -1). Requests from a follower (`replica_id` ≥ 0) are answered the same way.
+//! Requests from a follower (`replica_id` ≥ 0) are answered the same way.
 
 use basalt_protocol::ErrorCode;
 use basalt_protocol::messages::offset_for_leader_epoch_request::{
@@ -26,9 +26,6 @@ use basalt_protocol::messages::offset_for_leader_epoch_response::{
 use crate::Broker;
 use crate::acl::{Operation, ResourceType, Session};
 use crate::partition::Partition;
-
-/// The only leader epoch of every partition on this node.
-pub const LEADER_EPOCH: i32 = 0;
 
 /// An epoch a request did not give.
 const UNDEFINED_EPOCH: i32 = -1;
@@ -100,19 +97,26 @@ fn end_offset(partition: &Partition, p: &OffsetForLeaderPartition) -> EpochEndOf
         end_offset: -1,
         ..EpochEndOffset::default()
     };
+    let current = partition.leader_epoch();
     if p.current_leader_epoch != UNDEFINED_EPOCH {
-        if p.current_leader_epoch < LEADER_EPOCH {
+        if p.current_leader_epoch < current {
             out.error_code = ErrorCode::FencedLeaderEpoch.into();
             return out;
         }
-        if p.current_leader_epoch > LEADER_EPOCH {
+        if p.current_leader_epoch > current {
             out.error_code = ErrorCode::UnknownLeaderEpoch.into();
             return out;
         }
     }
-    if p.leader_epoch == LEADER_EPOCH {
-        out.leader_epoch = LEADER_EPOCH;
-        out.end_offset = partition.high_watermark();
+    let hw = partition.high_watermark();
+    let mut epochs = partition.log.leader_epochs();
+    // A log that holds no batch of the current epoch yet (or only unstamped batches from before
+    // epochs were kept) is answered as if the epoch started at its end, as a new leader records.
+    if epochs.latest_epoch().is_none_or(|latest| latest < current) {
+        epochs.assign(current, partition.log.log_end_offset());
     }
+    let found = epochs.end_offset_for(p.leader_epoch, hw);
+    out.leader_epoch = found.epoch;
+    out.end_offset = found.end_offset.min(hw);
     out
 }

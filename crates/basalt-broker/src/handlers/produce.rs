@@ -158,7 +158,10 @@ pub fn handle(
                     {
                         resp.current_leader = LeaderIdAndEpoch {
                             leader_id: leader,
-                            leader_epoch: -1,
+                            leader_epoch: usize::try_from(pd.index)
+                                .ok()
+                                .and_then(|i| t.partitions.get(i))
+                                .map_or(-1, |p| p.leader_epoch()),
                             ..LeaderIdAndEpoch::default()
                         };
                         moved.insert(leader);

@@ -3,6 +3,7 @@
 use basalt_protocol::messages::delete_records_request::{
     DeleteRecordsPartition, DeleteRecordsRequest, DeleteRecordsTopic,
 };
+use basalt_protocol::messages::metadata_request::{MetadataRequest, MetadataRequestTopic};
 use basalt_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderEpochRequest, OffsetForLeaderPartition, OffsetForLeaderTopic,
 };
@@ -76,7 +77,7 @@ async fn delete_records_moves_the_log_start() {
 }
 
 #[tokio::test]
-async fn offset_for_leader_epoch_knows_epoch_zero_only() {
+async fn offset_for_leader_epoch_answers_epoch_zero_on_a_single_node() {
     let (_dir, broker) = open(|_| {});
     create(&broker, "t", 1, &[]);
     produce(&broker, "t", 0, 4).await;
@@ -122,4 +123,89 @@ async fn offset_for_leader_epoch_knows_epoch_zero_only() {
             assert_eq!((p.error_code, p.leader_epoch, p.end_offset), expected);
         }
     }
+}
+
+async fn offset_for_epoch(
+    broker: &std::sync::Arc<basalt_broker::Broker>,
+    current: i32,
+    epoch: i32,
+) -> (i16, i32, i64) {
+    let req = OffsetForLeaderEpochRequest {
+        replica_id: -1,
+        topics: vec![OffsetForLeaderTopic {
+            topic: "t".into(),
+            partitions: vec![OffsetForLeaderPartition {
+                partition: 0,
+                current_leader_epoch: current,
+                leader_epoch: epoch,
+                ..OffsetForLeaderPartition::default()
+            }],
+            ..OffsetForLeaderTopic::default()
+        }],
+        ..OffsetForLeaderEpochRequest::default()
+    };
+    let ResponseBody::OffsetForLeaderEpoch(mut r) =
+        call(broker, 4, RequestBody::OffsetForLeaderEpoch(req)).await
+    else {
+        panic!()
+    };
+    let p = r.topics.remove(0).partitions.remove(0);
+    (p.error_code, p.leader_epoch, p.end_offset)
+}
+
+#[tokio::test]
+async fn produced_batches_carry_the_leader_epoch_and_offset_for_leader_epoch_answers_it() {
+    let (dir, broker) = open(|_| {});
+    create(&broker, "t", 1, &[]);
+    produce(&broker, "t", 0, 4).await;
+    let partition = broker.partition("t", 0).unwrap();
+    // A new leadership at epoch 3 starts at the log end offset.
+    partition.become_leader(3).unwrap();
+    produce(&broker, "t", 0, 2).await;
+    let mut stamped = Vec::new();
+    partition
+        .log
+        .for_each_batch_header(0, |h| {
+            stamped.push((h.base_offset, h.partition_leader_epoch))
+        })
+        .unwrap();
+    assert_eq!(stamped, [(0, 0), (1, 0), (2, 0), (3, 0), (4, 3), (5, 3)]);
+    let checkpoint = dir.path().join("t-0").join("leader-epoch-checkpoint");
+    assert_eq!(
+        std::fs::read_to_string(checkpoint).unwrap(),
+        "0\n2\n0 0\n3 4\n"
+    );
+
+    let fenced = i16::from(ErrorCode::FencedLeaderEpoch);
+    let unknown = i16::from(ErrorCode::UnknownLeaderEpoch);
+    for (current, epoch, expected) in [
+        (-1, 0, (0, 0, 4)),
+        (-1, 1, (0, 0, 4)),
+        (-1, 3, (0, 3, 6)),
+        (3, 3, (0, 3, 6)),
+        (3, 2, (0, 0, 4)),
+        (-1, 4, (0, -1, -1)),
+        (-1, -1, (0, -1, -1)),
+        (0, 0, (fenced, -1, -1)),
+        (4, 3, (unknown, -1, -1)),
+    ] {
+        assert_eq!(
+            offset_for_epoch(&broker, current, epoch).await,
+            expected,
+            "current {current}, epoch {epoch}"
+        );
+    }
+
+    // Metadata reports the epoch.
+    let req = MetadataRequest {
+        topics: Some(vec![MetadataRequestTopic {
+            name: Some("t".into()),
+            ..MetadataRequestTopic::default()
+        }]),
+        ..MetadataRequest::default()
+    };
+    let ResponseBody::Metadata(r) = call(&broker, 12, RequestBody::Metadata(req)).await else {
+        panic!()
+    };
+    assert_eq!(r.topics[0].partitions[0].leader_epoch, 3);
 }

@@ -7,6 +7,7 @@
 
 mod basics;
 mod crash;
+mod epochs;
 mod group_commit;
 mod kill;
 mod model;

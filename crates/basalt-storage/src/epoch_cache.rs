@@ -12,7 +12,7 @@
 //! it.
 //!
 //! # Invariants
-//! - `REP-1` (see the module docs of `replication`): entries strictly increase in epoch and in
+//! - `REP-1` (see the module docs of `basalt_cluster::replication`): entries strictly increase in epoch and in
 //!   start offset and are never negative; [`LeaderEpochCache::assign`] keeps it by removing the
 //!   entries a new one contradicts.
 
