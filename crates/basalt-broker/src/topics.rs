@@ -15,33 +15,8 @@ use std::path::{Path, PathBuf};
 use basalt_protocol::Uuid;
 use serde::{Deserialize, Serialize};
 
-/// Longest topic name Kafka allows.
-pub const TOPIC_NAME_LENGTH_MAX: usize = 249;
-
-/// Why a topic name is invalid (Kafka's rules).
-pub fn validate_topic_name(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("topic name is empty".into());
-    }
-    if name == "." || name == ".." {
-        return Err(format!("topic name cannot be {name:?}"));
-    }
-    if name.len() > TOPIC_NAME_LENGTH_MAX {
-        return Err(format!(
-            "topic name is {} characters; the limit is {TOPIC_NAME_LENGTH_MAX}",
-            name.len()
-        ));
-    }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
-        return Err(format!(
-            "topic name {name:?} contains {c:?}; only ASCII letters, digits, '.', '_' and '-' are allowed"
-        ));
-    }
-    Ok(())
-}
+/// Kafka's topic-name rules, kept with the metadata model that enforces them in a cluster.
+pub use basalt_cluster::metadata::image::{TOPIC_NAME_LENGTH_MAX, validate_topic_name};
 
 /// One topic's metadata.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -488,7 +488,7 @@ pub fn validate_topic_name(name: &str) -> Result<(), String> {
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
     {
         return Err(format!(
-            "topic name contains {c:?}; only ASCII letters, digits, '.', '_' and '-' are allowed"
+            "topic name {name:?} contains {c:?}; only ASCII letters, digits, '.', '_' and '-' are allowed"
         ));
     }
     Ok(())
