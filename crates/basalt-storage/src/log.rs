@@ -127,6 +127,27 @@ pub struct FileRead {
     pub log_end_offset: i64,
 }
 
+/// Where a read starts ([`Log::read_start`]).
+struct ReadStart {
+    log_start: i64,
+    log_end: i64,
+    /// The read's upper bound, capped at the log end.
+    upper: i64,
+    /// The batch containing the requested offset, when the read returns it.
+    first: Option<FirstBatch>,
+}
+
+/// The first batch of a read and the segment it is in.
+struct FirstBatch {
+    seg: Arc<Segment>,
+    idx: Arc<Indexes>,
+    file: Arc<std::fs::File>,
+    /// The segment's valid bytes when the read started.
+    valid: u64,
+    position: u64,
+    header: BatchHeader,
+}
+
 /// What opening a log found.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RecoveryReport {
@@ -739,86 +760,58 @@ impl Log {
         upper_offset: i64,
         at_least_one: bool,
     ) -> Result<FileRead> {
-        let log_start = self.log_start_offset();
-        let log_end = self.log_end_offset();
-        if offset < log_start || offset > log_end {
-            return Err(StorageError::OffsetOutOfRange {
-                offset,
-                log_start_offset: log_start,
-                log_end_offset: log_end,
+        let start = self.read_start(offset, max_bytes, upper_offset, at_least_one)?;
+        let Some(FirstBatch {
+            seg,
+            idx,
+            file,
+            valid,
+            position,
+            header,
+        }) = start.first
+        else {
+            return Ok(FileRead {
+                region: None,
+                next_offset: offset,
+                log_start_offset: start.log_start,
+                log_end_offset: start.log_end,
             });
-        }
-        self.check_readable(offset)?;
-        let upper = upper_offset.min(log_end);
-        let empty = FileRead {
-            region: None,
-            next_offset: offset,
-            log_start_offset: log_start,
-            log_end_offset: log_end,
         };
-        if offset >= upper {
-            return Ok(empty);
+        let upper = start.upper;
+        let first = header.total_size();
+        let limit = valid.min(position + max_bytes.max(first) as u64);
+        let mut end = position + first as u64;
+        let mut next_offset = header.next_offset();
+        // Jump over whole batches by the index: every batch before an entry that lies within
+        // the limit and below the upper bound belongs to the read.
+        let reach = idx.offsets.partition_point(|e| {
+            u64::from(e.position) <= limit && seg.base_offset + i64::from(e.relative_offset) < upper
+        });
+        if let Some(e) = reach.checked_sub(1).map(|i| idx.offsets[i])
+            && u64::from(e.position) > end
+        {
+            end = u64::from(e.position);
+            next_offset = seg.base_offset + i64::from(e.relative_offset);
         }
-        let interval = self.config.read().index_interval_bytes;
-        let fds = &self.shared.fds;
-        let mut segment = Some(self.floor_segment(offset));
-        while let Some(seg) = segment.take() {
-            let (idx, damage) = seg.indexes(fds, interval)?;
-            if let Some(damage) = damage {
-                self.mark_damaged(damage);
+        while end < limit {
+            let h = match self.header_at(&seg, &file, end, valid) {
+                Ok(h) => h,
+                // The batches before it are still served; the damage is recorded.
+                Err(StorageError::Damaged(_)) => break,
+                Err(e) => return Err(e),
+            };
+            if h.base_offset >= upper || end + h.total_size() as u64 > limit {
+                break;
             }
-            let valid = seg.valid_bytes();
-            let file = seg.file(fds).map_err(|e| self.gone_or(e, offset))?;
-            let mut position = idx.position_for(seg.relative(offset), valid);
-            while position < valid {
-                let header = self.header_at(&seg, &file, position, valid)?;
-                if header.last_offset() < offset {
-                    position += header.total_size() as u64;
-                    continue;
-                }
-                let first = header.total_size();
-                if header.base_offset >= upper || (!at_least_one && first > max_bytes) {
-                    return Ok(empty);
-                }
-                let start = position;
-                let limit = valid.min(start + max_bytes.max(first) as u64);
-                let mut end = start + first as u64;
-                let mut next_offset = header.next_offset();
-                // Jump over whole batches by the index: every batch before an entry that lies
-                // within the limit and below the upper bound belongs to the read.
-                let reach = idx.offsets.partition_point(|e| {
-                    u64::from(e.position) <= limit
-                        && seg.base_offset + i64::from(e.relative_offset) < upper
-                });
-                if let Some(e) = reach.checked_sub(1).map(|i| idx.offsets[i])
-                    && u64::from(e.position) > end
-                {
-                    end = u64::from(e.position);
-                    next_offset = seg.base_offset + i64::from(e.relative_offset);
-                }
-                while end < limit {
-                    let h = match self.header_at(&seg, &file, end, valid) {
-                        Ok(h) => h,
-                        // The batches before it are still served; the damage is recorded.
-                        Err(StorageError::Damaged(_)) => break,
-                        Err(e) => return Err(e),
-                    };
-                    if h.base_offset >= upper || end + h.total_size() as u64 > limit {
-                        break;
-                    }
-                    end += h.total_size() as u64;
-                    next_offset = h.next_offset();
-                }
-                return Ok(FileRead {
-                    region: Some((file, start, (end - start) as usize)),
-                    next_offset,
-                    log_start_offset: log_start,
-                    log_end_offset: log_end,
-                });
-            }
-            segment = self.segment_after(seg.base_offset);
+            end += h.total_size() as u64;
+            next_offset = h.next_offset();
         }
-        Ok(empty)
+        Ok(FileRead {
+            region: Some((file, position, (end - position) as usize)),
+            next_offset,
+            log_start_offset: start.log_start,
+            log_end_offset: start.log_end,
+        })
     }
 
     fn read_inner(
@@ -828,6 +821,65 @@ impl Log {
         upper_offset: i64,
         at_least_one: bool,
     ) -> Result<ReadResult> {
+        let start = self.read_start(offset, max_bytes, upper_offset, at_least_one)?;
+        let Some(FirstBatch {
+            seg,
+            file,
+            valid,
+            position,
+            header,
+            ..
+        }) = start.first
+        else {
+            return Ok(ReadResult {
+                records: Bytes::new(),
+                next_offset: offset,
+                log_start_offset: start.log_start,
+                log_end_offset: start.log_end,
+            });
+        };
+        let upper = start.upper;
+        let want = (valid - position).min(max_bytes.max(header.total_size()) as u64) as usize;
+        let buf = seg.read_exact(&file, position, want)?;
+        let mut end = 0usize;
+        let mut next_offset = offset;
+        for item in BatchIter::new(&buf) {
+            match item {
+                Ok((h, range)) if h.base_offset < upper => {
+                    end = range.end;
+                    next_offset = h.next_offset();
+                }
+                Ok(_) => break,
+                Err(basalt_record::BatchError::Truncated { .. }) => break,
+                Err(err) => {
+                    let damage = self.damaged_at(&seg, position + end as u64, err.to_string());
+                    if end == 0 {
+                        return Err(damage);
+                    }
+                    break;
+                }
+            }
+        }
+        let mut records = Bytes::from(buf);
+        records.truncate(end);
+        Ok(ReadResult {
+            records,
+            next_offset,
+            log_start_offset: start.log_start,
+            log_end_offset: start.log_end,
+        })
+    }
+
+    /// Where a read of `offset` starts, for [`Log::read`] and [`Log::read_file`] alike: the log's
+    /// bounds, the read's upper bound (capped at the log end), and the batch that contains
+    /// `offset` when it starts below that bound (and, unless `at_least_one`, fits `max_bytes`).
+    fn read_start(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        upper_offset: i64,
+        at_least_one: bool,
+    ) -> Result<ReadStart> {
         let log_start = self.log_start_offset();
         let log_end = self.log_end_offset();
         if offset < log_start || offset > log_end {
@@ -838,15 +890,14 @@ impl Log {
             });
         }
         self.check_readable(offset)?;
-        let upper = upper_offset.min(log_end);
-        let empty = ReadResult {
-            records: Bytes::new(),
-            next_offset: offset,
-            log_start_offset: log_start,
-            log_end_offset: log_end,
+        let mut start = ReadStart {
+            log_start,
+            log_end,
+            upper: upper_offset.min(log_end),
+            first: None,
         };
-        if offset >= upper {
-            return Ok(empty);
+        if offset >= start.upper {
+            return Ok(start);
         }
         let interval = self.config.read().index_interval_bytes;
         let fds = &self.shared.fds;
@@ -865,45 +916,23 @@ impl Log {
                     position += header.total_size() as u64;
                     continue;
                 }
-                if header.base_offset >= upper || (!at_least_one && header.total_size() > max_bytes)
+                if header.base_offset < start.upper
+                    && (at_least_one || header.total_size() <= max_bytes)
                 {
-                    return Ok(empty);
+                    start.first = Some(FirstBatch {
+                        seg,
+                        idx,
+                        file,
+                        valid,
+                        position,
+                        header,
+                    });
                 }
-                let want =
-                    (valid - position).min(max_bytes.max(header.total_size()) as u64) as usize;
-                let buf = seg.read_exact(&file, position, want)?;
-                let mut end = 0usize;
-                let mut next_offset = offset;
-                for item in BatchIter::new(&buf) {
-                    match item {
-                        Ok((h, range)) if h.base_offset < upper => {
-                            end = range.end;
-                            next_offset = h.next_offset();
-                        }
-                        Ok(_) => break,
-                        Err(basalt_record::BatchError::Truncated { .. }) => break,
-                        Err(err) => {
-                            let damage =
-                                self.damaged_at(&seg, position + end as u64, err.to_string());
-                            if end == 0 {
-                                return Err(damage);
-                            }
-                            break;
-                        }
-                    }
-                }
-                let mut records = Bytes::from(buf);
-                records.truncate(end);
-                return Ok(ReadResult {
-                    records,
-                    next_offset,
-                    log_start_offset: log_start,
-                    log_end_offset: log_end,
-                });
+                return Ok(start);
             }
             segment = self.segment_after(seg.base_offset);
         }
-        Ok(empty)
+        Ok(start)
     }
 
     /// The first batch whose max timestamp is `>= timestamp`, at or after the log start.
