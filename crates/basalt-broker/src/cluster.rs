@@ -27,9 +27,8 @@ use basalt_cluster::metadata::{
 use basalt_protocol::{ErrorCode, Uuid};
 
 use crate::errors::{propose_error_code, rejection_code};
-use crate::partition::Partition;
 use crate::topics::{TopicMeta, new_topic_id};
-use crate::{Broker, Topic, TopicError, now_ms, open_topic};
+use crate::{Broker, Topic, TopicError, now_ms, open_partition, open_topic};
 
 /// How often a node heartbeats.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(1_000);
@@ -368,11 +367,7 @@ impl Broker {
             let mut partitions = existing.partitions.clone();
             let mut failed = false;
             for p in existing.meta.partitions..count {
-                let opened = self
-                    .storage
-                    .open_log(&meta.log_name(p), effective.log.clone())
-                    .and_then(|(log, _)| Partition::open(name, p, log, effective.clone()));
-                match opened {
+                match open_partition(&self.storage, &meta, p, &effective) {
                     Ok(partition) => partitions.push(Arc::new(partition)),
                     Err(e) => {
                         tracing::error!(topic = %name, partition = p, error = %e, "cannot open a new partition");

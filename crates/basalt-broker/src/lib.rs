@@ -639,11 +639,7 @@ impl Broker {
         let effective = self.config.effective(&meta.configs);
         let mut partitions = topic.partitions.clone();
         for p in current..count {
-            let opened = self
-                .storage
-                .open_log(&meta.log_name(p), effective.log.clone())
-                .and_then(|(log, _)| Partition::open(name, p, log, effective.clone()));
-            match opened {
+            match open_partition(&self.storage, &meta, p, &effective) {
                 Ok(partition) => partitions.push(Arc::new(partition)),
                 Err(e) => {
                     self.discard_logs(&meta, current..p + 1);
@@ -843,19 +839,7 @@ fn open_topic(
     let effective = config.effective(&meta.configs);
     let mut partitions = Vec::with_capacity(meta.partitions as usize);
     for p in 0..meta.partitions {
-        let (log, report) = storage.open_log(&meta.log_name(p), effective.log.clone())?;
-        if report.truncated_bytes > 0 {
-            tracing::warn!(topic = %meta.name, partition = p, bytes = report.truncated_bytes, "recovered a torn tail");
-        }
-        if let Some(d) = &report.damage {
-            tracing::error!(topic = %meta.name, partition = p, damage = %d, "partition damaged");
-        }
-        partitions.push(Arc::new(Partition::open(
-            &meta.name,
-            p,
-            log,
-            effective.clone(),
-        )?));
+        partitions.push(Arc::new(open_partition(storage, &meta, p, &effective)?));
     }
     Ok(Topic {
         id: meta.uuid(),
@@ -863,6 +847,24 @@ fn open_topic(
         meta,
         partitions,
     })
+}
+
+/// Opens partition `p` of `meta`'s topic with its effective settings, logging what recovery of
+/// its log found.
+fn open_partition(
+    storage: &Storage,
+    meta: &TopicMeta,
+    p: i32,
+    effective: &config::EffectiveTopicConfig,
+) -> Result<Partition, basalt_storage::StorageError> {
+    let (log, report) = storage.open_log(&meta.log_name(p), effective.log.clone())?;
+    if report.truncated_bytes > 0 {
+        tracing::warn!(topic = %meta.name, partition = p, bytes = report.truncated_bytes, "recovered a torn tail");
+    }
+    if let Some(d) = &report.damage {
+        tracing::error!(topic = %meta.name, partition = p, damage = %d, "partition damaged");
+    }
+    Partition::open(&meta.name, p, log, effective.clone())
 }
 
 /// Wall-clock milliseconds since the Unix epoch.
