@@ -22,6 +22,10 @@
 //! - `META-5`: a fenced node leads no partition and is in no ISR, except as the last member of
 //!   the ISR of a partition that then has no leader (so no replica that might be behind is made
 //!   leader behind the operator's back); unfencing it makes it leader of such partitions again.
+//! - `META-6`: a node registering with a new incarnation (it restarted) is first treated as
+//!   fenced: it leaves every ISR it is not the last member of and leads nothing, so a replica
+//!   that lost an unsynced tail in a crash is never counted in sync nor elected until it has
+//!   caught up again; leading again bumps the leader epoch.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -613,8 +617,24 @@ impl MetadataImage {
             registered_ms: now_ms,
             last_heartbeat_ms: now_ms,
         };
+        // A node back with a new incarnation restarted: what it held unsynced may be gone, so
+        // it leaves every ISR and leadership first, as if fenced (META-6), and rejoins the ISRs
+        // by catching up.
+        let restarted = self
+            .nodes
+            .get(&id)
+            .is_some_and(|n| n.incarnation != incarnation && !n.fenced);
+        let mut partitions_changed = 0;
+        if restarted
+            && let Outcome::Node {
+                partitions_changed: n,
+                ..
+            } = self.fence_node(id)?
+        {
+            partitions_changed += n;
+        }
         self.nodes.insert(id, node);
-        let partitions_changed = self.elect_leaderless(id);
+        partitions_changed += self.elect_leaderless(id);
         Ok(Outcome::Node {
             id,
             fenced: false,

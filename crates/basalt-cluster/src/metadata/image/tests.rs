@@ -512,3 +512,35 @@ fn same_commands_give_same_images_and_serde_round_trips() {
     assert!(assignments.iter().all(|a| a.len() == 3 && !a.contains(&2)));
     assert!(place(&image, 1, 4).is_err());
 }
+
+#[test]
+fn a_restarted_node_leaves_isrs_and_leadership_until_it_catches_up() {
+    let mut image = cluster(3);
+    create(&mut image, 1, "orders", vec![vec![1, 2, 3], vec![2, 3, 1]]);
+    create(&mut image, 2, "solo", vec![vec![1]]);
+    let before = partition(&image, "orders", 0).clone();
+    assert_eq!(before.leader, Some(1));
+    // The same registration again (a retried proposal) changes nothing.
+    apply(&mut image, register(1, None)).unwrap();
+    assert_eq!(*partition(&image, "orders", 0), before);
+
+    // Node 1 comes back with a new incarnation (META-6).
+    let mut again = register(1, None);
+    if let Command::RegisterNode { incarnation, .. } = &mut again {
+        *incarnation = 7_777;
+    }
+    apply(&mut image, again).unwrap();
+    assert!(!image.nodes[&1].fenced);
+    let led = partition(&image, "orders", 0);
+    assert_eq!(led.leader, Some(2));
+    assert_eq!(led.isr, vec![2, 3]);
+    assert_eq!(led.leader_epoch, before.leader_epoch + 1);
+    let followed = partition(&image, "orders", 1);
+    assert_eq!(followed.leader, Some(2));
+    assert_eq!(followed.isr, vec![2, 3]);
+    // Its only-replica partition stays its own, under a new leader epoch.
+    let solo = partition(&image, "solo", 0);
+    assert_eq!(solo.leader, Some(1));
+    assert_eq!(solo.isr, vec![1]);
+    assert_eq!(solo.leader_epoch, 2);
+}
