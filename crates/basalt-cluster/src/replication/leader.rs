@@ -271,6 +271,12 @@ impl LeaderState {
             .max(1)
     }
 
+    /// Takes new settings (a topic's `min.insync.replicas` changed). A larger minimum holds the
+    /// HW from now on; a smaller one lets it advance at the next append or fetch.
+    pub fn set_config(&mut self, config: LeaderConfig) {
+        self.config = config;
+    }
+
     /// Whether the committed ISR is large enough for acks=all produces (checked before the
     /// append: NOT_ENOUGH_REPLICAS otherwise).
     pub fn min_isr_met(&self) -> bool {
@@ -383,6 +389,15 @@ impl LeaderState {
         self.pending = None;
         IsrApplied::Applied {
             hw_advanced: self.maybe_advance_hw(),
+        }
+    }
+
+    /// The quorum refused `proposal` outright (it was applied and rejected, so the committed ISR
+    /// did not change): it is no longer outstanding, and a new one may be made. An answer that
+    /// leaves the outcome unknown must not be reported here (`REP-3`).
+    pub fn proposal_rejected(&mut self, proposal: &IsrProposal) {
+        if self.pending.as_ref() == Some(proposal) {
+            self.pending = None;
         }
     }
 
