@@ -125,11 +125,21 @@ pub enum StorageError {
         /// Next offset the log will assign.
         log_end_offset: i64,
     },
-    /// A negative leader epoch to stamp or record.
+    /// A negative leader epoch to stamp or record, or a replica batch whose epoch is below the
+    /// latest one the log recorded (or below an earlier batch's of the same append).
     #[error("invalid leader epoch {epoch}")]
     InvalidLeaderEpoch {
         /// The epoch given.
         epoch: i32,
+    },
+    /// A replica append whose batches do not continue the log: a batch's base offset is not the
+    /// log end offset (first batch) or the previous batch's next offset; nothing was written.
+    #[error("batch base offset {found} does not continue the log at offset {expected}")]
+    NotContiguous {
+        /// The offset the batch had to start at.
+        expected: i64,
+        /// Its base offset.
+        found: i64,
     },
     /// A value that should be a number was not one (a checkpoint file).
     #[error("{path}: {reason}")]

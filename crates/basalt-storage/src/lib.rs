@@ -9,6 +9,9 @@
 //!
 //! # What it promises
 //! - Appends validate every batch (framing, magic, CRC-32C, record count) before writing anything.
+//!   A follower's replica appends keep the leader's offsets and epochs and must continue the log.
+//! - A follower can cut its log's end at a batch boundary (`truncate_to`) or start it again empty
+//!   at any offset (`reset_to`); a crash during either leaves a log that opens cleanly.
 //! - Reads return whole batches starting with the one containing the requested offset, never a
 //!   partial batch, and never wait for a writer.
 //! - Durability follows the log's [`FsyncPolicy`], whose exact promises are documented there.
@@ -25,7 +28,9 @@
 //! <data>/<log>/00000000000000000000.index
 //! <data>/<log>/00000000000000000000.timeindex
 //! <data>/<log>/00000000000000000000.txnindex   aborted transactions, once there is one
-//! <data>/<log>/log-start-offset        written by DeleteRecords
+//! <data>/<log>/log-start-offset        written by DeleteRecords (and reset_to)
+//! <data>/<log>/leader-epoch-checkpoint leader epochs and their first offsets
+//! <data>/<log>/high-watermark          advisory, written by store_high_watermark
 //! ```
 //! Other files in a log directory belong to the layer above (the broker keeps producer
 //! snapshots there) and are left alone, except `*.tmp` files, which opening the log removes.

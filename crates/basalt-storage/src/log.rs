@@ -5,19 +5,34 @@
 //! lock only long enough to clone an `Arc<Segment>`, and never take the writer mutex, so a reader
 //! never waits for a write and a write never waits for a reader's I/O. Retention and DeleteRecords
 //! are serialised by a maintenance mutex and remove segments from the list with a short write lock.
+//! `truncate_to` and `reset_to` take both mutexes (writer first) and publish the new segment list,
+//! offsets and aborted transactions under the list's write lock; a reader still holding a segment
+//! they removed or replaced gets an error, a short read, or whole batches written there since,
+//! and never panics; a sync request for such a segment moves no durable offset.
 //!
 //! # Invariants
-//! - `LOG-1`: offsets are assigned here, densely and in order: each appended batch's base offset is
-//!   the previous batch's last offset + 1, starting at the log end offset.
-//! - `LOG-2`: `log_start_offset <= durable_end_offset <= log_end_offset`, none ever decreases
-//!   (except when recovery truncates a torn tail before the log is handed out).
+//! - `LOG-1`: offsets are dense and in order: each appended batch's base offset is the previous
+//!   batch's last offset + 1, starting at the log end offset. They are assigned here, except for
+//!   replica appends (`append_replica`), whose batches keep the leader's offsets and are refused
+//!   unless they continue the log exactly so.
+//! - `LOG-2`: `log_start_offset <= durable_end_offset <= log_end_offset`. None decreases, except
+//!   when recovery truncates a torn tail before the log is handed out, when `truncate_to` cuts the
+//!   end (the log end and durable end drop to the cut; the log start too if the cut batch spans
+//!   it), and when `reset_to` sets all three to its offset.
 //! - `LOG-3`: the segment list is never empty; its last segment is the only unsealed one.
-//! - `LOG-4`: a poisoned log (failed fsync) accepts no append; a damaged log serves no offset at or
-//!   past the damage and accepts no append.
+//! - `LOG-4`: a poisoned log (failed fsync, or a `truncate_to`/`reset_to` that failed part way)
+//!   accepts no append; a damaged log serves no offset at or past the damage and accepts no
+//!   append.
 //! - `LOG-5`: the leader-epoch cache (`leader-epoch-checkpoint`) holds only entries within
 //!   `[log_start_offset, log_end_offset]`, obeys `REP-1`, and is on disk (written atomically)
-//!   before any batch stamped with a new epoch is written; a missing or damaged checkpoint is
-//!   rebuilt from the batches' `partition_leader_epoch` at open.
+//!   before any batch stamped with a new epoch is written (for a replica append, every epoch its
+//!   batches start, at their base offsets); a missing or damaged checkpoint is rebuilt from the
+//!   batches' `partition_leader_epoch` at open. `truncate_to` and `reset_to` remove the checkpoint
+//!   before they change any segment and write it again, truncated, afterwards, so a crash between
+//!   rebuilds it from the batches that are left.
+//! - `LOG-6`: the stored high watermark (`high-watermark`, advisory, never synced) is served
+//!   clamped to `[log_start_offset, log_end_offset]`; `truncate_to` lowers it to the cut before
+//!   cutting anything.
 
 use std::fs;
 use std::io::IoSlice;
@@ -42,6 +57,8 @@ use crate::storage::Shared;
 use crate::txnindex::{self, AbortedTxn};
 
 const LOG_START_FILE: &str = "log-start-offset";
+/// The advisory high-watermark checkpoint ([`Log::store_high_watermark`]).
+const HIGH_WATERMARK_FILE: &str = "high-watermark";
 /// The leader-epoch checkpoint, in Kafka's text format (see [`Log::leader_epochs`]).
 pub const LEADER_EPOCH_FILE: &str = "leader-epoch-checkpoint";
 
@@ -54,6 +71,9 @@ pub struct Log {
     config: RwLock<LogConfig>,
     writer: Mutex<Writer>,
     maintenance: Mutex<()>,
+    /// Held (write) by `truncate_to` and `reset_to` while they change files and the segment list,
+    /// and (read) by every segment sync, so a sync never sees a segment half removed.
+    reshaping: RwLock<()>,
     segments: RwLock<Vec<Arc<Segment>>>,
     /// Every aborted-transaction entry of every segment, by `(last_offset, producer_id)`
     /// (`TXN-1`); changed under the writer mutex (and the maintenance mutex for sealed segments).
@@ -63,6 +83,9 @@ pub struct Log {
     log_start_offset: AtomicI64,
     log_end_offset: AtomicI64,
     durable_end_offset: AtomicI64,
+    /// The high watermark stored in `HIGH_WATERMARK_FILE` (or loaded at open), kept within
+    /// `[log_start_offset, log_end_offset]` when read.
+    high_watermark: Mutex<i64>,
     damage: Mutex<Option<Damage>>,
     poisoned: AtomicBool,
     closed: AtomicBool,
@@ -125,6 +148,16 @@ pub struct FileRead {
     pub log_start_offset: i64,
     /// Next offset the log will assign.
     pub log_end_offset: i64,
+}
+
+/// How an append treats its batches' base offsets and leader epochs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Producer batches: offsets are assigned from the log end (`LOG-1`), and every batch is
+    /// stamped with the leader epoch when there is one.
+    Assign { leader_epoch: Option<i32> },
+    /// A follower's batches from its leader: kept as they are, and they must continue the log.
+    Replica,
 }
 
 /// Where a read starts ([`Log::read_start`]).
@@ -204,6 +237,7 @@ impl Log {
         }
         let mut bases = Vec::new();
         let mut txn_bases = Vec::new();
+        let mut index_files = Vec::new();
         let entries = if created {
             None
         } else {
@@ -222,9 +256,20 @@ impl Log {
                 bases.push(base);
             } else if let Some(base) = txnindex::parse_name(file_name) {
                 txn_bases.push(base);
+            } else if let Some(base) = parse_index_name(file_name) {
+                index_files.push((base, entry.path()));
             }
         }
         bases.sort_unstable();
+        // Offset and time indexes whose segment is gone (deleted or truncated away just before a
+        // crash): a later segment with the same base must not find them.
+        for (base, path) in index_files {
+            if bases.binary_search(&base).is_err()
+                && let Err(e) = fs::remove_file(&path)
+            {
+                tracing::warn!(file = %path.display(), error = %e, "cannot remove orphaned index");
+            }
+        }
         // An aborted-transaction index whose segment is gone (deleted just before a crash).
         txn_bases.retain(|base| {
             if bases.binary_search(base).is_ok() {
@@ -382,6 +427,7 @@ impl Log {
             .min(log_end);
         report.log_start_offset = log_start;
         report.log_end_offset = log_end;
+        let high_watermark = read_high_watermark(&dir).unwrap_or(log_start);
         let log = Arc::new_cyclic(|me| Log {
             name: name.to_owned(),
             dir,
@@ -393,12 +439,14 @@ impl Log {
                 first_append_ms: None,
             }),
             maintenance: Mutex::new(()),
+            reshaping: RwLock::new(()),
             segments: RwLock::new(segments),
             txns: RwLock::new(txns),
             epochs: Mutex::new(LeaderEpochCache::new()),
             log_start_offset: AtomicI64::new(log_start),
             log_end_offset: AtomicI64::new(log_end),
             durable_end_offset: AtomicI64::new(log_end),
+            high_watermark: Mutex::new(high_watermark),
             damage: Mutex::new(report.damage.clone()),
             poisoned: AtomicBool::new(false),
             closed: AtomicBool::new(false),
@@ -431,30 +479,36 @@ impl Log {
         if epoch < 0 || start_offset < 0 {
             return Err(StorageError::InvalidLeaderEpoch { epoch });
         }
-        let mut epochs = self.epochs.lock();
-        if epochs
-            .latest()
-            .is_some_and(|latest| latest.epoch == epoch && latest.start_offset <= start_offset)
-        {
-            return Ok(());
-        }
-        let mut changed = epochs.clone();
-        changed.assign(epoch, start_offset);
-        write_leader_epochs(&self.dir, &changed)?;
-        *epochs = changed;
-        Ok(())
+        // Unchanged (and not written) when `epoch` is the latest and starts at or before it.
+        self.update_leader_epochs(|cache| {
+            cache.assign(epoch, start_offset);
+            Ok(())
+        })
     }
 
-    /// The log now starts at `start_offset`: the cache's start moves with it (`LOG-5`).
-    fn move_leader_epochs_start(&self, start_offset: i64) -> Result<()> {
+    /// Changes the leader-epoch cache with `change`, writing the checkpoint (atomically) before
+    /// the cache in memory changes, and only if it changed (`LOG-5`). An error from `change`
+    /// leaves both as they were.
+    fn update_leader_epochs(
+        &self,
+        change: impl FnOnce(&mut LeaderEpochCache) -> Result<()>,
+    ) -> Result<()> {
         let mut epochs = self.epochs.lock();
         let mut changed = epochs.clone();
-        changed.truncate_to_start(start_offset);
+        change(&mut changed)?;
         if changed != *epochs {
             write_leader_epochs(&self.dir, &changed)?;
             *epochs = changed;
         }
         Ok(())
+    }
+
+    /// The log now starts at `start_offset`: the cache's start moves with it (`LOG-5`).
+    fn move_leader_epochs_start(&self, start_offset: i64) -> Result<()> {
+        self.update_leader_epochs(|cache| {
+            cache.truncate_to_start(start_offset);
+            Ok(())
+        })
     }
 
     /// Loads the checkpoint at open; a missing or unreadable one is rebuilt from the batches'
@@ -566,7 +620,7 @@ impl Log {
     /// written with one vectored write, without copying the input. The returned ticket completes
     /// when the append is durable under the log's fsync policy.
     pub fn append(&self, batches: &[u8], now_ms: i64) -> Result<Appended> {
-        self.append_inner(batches, None, now_ms)
+        self.append_inner(batches, Mode::Assign { leader_epoch: None }, now_ms)
     }
 
     /// Like [`Log::append`], and stamps every batch with `leader_epoch` (its
@@ -578,35 +632,88 @@ impl Log {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<Appended> {
-        self.append_inner(batches, Some(leader_epoch), now_ms)
+        self.append_inner(
+            batches,
+            Mode::Assign {
+                leader_epoch: Some(leader_epoch),
+            },
+            now_ms,
+        )
     }
 
-    fn append_inner(
-        &self,
-        batches: &[u8],
-        leader_epoch: Option<i32>,
-        now_ms: i64,
-    ) -> Result<Appended> {
-        if let Some(epoch) = leader_epoch
+    /// Appends batches fetched from the leader exactly as they are, as a follower does: their
+    /// base offsets and `partition_leader_epoch` are kept and the input is written with one
+    /// write (`LOG-1`).
+    ///
+    /// Before anything is written, every batch must parse with a valid CRC (control,
+    /// transactional and compacted batches are all accepted), the first must start at the log end
+    /// offset and each next one where the previous ends ([`StorageError::NotContiguous`]), and
+    /// their leader epochs must be `>= 0`, never decrease, and not be below the latest epoch in
+    /// the leader-epoch cache ([`StorageError::InvalidLeaderEpoch`]). Each batch that starts a new
+    /// epoch is recorded at its base offset in the checkpoint before the bytes are written
+    /// (`LOG-5`). Rolling, indexes and the fsync policy work as for [`Log::append`].
+    pub fn append_replica(&self, batches: &[u8], now_ms: i64) -> Result<Appended> {
+        self.append_inner(batches, Mode::Replica, now_ms)
+    }
+
+    /// Parses and checks `batches` as `mode` requires; nothing is written.
+    fn validate_batches(batches: &[u8], mode: Mode) -> Result<Vec<BatchHeader>> {
+        if let Mode::Assign {
+            leader_epoch: Some(epoch),
+        } = mode
             && epoch < 0
         {
             return Err(StorageError::InvalidLeaderEpoch { epoch });
         }
-        let mut headers = Vec::new();
+        let mut headers: Vec<BatchHeader> = Vec::new();
         let mut at = 0usize;
         while at < batches.len() {
-            let header = BatchHeader::validate_produced(&batches[at..]).map_err(|source| {
-                StorageError::InvalidBatch {
-                    position: at,
-                    source,
+            let bytes = &batches[at..];
+            let invalid = |source| StorageError::InvalidBatch {
+                position: at,
+                source,
+            };
+            let header = match mode {
+                Mode::Assign { .. } => BatchHeader::validate_produced(bytes).map_err(invalid)?,
+                Mode::Replica => {
+                    let header = BatchHeader::parse(bytes).map_err(invalid)?;
+                    header.verify_crc(bytes).map_err(invalid)?;
+                    if let Some(prev) = headers.last()
+                        && header.base_offset != prev.next_offset()
+                    {
+                        return Err(StorageError::NotContiguous {
+                            expected: prev.next_offset(),
+                            found: header.base_offset,
+                        });
+                    }
+                    header
                 }
-            })?;
+            };
             at += header.total_size();
             headers.push(header);
         }
         if headers.is_empty() {
             return Err(StorageError::EmptyAppend);
         }
+        Ok(headers)
+    }
+
+    /// Checks that replica batches may follow `cache`: epochs `>= 0`, never decreasing, and not
+    /// below the cache's latest.
+    fn check_replica_epochs(cache: &LeaderEpochCache, headers: &[BatchHeader]) -> Result<()> {
+        let mut latest = cache.latest_epoch().unwrap_or(0);
+        for h in headers {
+            let epoch = h.partition_leader_epoch;
+            if epoch < 0 || epoch < latest {
+                return Err(StorageError::InvalidLeaderEpoch { epoch });
+            }
+            latest = epoch;
+        }
+        Ok(())
+    }
+
+    fn append_inner(&self, batches: &[u8], mode: Mode, now_ms: i64) -> Result<Appended> {
+        let mut headers = Self::validate_batches(batches, mode)?;
         let config = self.config();
         let limit = config.segment_limit();
         // A batch larger than a segment can never be stored; several batches of one append stay
@@ -621,12 +728,22 @@ impl Log {
 
         let mut writer = self.writer.lock();
         self.check_writable()?;
+        let log_end = self.log_end_offset();
+        if mode == Mode::Replica {
+            if headers[0].base_offset != log_end {
+                return Err(StorageError::NotContiguous {
+                    expected: log_end,
+                    found: headers[0].base_offset,
+                });
+            }
+            // Checked again when the epochs are recorded; here so a refusal writes nothing.
+            Self::check_replica_epochs(&self.epochs.lock(), &headers)?;
+        }
         let offsets: i64 = headers
             .iter()
             .map(|h| i64::from(h.last_offset_delta) + 1)
             .sum();
         let active_bytes = writer.active.valid_bytes();
-        let log_end = self.log_end_offset();
         let too_old = writer
             .first_append_ms
             .is_some_and(|first| now_ms.saturating_sub(first) >= config.segment_age_ms_max);
@@ -636,34 +753,55 @@ impl Log {
         if rolled {
             self.roll_locked(&mut writer)?;
         }
-        if let Some(epoch) = leader_epoch {
-            self.assign_leader_epoch(epoch, log_end)?;
-        }
-
-        // Patch base offsets (and leader epochs) through separate 16-byte buffers holding the
-        // base offset, batch length and leader epoch: the input stays untouched.
-        let mut prefixes = Vec::with_capacity(headers.len());
-        let mut next = log_end;
-        let mut at = 0usize;
-        for header in &mut headers {
-            header.base_offset = next;
-            if let Some(epoch) = leader_epoch {
-                header.partition_leader_epoch = epoch;
+        let mut prefixes = Vec::new();
+        let next = match mode {
+            Mode::Assign { leader_epoch } => {
+                if let Some(epoch) = leader_epoch {
+                    self.assign_leader_epoch(epoch, log_end)?;
+                }
+                // Patch base offsets (and leader epochs) through separate 16-byte buffers holding
+                // the base offset, batch length and leader epoch: the input stays untouched.
+                prefixes.reserve(headers.len());
+                let mut next = log_end;
+                let mut at = 0usize;
+                for header in &mut headers {
+                    header.base_offset = next;
+                    if let Some(epoch) = leader_epoch {
+                        header.partition_leader_epoch = epoch;
+                    }
+                    let mut prefix = [0u8; 16];
+                    prefix[..8].copy_from_slice(&next.to_be_bytes());
+                    prefix[8..12].copy_from_slice(&batches[at + 8..at + 12]);
+                    prefix[12..].copy_from_slice(&header.partition_leader_epoch.to_be_bytes());
+                    prefixes.push(prefix);
+                    next = header.next_offset();
+                    at += header.total_size();
+                }
+                next
             }
-            let mut prefix = [0u8; 16];
-            prefix[..8].copy_from_slice(&next.to_be_bytes());
-            prefix[8..12].copy_from_slice(&batches[at + 8..at + 12]);
-            prefix[12..].copy_from_slice(&header.partition_leader_epoch.to_be_bytes());
-            prefixes.push(prefix);
-            next = header.next_offset();
-            at += header.total_size();
-        }
+            Mode::Replica => {
+                // LOG-5: each new epoch is on disk before its batches are.
+                self.update_leader_epochs(|cache| {
+                    Self::check_replica_epochs(cache, &headers)?;
+                    for h in &headers {
+                        cache.assign(h.partition_leader_epoch, h.base_offset);
+                    }
+                    Ok(())
+                })?;
+                headers.last().map_or(log_end, BatchHeader::next_offset)
+            }
+        };
         let mut slices = Vec::with_capacity(headers.len() * 2);
-        let mut at = 0usize;
-        for (header, prefix) in headers.iter().zip(&prefixes) {
-            slices.push(IoSlice::new(prefix));
-            slices.push(IoSlice::new(&batches[at + 16..at + header.total_size()]));
-            at += header.total_size();
+        if prefixes.is_empty() {
+            // Replica batches are written exactly as fetched.
+            slices.push(IoSlice::new(batches));
+        } else {
+            let mut at = 0usize;
+            for (header, prefix) in headers.iter().zip(&prefixes) {
+                slices.push(IoSlice::new(prefix));
+                slices.push(IoSlice::new(&batches[at + 16..at + header.total_size()]));
+                at += header.total_size();
+            }
         }
         let active = Arc::clone(&writer.active);
         let file = active.file(&self.shared.fds)?;
@@ -671,6 +809,14 @@ impl Log {
         if let Err(err) = write_all_vectored_at(&file, &mut slices, position) {
             // Nothing below valid_bytes changed; drop whatever part of the write landed.
             let _ = file.set_len(position);
+            if mode == Mode::Replica {
+                // Epochs recorded past the log end for batches that were not written go again
+                // (one starting at the log end may stay, as for a leader that wrote nothing).
+                let _ = self.update_leader_epochs(|cache| {
+                    cache.truncate_from(log_end + 1);
+                    Ok(())
+                });
+            }
             return Err(StorageError::io("write", &active.log_path, err));
         }
 
@@ -806,6 +952,10 @@ impl Log {
             end += h.total_size() as u64;
             next_offset = h.next_offset();
         }
+        if seg.valid_bytes() < end {
+            // Cut or removed by a truncation while the region was found.
+            return Err(self.truncated_away(&seg));
+        }
         Ok(FileRead {
             region: Some((file, position, (end - position) as usize)),
             next_offset,
@@ -841,16 +991,20 @@ impl Log {
         let upper = start.upper;
         let want = (valid - position).min(max_bytes.max(header.total_size()) as u64) as usize;
         let buf = seg.read_exact(&file, position, want)?;
+        // A truncation may have cut or removed the segment since `valid` was read, and new
+        // batches may be being written past the cut: only what it still holds is returned.
+        let still_valid = seg.valid_bytes().saturating_sub(position);
         let mut end = 0usize;
         let mut next_offset = offset;
         for item in BatchIter::new(&buf) {
             match item {
-                Ok((h, range)) if h.base_offset < upper => {
+                Ok((h, range)) if h.base_offset < upper && range.end as u64 <= still_valid => {
                     end = range.end;
                     next_offset = h.next_offset();
                 }
                 Ok(_) => break,
                 Err(basalt_record::BatchError::Truncated { .. }) => break,
+                Err(_) if end as u64 >= still_valid => break,
                 Err(err) => {
                     let damage = self.damaged_at(&seg, position + end as u64, err.to_string());
                     if end == 0 {
@@ -859,6 +1013,9 @@ impl Log {
                     break;
                 }
             }
+        }
+        if end == 0 {
+            return Err(self.truncated_away(&seg));
         }
         let mut records = Bytes::from(buf);
         records.truncate(end);
@@ -905,7 +1062,7 @@ impl Log {
         while let Some(seg) = segment.take() {
             let (idx, damage) = seg.indexes(fds, interval)?;
             if let Some(damage) = damage {
-                self.mark_damaged(damage);
+                self.mark_segment_damaged(&seg, damage);
             }
             let valid = seg.valid_bytes();
             let file = seg.file(fds).map_err(|e| self.gone_or(e, offset))?;
@@ -950,7 +1107,7 @@ impl Log {
             }
             let (idx, damage) = seg.indexes(fds, interval)?;
             if let Some(damage) = damage {
-                self.mark_damaged(damage);
+                self.mark_segment_damaged(&seg, damage);
             }
             let valid = seg.valid_bytes();
             let file = seg.file(fds)?;
@@ -1030,7 +1187,7 @@ impl Log {
         while let Some(seg) = segment.take() {
             let (idx, damage) = seg.indexes(fds, interval)?;
             if let Some(damage) = damage {
-                self.mark_damaged(damage);
+                self.mark_segment_damaged(&seg, damage);
             }
             let valid = seg.valid_bytes();
             let file = seg.file(fds)?;
@@ -1209,12 +1366,7 @@ impl Log {
         if offset <= current {
             return Ok(current);
         }
-        crate::index::write_atomically(
-            &self.dir.join(LOG_START_FILE),
-            offset.to_string().as_bytes(),
-            true,
-        )?;
-        sync_dir(&self.dir)?;
+        self.write_log_start(offset)?;
         self.log_start_offset.fetch_max(offset, Ordering::AcqRel);
         self.move_leader_epochs_start(self.log_start_offset())?;
         let segments = self.segments.read().clone();
@@ -1225,6 +1377,324 @@ impl Log {
         drop(segments);
         self.delete_oldest(doomed)?;
         Ok(self.log_start_offset())
+    }
+
+    /// Removes every batch whose last offset is `>= offset`, as a follower cuts the divergent end
+    /// of its log (Kafka's `truncateTo`; a batch spanning `offset` goes whole), and returns the
+    /// new log end offset (`<= offset`). Nothing changes when `offset >= log_end_offset`;
+    /// `offset < log_start_offset` is [`StorageError::OffsetOutOfRange`]. When the batch that
+    /// spans `offset` starts below the log start offset, the log start moves down to the new end
+    /// (the log is then empty).
+    ///
+    /// Segments wholly at or past the cut are deleted, the segment holding it is cut at the batch
+    /// boundary, synced, and becomes the active segment; aborted transactions, leader epochs
+    /// (`LOG-5`) and the stored high watermark past the new end go, on disk too. Everything kept
+    /// is durable afterwards. Refuses a closed, poisoned or damaged log. A crash inside leaves a
+    /// log that opens cleanly with or without the removed tail; a failure inside poisons the log
+    /// (`LOG-4`) until it is opened again.
+    pub fn truncate_to(&self, offset: i64) -> Result<i64> {
+        let mut writer = self.writer.lock();
+        let _maintenance = self.maintenance.lock();
+        self.check_writable()?;
+        let log_start = self.log_start_offset();
+        let log_end = self.log_end_offset();
+        if offset < log_start {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start_offset: log_start,
+                log_end_offset: log_end,
+            });
+        }
+        if offset >= log_end {
+            return Ok(log_end);
+        }
+        let (cut, position, new_end) = self.find_cut(offset)?;
+        let _reshaping = self.reshaping.write();
+        let result = self.truncate_locked(&mut writer, &cut, position, new_end);
+        if let Err(err) = &result {
+            self.fail_stop("truncate", err);
+        }
+        let new_end = result?;
+        tracing::info!(log = %self.name, offset, log_end_offset = new_end, "truncated log");
+        Ok(new_end)
+    }
+
+    /// The segment holding `offset`, and the position and base offset of the batch that holds it.
+    fn find_cut(&self, offset: i64) -> Result<(Arc<Segment>, u64, i64)> {
+        let interval = self.config.read().index_interval_bytes;
+        let fds = &self.shared.fds;
+        let seg = self.floor_segment(offset);
+        let (idx, damage) = seg.indexes(fds, interval)?;
+        if let Some(damage) = damage {
+            self.mark_damaged(damage.clone());
+            return Err(StorageError::Damaged(damage));
+        }
+        let valid = seg.valid_bytes();
+        let file = seg.file(fds)?;
+        let mut position = idx.position_for(seg.relative(offset), valid);
+        while position < valid {
+            let h = self.header_at(&seg, &file, position, valid)?;
+            if h.last_offset() >= offset {
+                if h.base_offset < seg.base_offset || h.base_offset > offset {
+                    break;
+                }
+                return Ok((seg, position, h.base_offset));
+            }
+            position += h.total_size() as u64;
+        }
+        Err(self.damaged_at(&seg, position, format!("no batch holds offset {offset}")))
+    }
+
+    /// The steps of [`Log::truncate_to`], in an order that keeps the directory a valid log after
+    /// a crash at any point: the epoch checkpoint goes first (rebuilt from the batches if the
+    /// crash comes before it is written again), then the segments past the cut, newest first,
+    /// then the cut, then the aborted-transaction index (opening drops entries past the log end).
+    fn truncate_locked(
+        &self,
+        writer: &mut Writer,
+        cut: &Arc<Segment>,
+        position: u64,
+        new_end: i64,
+    ) -> Result<i64> {
+        let fds = &self.shared.fds;
+        let interval = self.config.read().index_interval_bytes;
+        let log_start = self.log_start_offset();
+        // A lower high watermark is always safe to store first.
+        self.clamp_high_watermark(new_end);
+        self.sync_new_dir()?;
+        remove_if_present(&self.dir.join(LEADER_EPOCH_FILE))?;
+        let segments = self.segments.read().clone();
+        let k = segments
+            .iter()
+            .position(|s| Arc::ptr_eq(s, cut))
+            .ok_or_else(|| StorageError::Closed {
+                name: self.name.clone(),
+            })?;
+        for seg in segments[k + 1..].iter().rev() {
+            remove_segment_files(fds, seg)?;
+        }
+        sync_dir(&self.dir)?;
+
+        let file = cut.file(fds)?;
+        file.set_len(position)
+            .map_err(|e| StorageError::io("truncate", &cut.log_path, e))?;
+        if let Err(err) = file.sync_data() {
+            self.poison(&err);
+            return Err(StorageError::io("fdatasync", &cut.log_path, err));
+        }
+        // Stale once cut; sealing or closing writes them again.
+        remove_if_present(&cut.index_path)?;
+        remove_if_present(&cut.time_path)?;
+        // A new segment value (and file id): readers and sync requests holding the old one keep
+        // its old bounds, never the new ones (see `sync_segment`).
+        let segment = Arc::new(Segment::new(&self.dir, cut.base_offset, fds.allocate_id()));
+        fds.evict(cut.file_id);
+        fds.insert(segment.file_id, Arc::clone(&file));
+        let outcome = segment.scan(&file, interval)?;
+        let damage = outcome
+            .stop
+            .as_ref()
+            .map(|stop| segment.damage(outcome.next_offset, stop.position, &stop.reason));
+        let new_end = outcome.next_offset.min(new_end);
+        segment
+            .valid_bytes
+            .store(outcome.valid_bytes, Ordering::Release);
+        segment.next_offset.store(new_end, Ordering::Release);
+        segment
+            .max_timestamp
+            .store(outcome.builder.max_timestamp(), Ordering::Release);
+        *segment.live_indexes.write() = outcome.indexes;
+
+        let kept: Vec<AbortedTxn> = self
+            .txns
+            .read()
+            .iter()
+            .filter(|t| t.last_offset >= cut.base_offset && t.last_offset < new_end)
+            .copied()
+            .collect();
+        if kept.is_empty() {
+            remove_if_present(&cut.txn_path)?;
+        } else {
+            txnindex::rewrite(&cut.txn_path, &kept, true)?;
+        }
+        sync_dir(&self.dir)?;
+
+        let new_start = log_start.min(new_end);
+        {
+            let mut list = self.segments.write();
+            list.truncate(k);
+            list.push(Arc::clone(&segment));
+            let mut txns = self.txns.write();
+            let keep = txns.partition_point(|t| t.last_offset < new_end);
+            txns.truncate(keep);
+            if new_start < log_start {
+                self.log_start_offset.store(new_start, Ordering::Release);
+            }
+            self.log_end_offset.store(new_end, Ordering::Release);
+            // Every batch kept is synced: sealed segments at their roll, this one just now.
+            self.durable_end_offset.store(new_end, Ordering::Release);
+            // Readers still holding the old values see them end at the cut (`SEG-1`), and never
+            // rebuild (and store) indexes from a file that is now another segment's.
+            cut.valid_bytes.fetch_min(position, Ordering::AcqRel);
+            let _ = cut.sealed_indexes.set(Arc::new(Indexes::default()));
+            for seg in &segments[k + 1..] {
+                retire(seg);
+            }
+        }
+        writer.active = segment;
+        writer.builder = outcome.builder;
+        writer.first_append_ms = None;
+        if let Some(damage) = damage {
+            self.mark_damaged(damage);
+        }
+        if new_start < log_start {
+            self.write_log_start(new_start)?;
+        }
+        {
+            let mut epochs = self.epochs.lock();
+            let mut changed = epochs.clone();
+            changed.truncate_from(new_end);
+            write_leader_epochs(&self.dir, &changed)?;
+            *epochs = changed;
+        }
+        Ok(new_end)
+    }
+
+    /// Deletes every segment, index, aborted transaction and leader epoch and starts the log
+    /// again, empty, at `offset` (Kafka's `truncateFullyAndStartAt`, for a follower whose leader's
+    /// log starts past its own end): log start, log end and durable end are all `offset`, and the
+    /// log start offset is persisted as [`Log::delete_records`] does. Clears damage; refuses a
+    /// closed or poisoned log and a negative offset. A crash inside leaves either a prefix of the
+    /// old log or the new empty one; a failure inside poisons the log until it is opened again.
+    pub fn reset_to(&self, offset: i64) -> Result<()> {
+        let mut writer = self.writer.lock();
+        let _maintenance = self.maintenance.lock();
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StorageError::Closed {
+                name: self.name.clone(),
+            });
+        }
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(StorageError::Poisoned {
+                name: self.name.clone(),
+            });
+        }
+        if offset < 0 {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start_offset: self.log_start_offset(),
+                log_end_offset: self.log_end_offset(),
+            });
+        }
+        let _reshaping = self.reshaping.write();
+        let result = self.reset_locked(&mut writer, offset);
+        if let Err(err) = &result {
+            self.fail_stop("reset", err);
+        }
+        result?;
+        tracing::info!(log = %self.name, offset, "reset log");
+        Ok(())
+    }
+
+    /// The steps of [`Log::reset_to`]: the epoch checkpoint goes first (a crash before it is
+    /// written again rebuilds it from what is left), then the segments, newest first, then the
+    /// new log start is stored and the new segment created.
+    fn reset_locked(&self, writer: &mut Writer, offset: i64) -> Result<()> {
+        let fds = &self.shared.fds;
+        self.sync_new_dir()?;
+        remove_if_present(&self.dir.join(LEADER_EPOCH_FILE))?;
+        let segments = self.segments.read().clone();
+        for seg in segments.iter().rev() {
+            remove_segment_files(fds, seg)?;
+        }
+        sync_dir(&self.dir)?;
+        self.write_log_start(offset)?;
+        let segment = Arc::new(Segment::new(&self.dir, offset, fds.allocate_id()));
+        create_segment_file(&segment, fds)?;
+        sync_dir(&self.dir)?;
+        {
+            let mut list = self.segments.write();
+            for seg in list.iter() {
+                retire(seg);
+            }
+            *list = vec![Arc::clone(&segment)];
+            self.txns.write().clear();
+            self.log_end_offset.store(offset, Ordering::Release);
+            self.log_start_offset.store(offset, Ordering::Release);
+            self.durable_end_offset.store(offset, Ordering::Release);
+            *self.damage.lock() = None;
+        }
+        writer.active = segment;
+        writer.builder = IndexBuilder::new(self.config.read().index_interval_bytes);
+        writer.first_append_ms = None;
+        {
+            let mut epochs = self.epochs.lock();
+            let empty = LeaderEpochCache::new();
+            write_leader_epochs(&self.dir, &empty)?;
+            *epochs = empty;
+        }
+        let mut hw = self.high_watermark.lock();
+        *hw = offset;
+        self.write_high_watermark(offset);
+        Ok(())
+    }
+
+    /// Persists the log start offset (atomically, synced), as DeleteRecords does.
+    fn write_log_start(&self, offset: i64) -> Result<()> {
+        crate::index::write_atomically(
+            &self.dir.join(LOG_START_FILE),
+            offset.to_string().as_bytes(),
+            true,
+        )?;
+        sync_dir(&self.dir)
+    }
+
+    /// A truncation or reset failed part way: the files and the state in memory may disagree,
+    /// so the log takes no more writes until it is opened again (`LOG-4`), which recovers it.
+    fn fail_stop(&self, what: &'static str, err: &StorageError) {
+        if !self.poisoned.swap(true, Ordering::AcqRel) {
+            tracing::error!(log = %self.name, error = %err, what, "log changed part way; refusing writes until reopened");
+        }
+    }
+
+    /// Stores `high_watermark` in `<dir>/high-watermark` (temporary file and rename, not synced:
+    /// it is advisory) for [`Log::stored_high_watermark`] to return, now and after a reopen.
+    pub fn store_high_watermark(&self, high_watermark: i64) -> Result<()> {
+        let mut hw = self.high_watermark.lock();
+        crate::index::write_atomically(
+            &self.dir.join(HIGH_WATERMARK_FILE),
+            high_watermark.to_string().as_bytes(),
+            false,
+        )?;
+        *hw = high_watermark;
+        Ok(())
+    }
+
+    /// The high watermark last stored, or loaded at open, within
+    /// `[log_start_offset, log_end_offset]`; the log start offset when none was stored or the file
+    /// is unreadable. Never fails.
+    pub fn stored_high_watermark(&self) -> i64 {
+        let start = self.log_start_offset();
+        let end = self.log_end_offset().max(start);
+        (*self.high_watermark.lock()).clamp(start, end)
+    }
+
+    /// Lowers the stored high watermark to `end` if it is above (truncation), in memory and, as
+    /// far as possible, on disk.
+    fn clamp_high_watermark(&self, end: i64) {
+        let mut hw = self.high_watermark.lock();
+        if *hw > end {
+            *hw = end;
+            self.write_high_watermark(end);
+        }
+    }
+
+    /// Writes the high-watermark file, warning on failure (it is advisory).
+    fn write_high_watermark(&self, hw: i64) {
+        let path = self.dir.join(HIGH_WATERMARK_FILE);
+        if let Err(e) = crate::index::write_atomically(&path, hw.to_string().as_bytes(), false) {
+            tracing::warn!(log = %self.name, error = %e, "cannot store the high watermark");
+        }
     }
 
     /// Syncs the active segment now, whatever the policy.
@@ -1314,7 +1784,16 @@ impl Log {
         self.closed.load(Ordering::Acquire)
     }
 
+    /// Syncs `segment` and marks the log durable up to `end_offset`. A segment no longer in the
+    /// log is not synced and moves nothing: retention deletes only sealed segments, synced when
+    /// they were sealed, and `truncate_to`/`reset_to` synced what they kept of a segment they
+    /// replaced, whose old end offsets may name offsets written again since.
     pub(crate) fn sync_segment(&self, segment: &Segment, end_offset: i64) -> Result<()> {
+        // A truncation cannot come between the check and the mark.
+        let _reshaping = self.reshaping.read();
+        if !holds(&self.segments.read(), segment) {
+            return Ok(());
+        }
         let file = segment.file(&self.shared.fds)?;
         if let Err(err) = file.sync_data() {
             self.poison(&err);
@@ -1395,8 +1874,30 @@ impl Log {
             })
     }
 
+    /// Records damage found in `segment`, unless the segment is no longer the log's (a reader
+    /// that picked it before a truncation replaced it may find anything in its file).
+    fn mark_segment_damaged(&self, segment: &Segment, damage: Damage) {
+        if holds(&self.segments.read(), segment) {
+            self.mark_damaged(damage);
+        } else {
+            tracing::debug!(log = %self.name, damage = %damage, "bad bytes in a segment truncated away");
+        }
+    }
+
+    /// The error for a read that picked `segment` before a truncation removed or cut it.
+    fn truncated_away(&self, segment: &Segment) -> StorageError {
+        StorageError::OffsetOutOfRange {
+            offset: segment.base_offset,
+            log_start_offset: self.log_start_offset(),
+            log_end_offset: self.log_end_offset(),
+        }
+    }
+
     /// Records damage found by a read at `position` of `segment` and returns the error for it.
     fn damaged_at(&self, segment: &Segment, position: u64, reason: String) -> StorageError {
+        if !holds(&self.segments.read(), segment) {
+            return self.truncated_away(segment);
+        }
         // The offset of the damaged batch is unknown; the first offset not yet served from this
         // segment is the conservative bound. Reads route by the index, so use the indexed floor.
         let offset = self.offset_at_position(segment, position);
@@ -1516,15 +2017,7 @@ impl Log {
         let mut outcome = RetentionOutcome::default();
         for seg in &removed {
             debug_assert!(seg.is_sealed());
-            self.shared.fds.evict(seg.file_id);
-            for path in [
-                &seg.log_path,
-                &seg.index_path,
-                &seg.time_path,
-                &seg.txn_path,
-            ] {
-                remove_if_present(path)?;
-            }
+            remove_segment_files(&self.shared.fds, seg)?;
             outcome.deleted_segments += 1;
             outcome.deleted_bytes += seg.valid_bytes();
         }
@@ -1654,6 +2147,65 @@ fn walk_tail(
         .last()
         .is_none_or(|e| segment.base_offset + i64::from(e.relative_offset) == expected);
     (position == len && consistent).then_some((expected, max_timestamp))
+}
+
+/// A segment value removed by a truncation or reset: readers still holding it see it empty.
+fn retire(segment: &Segment) {
+    segment.valid_bytes.store(0, Ordering::Release);
+    let _ = segment.sealed_indexes.set(Arc::new(Indexes::default()));
+}
+
+/// Whether `segment` is (still) one of `segments`; looked up from the newest, where syncs are.
+fn holds(segments: &[Arc<Segment>], segment: &Segment) -> bool {
+    segments
+        .iter()
+        .rev()
+        .any(|s| std::ptr::eq(Arc::as_ptr(s), segment))
+}
+
+/// Parses a segment's base offset from a `.index` or `.timeindex` file name.
+fn parse_index_name(name: &str) -> Option<i64> {
+    let stem = name
+        .strip_suffix(".index")
+        .or_else(|| name.strip_suffix(".timeindex"))?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+/// The stored high watermark; `None` when missing or unreadable (it is advisory).
+fn read_high_watermark(dir: &Path) -> Option<i64> {
+    let path = dir.join(HIGH_WATERMARK_FILE);
+    match fs::read_to_string(&path) {
+        Ok(s) => match s.trim().parse::<i64>() {
+            Ok(hw) => Some(hw),
+            Err(_) => {
+                tracing::warn!(file = %path.display(), "high-watermark checkpoint is not an offset; ignoring it");
+                None
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, "cannot read the high-watermark checkpoint; ignoring it");
+            None
+        }
+    }
+}
+
+/// Deletes a segment's files, the `.log` first: a crash between leaves indexes without their
+/// segment, which opening the log removes.
+fn remove_segment_files(fds: &crate::fdcache::FdCache, seg: &Segment) -> Result<()> {
+    fds.evict(seg.file_id);
+    for path in [
+        &seg.log_path,
+        &seg.index_path,
+        &seg.time_path,
+        &seg.txn_path,
+    ] {
+        remove_if_present(path)?;
+    }
+    Ok(())
 }
 
 fn remove_if_present(path: &Path) -> Result<()> {

@@ -7,11 +7,15 @@
 //!
 //! # Invariants
 //! - `SEG-1`: `valid_bytes` only grows while the segment is active, and only after the bytes below it
-//!   were completely written; readers never look past it, so they never see a partial batch.
+//!   were completely written; readers never look past it, so they never see a partial batch. The
+//!   exception is a segment value `Log::truncate_to` or `Log::reset_to` replaced or removed: it
+//!   shrinks to the cut (or to nothing), so a reader still holding it sees no byte written since.
 //! - `SEG-2`: every byte below `valid_bytes` belongs to a batch whose framing and CRC were checked
 //!   when it was appended or recovered.
 //! - `SEG-3`: a sealed segment never changes again until it is deleted, except that its
-//!   `.txnindex` may take an entry re-added after a crash, synced at once (`TXN-2`).
+//!   `.txnindex` may take an entry re-added after a crash, synced at once (`TXN-2`), and that
+//!   `Log::truncate_to` may cut it: its `.log` is cut at a batch boundary and synced, its `.index`
+//!   and `.timeindex` are removed, and a new active segment value takes its place.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;

@@ -16,7 +16,8 @@
 //!   before that append returns, and an entry added to a sealed segment later is synced before
 //!   [`Log::append_aborted_txn`](crate::Log::append_aborted_txn) returns. The active segment's
 //!   file is written without a sync (the layer above rebuilds lost entries from the markers in the
-//!   log) and synced at close.
+//!   log) and synced at close. `Log::truncate_to` rewrites the file of the segment it cuts without
+//!   the entries past the new end (synced), or removes it when none is left, after the cut.
 //! - `TXN-3`: no entry names an offset at or past the log end, and every entry's offsets satisfy
 //!   `0 <= first <= last`. Opening a log cuts a file at its first entry that is torn, has another
 //!   version, breaks the order, falls outside its segment or past the recovered log end, or (after

@@ -11,6 +11,7 @@ mod epochs;
 mod group_commit;
 mod kill;
 mod model;
+mod replica;
 mod scale;
 mod txn;
 
@@ -36,6 +37,13 @@ pub fn batch(seed: u64, records: usize, value_bytes: usize, timestamp: i64) -> B
 pub fn at_offset(batch: &[u8], base_offset: i64) -> Vec<u8> {
     let mut v = batch.to_vec();
     basalt_record::set_base_offset(&mut v, base_offset);
+    v
+}
+
+/// Returns `batch` as a leader stores it at `base_offset` in `leader_epoch`.
+pub fn at_offset_epoch(batch: &[u8], base_offset: i64, leader_epoch: i32) -> Vec<u8> {
+    let mut v = at_offset(batch, base_offset);
+    basalt_record::set_partition_leader_epoch(&mut v, leader_epoch);
     v
 }
 
