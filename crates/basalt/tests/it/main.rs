@@ -12,6 +12,7 @@ mod durability;
 mod faults;
 mod groups;
 mod groups_cli;
+mod netsplit;
 mod security;
 mod security_limits;
 mod txn;
