@@ -16,6 +16,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use basalt_coordinator::record::{Decoded, GroupValue};
 use basalt_coordinator::{
@@ -64,14 +65,41 @@ pub struct Coordinator {
     next_ticket: AtomicU64,
 }
 
-/// Tickets for the durability of appended records, one per partition written.
-pub type Durable = Vec<SyncTicket>;
+/// How long an internal append may wait for its partition's in-sync replicas.
+const REPLICATION_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Waits until every ticket is durable; false if any sync failed.
+/// One append's durability: its sync ticket and, on a partition with followers, the offset its
+/// high watermark must reach, as an acks=all produce waits (`REPL-4`).
+#[derive(Debug)]
+pub struct Persisted {
+    ticket: SyncTicket,
+    replicated: Option<(Arc<crate::partition::Partition>, i64)>,
+}
+
+impl Persisted {
+    /// `ticket` of an append to `partition` that ends before `end`.
+    pub fn new(partition: &Arc<crate::partition::Partition>, ticket: SyncTicket, end: i64) -> Self {
+        Persisted {
+            ticket,
+            replicated: partition
+                .is_replicated()
+                .then(|| (Arc::clone(partition), end)),
+        }
+    }
+}
+
+/// The durability of appended records, one entry per append.
+pub type Durable = Vec<Persisted>;
+
+/// Waits until every append is durable and, where the partition has followers, held by its
+/// in-sync replicas; false if a sync failed or the replicas did not confirm in time.
 pub async fn durable(tickets: Durable) -> bool {
     let mut ok = true;
     for t in tickets {
-        ok &= t.await.is_ok();
+        ok &= t.ticket.await.is_ok();
+        if let Some((partition, end)) = t.replicated {
+            ok &= partition.wait_replicated(end, REPLICATION_TIMEOUT).await;
+        }
     }
     ok
 }
@@ -494,7 +522,7 @@ const MAX_BATCH_BYTES: usize = 256 * 1024;
 /// stand alone above it), in order; returns each batch's durability, or why an append failed
 /// (the batches before it stay appended).
 fn append_to(
-    partition: &crate::partition::Partition,
+    partition: &Arc<crate::partition::Partition>,
     records: &[&Record],
     now: i64,
 ) -> Result<Durable, String> {
@@ -520,7 +548,11 @@ fn append_to(
                 Err(basalt_protocol::ErrorCode::InvalidTxnState)
             })
             .map_err(|e| e.message)?;
-        durable.extend(produced.durable);
+        durable.extend(
+            produced
+                .durable
+                .map(|t| Persisted::new(partition, t, produced.last_offset + 1)),
+        );
     }
     Ok(durable)
 }

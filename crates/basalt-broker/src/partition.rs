@@ -58,6 +58,8 @@ pub struct Partition {
     /// The replicated high watermark: the leader's from its followers' progress, a follower's
     /// as its leader last told it; written under the role lock.
     pub(crate) replicated_hw: AtomicI64,
+    /// Woken whenever `replicated_hw` grows.
+    pub(crate) hw_changed: tokio::sync::Notify,
 }
 
 /// How the producer state of a partition was rebuilt when it was opened.
@@ -127,6 +129,7 @@ impl Partition {
             role: Mutex::new(Role::Solo),
             replicated: AtomicBool::new(false),
             replicated_hw: AtomicI64::new(hw),
+            hw_changed: tokio::sync::Notify::new(),
         })
     }
 
@@ -251,7 +254,8 @@ impl Partition {
     }
 
     /// Writes a transaction marker of `producer_id` (`PART-4`): `None` when the producer has no
-    /// transaction open here (nothing to end), else the marker's durability. A marker older than
+    /// transaction open here (nothing to end), else the marker's durability and the offset after
+    /// it. A marker older than
     /// the producer's epoch here is refused (`PID-3`).
     pub fn write_marker(
         &self,
@@ -260,7 +264,7 @@ impl Partition {
         control: ControlType,
         coordinator_epoch: i32,
         now_ms: i64,
-    ) -> Result<Option<SyncTicket>, ProduceError> {
+    ) -> Result<Option<(SyncTicket, i64)>, ProduceError> {
         let mut producers = self.producers.lock();
         self.check_leads()?;
         if let Err(current) = producers.check_marker(producer_id, epoch) {
@@ -283,8 +287,9 @@ impl Partition {
                 let code = storage_error_code(&e);
                 ProduceError::new(code, e.to_string())
             })?;
+        let end = appended.last_offset + 1;
         let Some(header) = appended.batches.first() else {
-            return Ok(Some(appended.durable));
+            return Ok(Some((appended.durable, end)));
         };
         let ended = producers.on_marker(header);
         self.first_unstable.store(
@@ -309,7 +314,7 @@ impl Partition {
         if appended.rolled {
             self.write_roll_snapshot(&producers, appended.last_offset + 1);
         }
-        Ok(Some(appended.durable))
+        Ok(Some((appended.durable, end)))
     }
 
     pub(crate) fn write_roll_snapshot(&self, producers: &ProducerTable, offset: i64) {

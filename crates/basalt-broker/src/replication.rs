@@ -227,7 +227,31 @@ impl Partition {
     }
 
     fn publish_hw(&self, hw: i64) {
-        self.replicated_hw.fetch_max(hw, Ordering::AcqRel);
+        if self.replicated_hw.fetch_max(hw, Ordering::AcqRel) < hw {
+            self.hw_changed.notify_waiters();
+        }
+    }
+
+    /// Waits until the HW passes `end` on this leader (`REPL-4`), at most `timeout`; false when
+    /// the ISR is below `min.insync.replicas`, this node stopped leading, or time ran out.
+    pub async fn wait_replicated(&self, end: i64, timeout: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.hw_changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            match self.acks_all(end) {
+                Ok(AcksAll::Ready) => return true,
+                Ok(AcksAll::Wait) => {}
+                Ok(AcksAll::NotEnoughReplicas) | Err(_) => return false,
+            }
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep_until(deadline) => return false,
+                // ISR changes from the quorum move it too.
+                _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+            }
+        }
     }
 
     /// Records `epoch` as this node's leader epoch, at the log end if it is new (under the

@@ -40,7 +40,7 @@ use basalt_record::{BatchBuilder, ControlType};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use crate::groups::{Durable, durable, partition_for, replay};
+use crate::groups::{Durable, Persisted, durable, partition_for, replay};
 use crate::{Broker, Topic, now_ms};
 
 /// The internal topic holding the state of every transactional id.
@@ -342,7 +342,7 @@ impl TxnCoordinator {
                 continue;
             };
             match partition.write_marker(plan.producer_id, plan.producer_epoch, control, 0, now) {
-                Ok(t) => tickets.extend(t),
+                Ok(t) => tickets.extend(t.map(|(t, end)| Persisted::new(&partition, t, end))),
                 Err(e) => {
                     tracing::error!(txn = %plan.id, topic, partition = index, error = %e.message, "cannot write transaction marker");
                     ok = false;
@@ -481,7 +481,11 @@ impl TxnCoordinator {
                 b.push(now, Some(k), v.as_deref(), &[]);
             }
             match partition.produce(&b.build(), now, |_| Err(ErrorCode::InvalidTxnState)) {
-                Ok(produced) => tickets.extend(produced.durable),
+                Ok(produced) => tickets.extend(
+                    produced
+                        .durable
+                        .map(|t| Persisted::new(partition, t, produced.last_offset + 1)),
+                ),
                 Err(e) => {
                     tracing::error!(partition = p, error = %e.message, "cannot persist transaction state")
                 }
