@@ -347,9 +347,10 @@ fn an_isolated_leader_cannot_acknowledge_and_rejoins_without_its_unreplicated_re
     );
 
     net.heal(leader);
+    // Asked of the new leader: the old one may still tell its stale view for a moment.
     eventually(&nodes, "the old leader back in the ISR", || {
-        metadata_of(&all, "split")
-            .filter(|(_, isr)| isr.len() == 3)
+        metadata_of(&bootstrap(new_leader), "split")
+            .filter(|(l, isr)| *l as usize == new_leader && isr.len() == 3)
             .map(|_| ())
     });
     send_one(
@@ -365,6 +366,7 @@ fn an_isolated_leader_cannot_acknowledge_and_rejoins_without_its_unreplicated_re
         .collect();
     assert_eq!(values, ["before", "during", "after"]);
     // The old leader's copy agrees: what it could not replicate was cut when it rejoined.
+    // (It is back in the ISR, so it has truncated: it could not have caught up otherwise.)
     assert!(
         nodes[leader - 1]
             .log()

@@ -786,7 +786,16 @@ fn a_transactional_copy_survives_broker_kills_with_exactly_one_copy_of_each_mess
     let c = reader(&b, "copy-out", &[0, 1, 2], "read_committed");
     let got = read_until(&c, |m| m.len() >= TOTAL);
     // Nothing beyond one copy of each.
-    assert!(c.poll(Duration::from_millis(500)).is_none());
+    if let Some(extra) = c.poll(Duration::from_millis(500)) {
+        let extra = extra.map(|m| {
+            (
+                m.partition(),
+                m.offset(),
+                String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
+            )
+        });
+        panic!("a record beyond one copy of each: {extra:?}");
+    }
     let mut by_partition: BTreeMap<i32, Vec<String>> = BTreeMap::new();
     for m in &got {
         by_partition
