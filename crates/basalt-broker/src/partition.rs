@@ -138,6 +138,20 @@ impl Partition {
         self.leader_epoch.load(Ordering::Acquire)
     }
 
+    /// Kafka's check of a request's `current_leader_epoch` (-1: not given): FENCED_LEADER_EPOCH
+    /// when it is older than this node's, UNKNOWN_LEADER_EPOCH when newer (this node has not
+    /// seen the change yet).
+    pub fn check_leader_epoch(&self, requested: i32) -> Result<(), ErrorCode> {
+        let current = self.leader_epoch();
+        if requested < 0 || requested == current {
+            Ok(())
+        } else if requested < current {
+            Err(ErrorCode::FencedLeaderEpoch)
+        } else {
+            Err(ErrorCode::UnknownLeaderEpoch)
+        }
+    }
+
     /// Another node leads the partition at `epoch`: only the epoch is remembered (for
     /// Metadata).
     pub fn set_leader_epoch(&self, epoch: i32) {

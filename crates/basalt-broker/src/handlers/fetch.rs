@@ -9,7 +9,8 @@
 //! returns at least one whole batch). Only offsets below the high watermark are served. If less
 //! than `min_bytes` is ready, the request waits up to `max_wait_ms` for new data. Fetch sessions
 //! are answered sessionless (session id 0), which every client handles by sending full fetches.
-//! Authorization: READ on each topic (TOPIC_AUTHORIZATION_FAILED).
+//! Authorization: READ on each topic (TOPIC_AUTHORIZATION_FAILED). A `current_leader_epoch`
+//! older than the partition's answers FENCED_LEADER_EPOCH, a newer one UNKNOWN_LEADER_EPOCH.
 //! Capped at v12 until fetches by topic id (v13+) are handled.
 //!
 //! A fetch with a replica id (a follower of this node, `fetcher.rs` on the other side) is
@@ -263,6 +264,8 @@ fn read_once(broker: &Broker, req: &FetchRequest, readable: &[bool]) -> (FetchRe
                     .ok()
                     .and_then(|i| topic.partitions.get(i))
             });
+            let fenced =
+                partition.and_then(|p| p.check_leader_epoch(fp.current_leader_epoch).err());
             // CLU-2
             let not_led = topic
                 .as_ref()
@@ -287,6 +290,12 @@ fn read_once(broker: &Broker, req: &FetchRequest, readable: &[bool]) -> (FetchRe
                     }) {
                         pd.current_leader.leader_id = leader;
                     }
+                    errors = true;
+                }
+                Some(partition) if fenced.is_some() => {
+                    pd.error_code = fenced.map_or(0, i16::from);
+                    pd.current_leader.leader_epoch = partition.leader_epoch();
+                    pd.current_leader.leader_id = broker.config().node_id;
                     errors = true;
                 }
                 Some(partition) => {

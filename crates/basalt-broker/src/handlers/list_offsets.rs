@@ -3,7 +3,8 @@
 //!
 //! A time lookup finds the first batch whose max timestamp reaches the time, then, for an
 //! uncompressed batch, the first record in it that does; for a compressed batch it answers the
-//! batch's first offset.
+//! batch's first offset. A `current_leader_epoch` older than the partition's answers
+//! FENCED_LEADER_EPOCH, a newer one UNKNOWN_LEADER_EPOCH.
 //!
 //! With `isolation_level` = READ_COMMITTED (v2+), everything is bounded by the last stable
 //! offset instead of the high watermark: latest is the last stable offset, and time lookups
@@ -71,7 +72,10 @@ pub fn handle(
                         {
                             resp.error_code = ErrorCode::NotLeaderOrFollower.into()
                         }
-                        Some(partition) => match lookup(partition, p.timestamp, read_committed) {
+                        Some(partition) => match partition
+                            .check_leader_epoch(p.current_leader_epoch)
+                            .and_then(|()| lookup(partition, p.timestamp, read_committed))
+                        {
                             Ok((timestamp, offset)) => {
                                 resp.timestamp = timestamp;
                                 resp.offset = offset;
