@@ -203,6 +203,22 @@ impl Broker {
         }
     }
 
+    /// Whether this node coordinates transactional id `id`: always on a single node; in a
+    /// cluster, when it leads the partition of `__transaction_state` the id hashes to (the topic
+    /// is created on first use, as FindCoordinator does).
+    pub fn coordinates_txn(&self, id: &str) -> bool {
+        if self.cluster.is_none() {
+            return true;
+        }
+        match self.txns.topic(self) {
+            Ok(t) => t.is_led_by(
+                crate::groups::partition_for(id, t.meta.partitions),
+                self.config.node_id,
+            ),
+            Err(_) => false,
+        }
+    }
+
     /// Proposes `cmd` and waits until this node's image satisfies `applied` (`CLU-3`), then
     /// reconciles.
     pub(crate) fn propose_and_wait(

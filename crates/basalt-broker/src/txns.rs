@@ -108,14 +108,20 @@ impl TxnCoordinator {
     /// of the id's current producer id and epoch (`producer`) are checked and move the newest
     /// connection: anything else is refused by the epoch rules anyway (a fenced producer must
     /// hear that it is fenced), and must not block the current producer's connection.
-    /// InitProducerId (`producer = None`) only moves it.
+    /// InitProducerId (`producer = None`) only moves it. A coordinator request for an id this
+    /// node does not coordinate (`coordinated` false: another node leads its partition of
+    /// `__transaction_state`) is NOT_COORDINATOR, so the client looks the coordinator up again.
     pub fn admit(
         &self,
         id: &str,
         channel: Channel,
         conn: u64,
         producer: Option<(i64, i16)>,
+        coordinated: bool,
     ) -> Result<(), ErrorCode> {
+        if channel == Channel::Coordinator && !coordinated {
+            return Err(ErrorCode::NotCoordinator);
+        }
         if let Some(producer) = producer {
             let current = self
                 .state

@@ -26,6 +26,7 @@ pub async fn handle(
         Channel::Coordinator,
         conn,
         Some((req.producer_id, req.producer_epoch)),
+        broker.coordinates_txn(&req.transactional_id),
     );
     let code = if !broker.authorize(
         &session,

@@ -42,6 +42,7 @@ pub async fn handle(
                 req.v3_and_below_producer_id,
                 req.v3_and_below_producer_epoch,
             )),
+            broker.coordinates_txn(&req.v3_and_below_transactional_id),
         ) {
             return AddPartitionsToTxnResponse {
                 results_by_topic_v3_and_below: all_failed(&req.v3_and_below_topics, code),

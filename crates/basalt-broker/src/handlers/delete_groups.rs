@@ -23,6 +23,8 @@ pub fn handle(
     for id in req.groups_names {
         let code = if !broker.authorize(session, Operation::Delete, ResourceType::Group, &id) {
             Err(ErrorCode::GroupAuthorizationFailed)
+        } else if !broker.coordinates_group(&id) {
+            Err(ErrorCode::NotCoordinator)
         } else {
             coordinator.remove_group(broker, &id)
         };

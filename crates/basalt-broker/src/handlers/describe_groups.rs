@@ -134,6 +134,14 @@ pub fn handle(
                     ..DescribedGroup::default()
                 };
             }
+            if !broker.coordinates_group(&id) {
+                return DescribedGroup {
+                    error_code: ErrorCode::NotCoordinator.into(),
+                    group_id: id,
+                    authorized_operations: NOT_ASKED,
+                    ..DescribedGroup::default()
+                };
+            }
             let found = broker
                 .coordinator()
                 .read(&id, |g| g.map(|g| describe(g, &lookup)));

@@ -45,6 +45,7 @@ pub async fn handle(
         Channel::Coordinator,
         conn,
         Some((req.producer_id, req.producer_epoch)),
+        broker.coordinates_txn(&req.transactional_id),
     ) {
         Ok(()) => {
             txns.end(

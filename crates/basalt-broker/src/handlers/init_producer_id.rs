@@ -41,7 +41,13 @@ pub async fn handle(
         }
         let expected = (req.producer_id >= 0).then_some((req.producer_id, req.producer_epoch));
         let txns = broker.txns();
-        let result = match txns.admit(id, Channel::Coordinator, conn, None) {
+        let result = match txns.admit(
+            id,
+            Channel::Coordinator,
+            conn,
+            None,
+            broker.coordinates_txn(id),
+        ) {
             Ok(()) => {
                 txns.init_producer_id(&broker, id, req.transaction_timeout_ms, expected)
                     .await

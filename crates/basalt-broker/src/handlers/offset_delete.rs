@@ -26,6 +26,8 @@ pub fn handle(
         &req.group_id,
     ) {
         (Err(ErrorCode::GroupAuthorizationFailed), Vec::new())
+    } else if !broker.coordinates_group(&req.group_id) {
+        (Err(ErrorCode::NotCoordinator), Vec::new())
     } else {
         coordinator.with_group(
             broker,

@@ -88,6 +88,7 @@ pub async fn handle(
         Channel::Group,
         conn,
         Some((req.producer_id, req.producer_epoch)),
+        true,
     );
     let request_code = if let Some(code) = denied {
         Some(code)
