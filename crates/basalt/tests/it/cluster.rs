@@ -32,6 +32,19 @@ fn free_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
+/// The port a node serves Prometheus metrics on (it binds port 0 and logs the address before
+/// it starts serving Kafka clients).
+fn metrics_port(node: &ProcessBroker) -> u16 {
+    let log = node.log();
+    log.lines()
+        .find(|l| l.contains("serving metrics at /metrics"))
+        .and_then(|l| l.split("listen=").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|addr| addr.parse::<std::net::SocketAddr>().ok())
+        .map(|a| a.port())
+        .unwrap_or_else(|| panic!("no metrics address in the log:\n{log}"))
+}
+
 /// Three nodes with ids 1..=3, started together (each waits for a quorum leader, which needs
 /// two of them).
 struct Cluster {
@@ -42,14 +55,14 @@ struct Cluster {
     metrics: Vec<u16>,
 }
 
-fn node_args(id: usize, voters: &str, metrics_port: u16) -> Vec<String> {
+fn node_args(id: usize, voters: &str) -> Vec<String> {
     [
         "--node-id",
         &id.to_string(),
         "--controller.quorum.voters",
         voters,
         "--metrics.listen",
-        &format!("127.0.0.1:{metrics_port}"),
+        "127.0.0.1:0",
         "--group.initial.rebalance.delay.ms",
         "0",
         "--offsets.topic.num.partitions",
@@ -73,16 +86,14 @@ impl Cluster {
             .collect::<Vec<_>>()
             .join(",");
         let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-        let metrics: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let nodes = std::thread::scope(|s| {
             let handles: Vec<_> = dirs
                 .iter()
                 .enumerate()
                 .map(|(i, dir)| {
                     let voters = voters.clone();
-                    let metrics_port = metrics[i];
                     s.spawn(move || {
-                        let args = node_args(i + 1, &voters, metrics_port);
+                        let args = node_args(i + 1, &voters);
                         let args: Vec<&str> = args.iter().map(String::as_str).collect();
                         ProcessBroker::start(bin, dir.path(), &args)
                     })
@@ -93,6 +104,10 @@ impl Cluster {
                 .map(|h| Some(h.join().unwrap()))
                 .collect::<Vec<_>>()
         });
+        let metrics = nodes
+            .iter()
+            .map(|n| metrics_port(n.as_ref().unwrap()))
+            .collect();
         Cluster {
             nodes,
             voters,
@@ -104,9 +119,11 @@ impl Cluster {
     /// Starts node `i` (0-based) again over its data directory.
     fn restart(&mut self, i: usize) {
         let bin = Path::new(env!("CARGO_BIN_EXE_basalt"));
-        let args = node_args(i + 1, &self.voters, self.metrics[i]);
+        let args = node_args(i + 1, &self.voters);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        self.nodes[i] = Some(ProcessBroker::start(bin, self.dirs[i].path(), &args));
+        let node = ProcessBroker::start(bin, self.dirs[i].path(), &args);
+        self.metrics[i] = metrics_port(&node);
+        self.nodes[i] = Some(node);
     }
 
     /// Kills node `i` (0-based) with SIGKILL.
