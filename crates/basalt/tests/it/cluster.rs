@@ -628,20 +628,81 @@ fn replicated_partitions_lose_no_acknowledged_record_when_leaders_die_bounce_or_
     producer_thread.join().unwrap();
 
     // The consumer reads every acknowledged record, in order, once.
-    eventually(&cluster, "every acknowledged record consumed", || {
-        let s = seen.lock().unwrap();
+    let missing = |s: &Seen| -> BTreeMap<i32, (usize, Vec<u64>)> {
         s.acked
             .iter()
-            .all(|(part, acked)| {
+            .map(|(part, acked)| {
                 let consumed: BTreeSet<u64> = s
                     .consumed
                     .get(part)
                     .map(|c| c.iter().map(|(_, seq)| *seq).collect())
                     .unwrap_or_default();
-                acked.iter().all(|a| consumed.contains(a))
+                let gone: Vec<u64> = acked
+                    .iter()
+                    .filter(|a| !consumed.contains(a))
+                    .copied()
+                    .collect();
+                (*part, (acked.len(), gone))
             })
-            .then_some(())
-    });
+            .filter(|(_, (_, gone))| !gone.is_empty())
+            .collect()
+    };
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let left = missing(&seen.lock().unwrap());
+        if left.is_empty() {
+            break;
+        }
+        if Instant::now() >= deadline {
+            // Tell a consumer that is stuck from records that are gone: read the log again.
+            let summary: Vec<String> = left
+                .iter()
+                .map(|(p, (n, gone))| {
+                    format!(
+                        "partition {p}: {} of {n} acknowledged not read, first {:?}",
+                        gone.len(),
+                        &gone[..gone.len().min(5)]
+                    )
+                })
+                .collect();
+            let fresh = crate::common::consumer(&bootstrap_all);
+            let mut tpl = rdkafka::TopicPartitionList::new();
+            for part in left.keys() {
+                tpl.add_partition_offset(TOPIC, *part, rdkafka::Offset::Beginning)
+                    .unwrap();
+            }
+            fresh.assign(&tpl).unwrap();
+            let mut found: BTreeMap<i32, BTreeSet<u64>> = BTreeMap::new();
+            let until = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < until {
+                if let Some(Ok(m)) = fresh.poll(Duration::from_millis(100)) {
+                    let value = String::from_utf8_lossy(m.payload().unwrap()).into_owned();
+                    if let Some((_, seq)) = value.split_once('-') {
+                        found
+                            .entry(m.partition())
+                            .or_default()
+                            .insert(seq.parse().unwrap());
+                    }
+                }
+            }
+            let still: Vec<String> = left
+                .iter()
+                .map(|(p, (_, gone))| {
+                    let f = found.get(p).cloned().unwrap_or_default();
+                    format!(
+                        "partition {p}: a fresh consumer finds {} of the {} missing",
+                        gone.iter().filter(|g| f.contains(g)).count(),
+                        gone.len()
+                    )
+                })
+                .collect();
+            panic!(
+                "acknowledged records not consumed: {summary:?}; {still:?}; logs:\n{}",
+                cluster.logs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     stop_consuming.store(true, Ordering::Release);
     consumer_thread.join().unwrap();
     let s = seen.lock().unwrap();
