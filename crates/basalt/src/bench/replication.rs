@@ -15,9 +15,10 @@
 //! - The RF=3 runs start only once every partition of `bench-rf3` has three in-sync replicas in
 //!   the metadata; a cluster that refuses replication factor 3 fails the bench with the
 //!   broker's error, and no figure is printed.
-//! - Broker CPU seconds are the sum over the three node processes (`/proc/<pid>/stat`) over the
-//!   timed workload, beside this process's own (the clients): all of them share the machine's
-//!   cores, so the ratio is one of CPU as much as of replication.
+//! - Broker CPU seconds are the sum over the three node processes (`/proc/<pid>/stat`) over each
+//!   workload (for latency, its connection setup and warm-up message included), beside this
+//!   process's own (the clients): all of them share the machine's cores, so the ratio is one of
+//!   CPU as much as of replication.
 
 use std::fs::{self, File};
 use std::net::SocketAddr;
@@ -429,7 +430,8 @@ struct Figures {
     p99_9_us: f64,
     /// Latency: the rate the producer achieved.
     latency_achieved_rate: f64,
-    /// Latency: CPU seconds of the three nodes together over the latency run.
+    /// Latency: CPU seconds of the three nodes together over the latency workload, its setup
+    /// and warm-up message included.
     latency_broker_cpu_s: f64,
     /// Latency: CPU seconds of this process over the same time.
     latency_client_cpu_s: f64,
@@ -470,7 +472,7 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 /// `value / reference`; `None` when the reference is not positive.
 fn ratio(value: f64, reference: f64) -> Option<f64> {
-    (reference > 0.0).then(|| value / reference)
+    (reference > 0.0).then_some(value / reference)
 }
 
 /// One run of both workloads on one topic: the figures and what the workloads reported.
@@ -740,15 +742,16 @@ fn render(report: &Report) -> String {
         ));
     }
     out.push_str(&format!(
-        "machine: {} core(s), shared by all {} nodes and the client, so RF=3 (three copies \
-         written, two more fsyncs per batch) competes for the same CPU and disk as the \
+        "machine: {} core(s), shared by all {} nodes and the client, so RF=3 (every batch \
+         also fetched and written by two followers) competes for the same CPU and disk as the \
          client; the ratio is bound by this machine, not by the network\n",
         report.cores, report.nodes,
     ));
     out.push_str(
-        "broker CPU-s: user+system of the 3 node processes together over the timed part; \
-         MB = 10^6 value bytes; latency from the scheduled send time to the read (coordinated \
-         omission corrected)\n",
+        "broker CPU-s: user+system of the 3 node processes together, over the produce and \
+         over the whole latency workload (its setup and warm-up included); MB = 10^6 value \
+         bytes; latency from the scheduled send time to the read (coordinated omission \
+         corrected)\n",
     );
     out
 }
