@@ -108,17 +108,21 @@ fn snapshot(log: &Log) -> Snapshot {
     }
 }
 
-/// Reopens the log cleanly and after a crash and checks it is `expected` both times.
+/// Reopens the log as it was left (cleanly, if it was closed) and then after a crash, and checks
+/// it is `expected` both times.
 fn assert_reopens_as(dir: &Path, expected: &Snapshot) {
-    for clean in [true, false] {
+    for crashed in [false, true] {
         let storage = open(dir);
+        if crashed {
+            assert!(!storage.was_clean_shutdown());
+        }
         let (log, report) = storage.open_log(NAME, config()).unwrap();
-        assert!(report.damage.is_none(), "clean {clean}: {report:?}");
-        assert_eq!(&snapshot(&log), expected, "clean {clean}");
-        if clean {
+        assert!(report.damage.is_none(), "crashed {crashed}: {report:?}");
+        assert_eq!(&snapshot(&log), expected, "crashed {crashed}");
+        drop(log);
+        if crashed {
             storage.close().unwrap();
         } else {
-            drop(log);
             drop(storage); // a crash: no clean-shutdown marker
         }
     }
@@ -379,9 +383,9 @@ fn expected_after(stored: &[(BatchHeader, Vec<u8>)], offset: i64) -> (i64, Vec<u
     (end, kept.iter().flat_map(|(_, b)| b.clone()).collect())
 }
 
-/// Truncates a fresh 40-batch log at `offset` (chosen by `pick` from the sealed segments' bases),
-/// checks it, appends and reads back, and reopens it.
-fn truncate_case(pick: impl Fn(&[i64], &[(BatchHeader, Vec<u8>)]) -> i64) {
+/// Truncates a fresh 40-batch log at `offset` (chosen by `pick` from the segments' bases and the
+/// batches), checks it, appends and reads back, and reopens it (after a close, or a crash).
+fn truncate_case(crash: bool, pick: impl Fn(&[i64], &[(BatchHeader, Vec<u8>)]) -> i64) {
     let dir = tempfile::tempdir().unwrap();
     let storage = open(dir.path());
     let (log, _) = storage.open_log(NAME, config()).unwrap();
@@ -451,13 +455,17 @@ fn truncate_case(pick: impl Fn(&[i64], &[(BatchHeader, Vec<u8>)]) -> i64) {
     });
     let expected = snapshot(&log);
     drop(log);
-    storage.close().unwrap();
+    if crash {
+        drop(storage);
+    } else {
+        storage.close().unwrap();
+    }
     assert_reopens_as(dir.path(), &expected);
 }
 
 #[test]
 fn truncate_in_the_middle_of_the_active_segment() {
-    truncate_case(|bases, stored| {
+    truncate_case(false, |bases, stored| {
         let active = *bases.last().unwrap();
         let b = stored.iter().find(|(h, _)| h.base_offset > active).unwrap();
         b.0.base_offset + 1 // inside a batch: the batch goes whole
@@ -466,12 +474,12 @@ fn truncate_in_the_middle_of_the_active_segment() {
 
 #[test]
 fn truncate_at_a_sealed_segment_boundary() {
-    truncate_case(|bases, _| bases[bases.len() - 3]);
+    truncate_case(true, |bases, _| bases[bases.len() - 3]);
 }
 
 #[test]
 fn truncate_inside_a_sealed_segment() {
-    truncate_case(|bases, stored| {
+    truncate_case(true, |bases, stored| {
         let (from, to) = (bases[1], bases[2]);
         let inside: Vec<i64> = stored
             .iter()
@@ -484,7 +492,7 @@ fn truncate_inside_a_sealed_segment() {
 
 #[test]
 fn truncate_everything_down_to_the_first_offset() {
-    truncate_case(|_, _| 0);
+    truncate_case(false, |_, _| 0);
 }
 
 #[test]
