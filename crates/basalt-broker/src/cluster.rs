@@ -2,10 +2,11 @@
 //! ([`MetadataQuorum`]), heartbeats, proposes topic changes as [`Command`]s, and reconciles its
 //! local partitions with every image the quorum applies.
 //!
-//! Phase 1 of clustering: partition data is not replicated, so every partition has one replica
-//! and is served by the node the image names as its leader. Every node opens a (normally empty)
-//! local log for every partition of every topic, so a node keeps a partition's data where it is
-//! if leadership comes back; only the leader answers reads and writes.
+//! Each partition's role on this node (sole replica, leader, follower, none) follows the image
+//! (`replication.rs`); followers fetch from their leaders (`fetcher.rs`). Every node opens a
+//! local log for every partition of every topic (empty where it is no replica), so a node keeps
+//! a partition's data where it is; only the leader answers client reads and writes. A leader
+//! proposes ISR changes (`AlterPartition`) and applies them when the image shows them.
 //!
 //! # Invariants
 //! - `CLU-1`: the image is the source of truth for topics: a topic exists on a node once and as
@@ -27,14 +28,17 @@ use basalt_cluster::metadata::{
 use basalt_protocol::{ErrorCode, Uuid};
 
 use crate::errors::{propose_error_code, rejection_code};
+use crate::partition::Partition;
 use crate::topics::{TopicMeta, new_topic_id};
 use crate::{Broker, Topic, TopicError, now_ms, open_partition, open_topic};
+use basalt_cluster::replication::{IsrProposal, PartitionLeadership};
 
 /// How often a node heartbeats.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(1_000);
-/// A node whose last heartbeat is older than this is fenced (Kafka's
-/// `broker.session.timeout.ms` default).
-pub const SESSION_TIMEOUT_MS: i64 = 9_000;
+/// How often a leader looks for lagging followers and resends ISR proposals.
+pub const REPLICATION_TICK: Duration = Duration::from_millis(250);
+/// Every how many ticks the high watermarks are checkpointed.
+const HW_CHECKPOINT_TICKS: u64 = 20;
 /// Longest wait for a proposal (retried while there is no leader) or for this node's image to
 /// show its outcome.
 pub const PROPOSE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -171,6 +175,18 @@ impl Broker {
         self.cluster.as_ref().map(|c| c.quorum.image())
     }
 
+    /// The replication factor of topic `name`: 1 on a single node, the image's in a cluster.
+    pub fn replication_factor(&self, name: &str) -> Option<i16> {
+        match self.image() {
+            None => Some(1),
+            Some(image) => image
+                .topic(name)?
+                .partitions
+                .first()
+                .map(|p| p.replicas.len() as i16),
+        }
+    }
+
     /// Whether this node coordinates group `id`: always on a single node; in a cluster, when it
     /// leads the partition of `__consumer_offsets` the group hashes to (the topic is created on
     /// first use, as FindCoordinator does).
@@ -206,6 +222,101 @@ impl Broker {
         Ok(outcome)
     }
 
+    /// Controlled shutdown: fences this node in the metadata, which moves the leadership of
+    /// its partitions to other in-sync replicas and takes it out of every ISR, then waits
+    /// (at most 15 s) until this node's image shows it leads no partition that has another
+    /// replica. Nothing to do on a node alone.
+    pub async fn controlled_shutdown(&self) {
+        let Some(cluster) = self.cluster.as_ref() else {
+            return;
+        };
+        let id = cluster.node_id;
+        let image = cluster.quorum.image();
+        if !image.live_nodes().any(|n| n.id != id) {
+            return;
+        }
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::Release);
+        tracing::info!("controlled shutdown: moving leadership to other replicas");
+        if let Err(e) = propose_retrying(&cluster.quorum, Command::FenceNode { id }).await {
+            tracing::warn!(error = %e, "controlled shutdown: cannot fence this node");
+            return;
+        }
+        let moved = wait_image(&cluster.quorum, |i| {
+            i.topics.values().all(|t| {
+                t.partitions
+                    .iter()
+                    .all(|p| p.leader != Some(id) || p.replicas.len() <= 1)
+            })
+        });
+        match tokio::time::timeout(PROPOSE_TIMEOUT, moved).await {
+            Ok(Ok(_)) => tracing::info!("controlled shutdown: leadership moved"),
+            _ => tracing::warn!("controlled shutdown: leadership did not move in time"),
+        }
+    }
+
+    /// Sends an ISR change of partition `index` of `topic` to the quorum (Kafka's
+    /// AlterPartition); the committed result comes back through `reconcile`.
+    pub(crate) fn propose_isr(&self, topic: &str, index: i32, proposal: IsrProposal) {
+        let Some(cluster) = self.cluster.as_ref() else {
+            return;
+        };
+        let Some(t) = self.topic(topic) else {
+            return;
+        };
+        let Some(partition) = usize::try_from(index)
+            .ok()
+            .and_then(|i| t.partitions.get(i))
+            .cloned()
+        else {
+            return;
+        };
+        let cmd = Command::AlterPartition {
+            topic: TopicId(*t.id.as_bytes()),
+            partition: index,
+            leader: Some(proposal.leader_id),
+            isr: proposal.isr.clone(),
+            partition_epoch: proposal.partition_epoch,
+        };
+        let quorum = Arc::clone(&cluster.quorum);
+        tracing::info!(topic, partition = index, isr = ?proposal.isr, "proposing an ISR change");
+        tokio::spawn(async move {
+            match quorum.propose(cmd).await {
+                Ok(_) => {}
+                Err(ProposeError::Rejected(r)) => {
+                    tracing::debug!(topic = %partition.topic, partition = partition.index, reason = %r, "ISR change refused");
+                    partition.isr_proposal_rejected(&proposal);
+                }
+                Err(e) => tracing::debug!(error = %e, "ISR change not accepted yet"),
+            }
+        });
+    }
+
+    /// The leader's periodic work on every partition it leads with followers: ISR shrinks and
+    /// resent proposals; and the HW checkpoints, every `checkpoint` ticks.
+    fn replication_tick(&self, checkpoint: bool) {
+        let now = now_ms();
+        let topics: Vec<Arc<Topic>> = self.topics.read().values().cloned().collect();
+        let mut moved = false;
+        for t in topics {
+            for p in &t.partitions {
+                if !p.is_replicated() {
+                    continue;
+                }
+                moved |= p.on_local_progress();
+                if let Some(proposal) = p.leader_tick(now) {
+                    self.propose_isr(&t.meta.name, p.index, proposal);
+                }
+                if checkpoint {
+                    p.checkpoint_high_watermark();
+                }
+            }
+        }
+        if moved {
+            self.notify_visible();
+        }
+    }
+
     /// Spawns the heartbeat, the fencing of stale nodes (on the quorum leader) and the
     /// reconciliation of local partitions with each new image, until the broker is dropped.
     pub fn spawn_cluster(self: &Arc<Self>) {
@@ -214,6 +325,7 @@ impl Broker {
         };
         let quorum = Arc::clone(&cluster.quorum);
         let (id, incarnation) = (cluster.node_id, cluster.incarnation);
+        let session_timeout_ms = self.config.broker_session_timeout_ms;
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(HEARTBEAT_INTERVAL);
@@ -232,18 +344,37 @@ impl Broker {
                     tracing::debug!(error = %e, "heartbeat not accepted");
                 }
                 if quorum.leader() == Some(id) {
-                    let fenced = quorum.fence_stale_nodes(now_ms(), SESSION_TIMEOUT_MS).await;
+                    let fenced = quorum.fence_stale_nodes(now_ms(), session_timeout_ms).await;
                     if !fenced.is_empty() {
                         tracing::warn!(nodes = ?fenced, "fenced nodes that stopped heartbeating");
                     }
                 }
-                // A node fenced while it was away (its heartbeats were late) comes back.
+                // A node fenced while it was away (its heartbeats were late) comes back, unless
+                // it is stopping.
+                let stopping = weak
+                    .upgrade()
+                    .is_none_or(|b| b.stopping.load(std::sync::atomic::Ordering::Acquire));
                 let image = quorum.image();
-                if image.nodes.get(&id).is_some_and(|n| n.fenced)
+                if !stopping
+                    && image.nodes.get(&id).is_some_and(|n| n.fenced)
                     && let Err(e) = quorum.propose(Command::UnfenceNode { id }).await
                 {
                     tracing::debug!(error = %e, "unfence not accepted");
                 }
+            }
+        });
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(REPLICATION_TICK);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut n: u64 = 0;
+            loop {
+                tick.tick().await;
+                let Some(broker) = weak.upgrade() else { break };
+                n += 1;
+                let checkpoint = n.is_multiple_of(HW_CHECKPOINT_TICKS);
+                let _ =
+                    tokio::task::spawn_blocking(move || broker.replication_tick(checkpoint)).await;
             }
         });
         let mut rx = cluster.quorum.subscribe();
@@ -398,21 +529,53 @@ impl Broker {
             );
             changed = true;
         }
-        // Leader epochs: stamped by the leader, recorded when this node becomes leader.
+        // Roles: leader, follower (fetching from the leader) or none, with their epochs.
         let node_id = self.config.node_id;
+        let now = now_ms();
+        let mut follow: BTreeMap<NodeId, Vec<Arc<Partition>>> = BTreeMap::new();
+        let mut moved = false;
+        let mut became_leader: Vec<(String, i32)> = Vec::new();
         for (name, record) in &image.topics {
             let Some(topic) = next.get(name) else {
                 continue;
             };
             for (p, partition) in record.partitions.iter().zip(&topic.partitions) {
-                if p.leader == Some(node_id) {
-                    if let Err(e) = partition.become_leader(p.leader_epoch) {
-                        tracing::error!(topic = %name, partition = partition.index, error = %e, "cannot record the leader epoch");
+                let leadership = PartitionLeadership {
+                    replicas: p.replicas.clone(),
+                    isr: p.isr.clone(),
+                    leader: p.leader,
+                    leader_epoch: p.leader_epoch,
+                    partition_epoch: p.partition_epoch,
+                };
+                match partition.apply_leadership(
+                    node_id,
+                    &leadership,
+                    self.config.replica_lag_time_max_ms,
+                    now,
+                ) {
+                    Ok(change) => {
+                        moved |= change.hw_advanced;
+                        if change.became_leader {
+                            became_leader.push((name.clone(), partition.index));
+                        }
+                        if let Some(leader) = change.follow {
+                            follow
+                                .entry(leader)
+                                .or_default()
+                                .push(Arc::clone(partition));
+                        }
                     }
-                } else {
-                    partition.set_leader_epoch(p.leader_epoch);
+                    Err(e) => {
+                        tracing::error!(topic = %name, partition = partition.index, error = %e, "cannot take up the partition's role")
+                    }
                 }
             }
+        }
+        if let Some(cluster) = &self.cluster {
+            self.fetchers.update(&cluster.quorum, &self.visible, follow);
+        }
+        if moved {
+            self.notify_visible();
         }
         if changed {
             let metas: Vec<TopicMeta> = next.values().map(|t| t.meta.clone()).collect();
@@ -421,12 +584,21 @@ impl Broker {
                 tracing::warn!(error = %e, "cannot write this node's copy of the topics");
             }
         }
+        // Coordinators move with the leadership of their internal partitions.
+        for (name, index) in became_leader {
+            match name.as_str() {
+                crate::groups::OFFSETS_TOPIC => self.coordinator.load_partition(self, index),
+                crate::txns::TXN_TOPIC => self.txns.load_partition(self, index),
+                _ => {}
+            }
+        }
     }
 
     pub(crate) fn create_topic_in_cluster(
         &self,
         name: &str,
         partitions: i32,
+        replication: i16,
         assignments: Option<Vec<Vec<i32>>>,
         configs: BTreeMap<String, String>,
         validate_only: bool,
@@ -440,7 +612,7 @@ impl Broker {
         }
         let assignments = match assignments {
             Some(a) => a,
-            None => place(&image, partitions, 1).map_err(|r| rejected(&r))?,
+            None => place(&image, partitions, replication).map_err(|r| rejected(&r))?,
         };
         let id = TopicId(*new_topic_id().as_bytes());
         let meta = TopicMeta {

@@ -38,8 +38,15 @@ pub struct BrokerConfig {
     pub cluster_id: String,
     /// `num.partitions`: partitions of auto-created topics and of CreateTopics with -1.
     pub num_partitions: i32,
-    /// `default.replication.factor`.
+    /// `default.replication.factor`: replicas of auto-created topics and of CreateTopics with
+    /// -1; -1 (the default) means 3 once the cluster has three live nodes, else 1.
     pub default_replication_factor: i16,
+    /// `replica.lag.time.max.ms`: a follower that has not caught up for this long leaves the
+    /// ISR.
+    pub replica_lag_time_max_ms: i64,
+    /// `broker.session.timeout.ms`: a node whose heartbeats stop for this long is fenced (its
+    /// partitions move to other in-sync replicas).
+    pub broker_session_timeout_ms: i64,
     /// `auto.create.topics.enable`.
     pub auto_create_topics_enable: bool,
     /// `delete.topic.enable`.
@@ -95,7 +102,9 @@ impl Default for BrokerConfig {
             rack: None,
             cluster_id: "basalt-cluster".into(),
             num_partitions: 1,
-            default_replication_factor: 1,
+            default_replication_factor: -1,
+            replica_lag_time_max_ms: 30_000,
+            broker_session_timeout_ms: 9_000,
             auto_create_topics_enable: true,
             delete_topic_enable: true,
             log_retention_ms: 7 * 24 * 3600 * 1000,
@@ -805,7 +814,18 @@ const BROKER_SETTINGS: &[BrokerSettingDef] = &[
     setting(
         "default.replication.factor",
         config_type::INT,
-        "replication factor of auto-created topics and of topics created with -1",
+        "replication factor of auto-created topics and of topics created with -1 (-1: 3 once \
+         three nodes are live, else 1)",
+    ),
+    setting(
+        "broker.session.timeout.ms",
+        config_type::LONG,
+        "how long a node may miss heartbeats before it is fenced",
+    ),
+    setting(
+        "replica.lag.time.max.ms",
+        config_type::LONG,
+        "how long a follower may lag before it leaves the in-sync replicas",
     ),
     setting(
         "auto.create.topics.enable",
@@ -1000,6 +1020,8 @@ impl BrokerConfig {
             "transactional.id.expiration.ms" => self.txns.id_expiration_ms.to_string(),
             "num.partitions" => self.num_partitions.to_string(),
             "default.replication.factor" => self.default_replication_factor.to_string(),
+            "replica.lag.time.max.ms" => self.replica_lag_time_max_ms.to_string(),
+            "broker.session.timeout.ms" => self.broker_session_timeout_ms.to_string(),
             "auto.create.topics.enable" => self.auto_create_topics_enable.to_string(),
             "delete.topic.enable" => self.delete_topic_enable.to_string(),
             "log.retention.ms" => self.log_retention_ms.to_string(),

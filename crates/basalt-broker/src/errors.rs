@@ -18,7 +18,8 @@ pub fn storage_error_code(err: &StorageError) -> ErrorCode {
         StorageError::Locked { .. }
         | StorageError::InvalidName { .. }
         | StorageError::InvalidAbortedTxn { .. }
-        | StorageError::InvalidLeaderEpoch { .. } => ErrorCode::UnknownServerError,
+        | StorageError::InvalidLeaderEpoch { .. }
+        | StorageError::NotContiguous { .. } => ErrorCode::UnknownServerError,
     }
 }
 

@@ -217,9 +217,22 @@ impl Coordinator {
             }
             due
         };
+        // Only groups this node coordinates: another node's groups are written by it (a
+        // follower's copy is rebuilt from the log when it becomes leader, `load_partition`).
+        let led = broker.topic(OFFSETS_TOPIC);
+        let coordinated = |id: &str| match (&led, broker.cluster()) {
+            (Some(t), Some(_)) => t.is_led_by(
+                partition_for(id, t.meta.partitions),
+                broker.config().node_id,
+            ),
+            _ => true,
+        };
         let mut groups = self.groups.lock();
         let mut effects = Effects::default();
         for g in groups.values_mut() {
+            if !coordinated(&g.id) {
+                continue;
+            }
             let due = g.next_deadline(&self.config).is_some_and(|d| d <= now)
                 || (expiry_due && g.is_empty() && !g.offsets.is_empty());
             if !due {
@@ -374,6 +387,38 @@ impl Coordinator {
         jobs
     }
 
+    /// Rebuilds the groups of partition `index` of `__consumer_offsets` from its log: this node
+    /// just became its leader, and what it holds in memory for them may be stale.
+    pub fn load_partition(&self, broker: &Broker, index: i32) {
+        let Some(topic) = broker.topic(OFFSETS_TOPIC) else {
+            return;
+        };
+        let Some(partition) = usize::try_from(index)
+            .ok()
+            .and_then(|i| topic.partitions.get(i))
+        else {
+            return;
+        };
+        let now = now_ms();
+        let count = topic.meta.partitions;
+        let mut groups = self.groups.lock();
+        groups.retain(|id, _| partition_for(id, count) != index);
+        let before = groups.len();
+        replay_partition(
+            &topic,
+            partition,
+            |key, value| match basalt_coordinator::record::decode(key, value) {
+                Ok(d) => apply(&mut groups, d, now, &self.config),
+                Err(e) => tracing::warn!(error = %e, "skipping a group record"),
+            },
+        );
+        tracing::info!(
+            partition = index,
+            groups = groups.len().saturating_sub(before),
+            "loaded the consumer groups of a partition this node now leads"
+        );
+    }
+
     /// Rebuilds every group from `__consumer_offsets`, if it exists.
     pub fn load(&self, broker: &Broker) {
         let Some(topic) = broker.topic(OFFSETS_TOPIC) else {
@@ -405,31 +450,40 @@ impl Coordinator {
 /// cannot be read is logged and left at the failing offset; undecodable batches are skipped.
 pub(crate) fn replay(topic: &Topic, mut f: impl FnMut(&[u8], Option<&[u8]>)) {
     for partition in &topic.partitions {
-        let log = &partition.log;
-        let mut offset = log.log_start_offset();
-        let end = log.log_end_offset();
-        while offset < end {
-            let read = match log.read(offset, 1 << 20, end) {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::error!(topic = %topic.meta.name, partition = partition.index, error = %e, "cannot replay an internal topic");
-                    break;
-                }
-            };
-            if read.next_offset <= offset {
+        replay_partition(topic, partition, &mut f);
+    }
+}
+
+/// [`replay`] of one partition.
+pub(crate) fn replay_partition(
+    topic: &Topic,
+    partition: &crate::partition::Partition,
+    mut f: impl FnMut(&[u8], Option<&[u8]>),
+) {
+    let log = &partition.log;
+    let mut offset = log.log_start_offset();
+    let end = log.log_end_offset();
+    while offset < end {
+        let read = match log.read(offset, 1 << 20, end) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(topic = %topic.meta.name, partition = partition.index, error = %e, "cannot replay an internal topic");
                 break;
             }
-            for batch in BatchIter::new(&read.records) {
-                let Ok((_, range)) = batch else { break };
-                let Ok(records) = decode_records(&read.records.slice(range)) else {
-                    continue;
-                };
-                for r in records {
-                    f(r.key.as_deref().unwrap_or_default(), r.value.as_deref());
-                }
-            }
-            offset = read.next_offset;
+        };
+        if read.next_offset <= offset {
+            break;
         }
+        for batch in BatchIter::new(&read.records) {
+            let Ok((_, range)) = batch else { break };
+            let Ok(records) = decode_records(&read.records.slice(range)) else {
+                continue;
+            };
+            for r in records {
+                f(r.key.as_deref().unwrap_or_default(), r.value.as_deref());
+            }
+        }
+        offset = read.next_offset;
     }
 }
 

@@ -21,10 +21,12 @@ pub mod cluster;
 pub mod config;
 pub mod credentials;
 pub mod errors;
+pub mod fetcher;
 pub mod groups;
 pub mod handlers;
 pub mod partition;
 pub mod producer;
+pub mod replication;
 pub mod snapshot;
 pub mod topics;
 pub mod txns;
@@ -113,6 +115,10 @@ pub struct Broker {
     /// This node's membership of a cluster (`cluster.rs`); `None` for a broker used without a
     /// metadata quorum (tests, tools).
     cluster: Option<cluster::ClusterLink>,
+    /// Follower fetch tasks, one per leader followed (`fetcher.rs`).
+    fetchers: fetcher::Fetchers,
+    /// Set by a controlled shutdown: the node stays fenced.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 impl Broker {
@@ -185,6 +191,8 @@ impl Broker {
             acl_ops: Mutex::new(()),
             credentials,
             cluster,
+            fetchers: fetcher::Fetchers::default(),
+            stopping: std::sync::atomic::AtomicBool::new(false),
         });
         if let Some(image) = broker.image() {
             broker.reconcile(&image);
@@ -380,8 +388,17 @@ impl Broker {
         self.create_topic_assigned(name, partitions, replication, None, configs, validate_only)
     }
 
+    /// `default.replication.factor`, with -1 resolved: 3 once three nodes are live, else 1.
+    pub fn default_replication_factor(&self) -> i16 {
+        match self.config.default_replication_factor {
+            -1 if self.image().is_some_and(|i| i.live_nodes().count() >= 3) => 3,
+            -1 => 1,
+            n => n,
+        }
+    }
+
     /// Creates a topic as [`Broker::create_topic`] does, with the replicas of each partition
-    /// given (`assignments`, one node each) instead of placed.
+    /// given (`assignments`) instead of placed.
     pub fn create_topic_assigned(
         &self,
         name: &str,
@@ -407,24 +424,28 @@ impl Broker {
             ));
         }
         let replication = if replication == -1 {
-            self.config.default_replication_factor
+            self.default_replication_factor()
         } else {
             replication
         };
-        if replication != 1 && self.cluster.is_some() {
+        let live = self.image().map_or(1, |i| i.live_nodes().count());
+        if replication < 1 || replication as usize > live.max(1) {
             return Err(TopicError::new(
                 ErrorCode::InvalidReplicationFactor,
                 format!(
-                    "replication factor {replication} is not available yet: partition data is \
-                     not replicated in this version, use 1"
+                    "replication factor {replication} is not between 1 and the {live} available \
+                     broker(s)"
                 ),
             ));
         }
-        if replication != 1 {
-            return Err(TopicError::new(
-                ErrorCode::InvalidReplicationFactor,
-                format!("replication factor {replication} is larger than the 1 available broker"),
-            ));
+        let mut configs = configs;
+        // Three or more replicas tolerate one loss with acks=all: min.insync.replicas 2, unless
+        // the topic or the broker says otherwise.
+        if replication >= 3
+            && !configs.contains_key("min.insync.replicas")
+            && self.config.effective(&configs).min_insync_replicas == 1
+        {
+            configs.insert("min.insync.replicas".into(), "2".into());
         }
         for (k, v) in &configs {
             config::validate_topic_config(k, v)
@@ -434,6 +455,7 @@ impl Broker {
             return self.create_topic_in_cluster(
                 name,
                 partitions,
+                replication,
                 assignments,
                 configs,
                 validate_only,
@@ -558,7 +580,8 @@ impl Broker {
 
     /// Grows topic `name` to `count` partitions (or only validates that it could), opening the
     /// new partitions' logs, then persisting, then publishing the grown topic (`BRK-2`).
-    /// `assignments`, if given, names the replicas of each new partition: exactly this node.
+    /// `assignments`, if given, names the replicas of each new partition (on a single node:
+    /// exactly this node).
     pub fn create_partitions(
         &self,
         name: &str,
@@ -603,17 +626,10 @@ impl Broker {
                 ));
             }
             let node_id = self.config.node_id;
-            if self.cluster.is_some() {
-                if let Some(bad) = assignments.iter().find(|a| a.len() != 1) {
-                    return Err(TopicError::new(
-                        ErrorCode::InvalidReplicaAssignment,
-                        format!(
-                            "each partition has one replica until replication is available, \
-                             got {bad:?}"
-                        ),
-                    ));
-                }
-            } else if let Some(bad) = assignments.iter().find(|a| a.as_slice() != [node_id]) {
+            // In a cluster the metadata model checks the replicas (META-3).
+            if self.cluster.is_none()
+                && let Some(bad) = assignments.iter().find(|a| a.as_slice() != [node_id])
+            {
                 return Err(TopicError::new(
                     ErrorCode::InvalidReplicaAssignment,
                     format!("replicas can only be assigned to broker {node_id}, got {bad:?}"),
@@ -819,8 +835,10 @@ impl Broker {
     /// Writes every partition's producer snapshot, then syncs every partition and writes the
     /// clean-shutdown marker (the one filesystem sync covers the snapshots too).
     pub fn shutdown(&self) -> Result<(), basalt_storage::StorageError> {
+        self.fetchers.stop();
         for topic in self.topics() {
             for p in &topic.partitions {
+                p.checkpoint_high_watermark();
                 if let Err(e) = p.write_shutdown_snapshot() {
                     // The next open scans more of the log; nothing is lost.
                     tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "cannot write producer snapshot");

@@ -3,8 +3,9 @@
 //! # Invariants
 //! - `PART-1`: the producer table is checked and updated under the same lock as the append, so
 //!   two retries of one batch can never both be appended (`PID-2`).
-//! - `PART-2`: consumers see offsets below the high watermark only; on a single node that is the
-//!   durable end of the log under `flush.policy=always` and the log end otherwise.
+//! - `PART-2`: consumers see offsets below the high watermark only; with one replica that is the
+//!   durable end of the log under `flush.policy=always` and the log end otherwise; with more,
+//!   the replicated high watermark (`REPL-1`, `replication.rs`).
 //! - `PART-3`: opening a partition loads its newest usable producer snapshot and reads only the
 //!   batch headers after it (all of them when there is none, `SNAP-1`); snapshots are written
 //!   under the producer lock, so each holds exactly the batches below its offset.
@@ -16,7 +17,7 @@
 //!   entry in the log's aborted-transaction index (re-added from the log at open).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
 
 use basalt_protocol::ErrorCode;
 use basalt_record::{BatchHeader, ControlType};
@@ -26,6 +27,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::config::EffectiveTopicConfig;
 use crate::errors::storage_error_code;
 use crate::producer::{ProducerState, ProducerTable, SequenceCheck};
+use crate::replication::Role;
 use crate::snapshot;
 
 /// A partition hosted on this node.
@@ -37,16 +39,25 @@ pub struct Partition {
     pub index: i32,
     /// The partition's log.
     pub log: Arc<Log>,
-    producers: Mutex<ProducerTable>,
+    pub(crate) producers: Mutex<ProducerTable>,
     /// First offset of the oldest open transaction, `i64::MAX` when none (`PART-5`); written
     /// under the producer lock.
-    first_unstable: AtomicI64,
+    pub(crate) first_unstable: AtomicI64,
     config: RwLock<EffectiveTopicConfig>,
     recovery: ProducerRecovery,
     /// The partition's current leader epoch (from the metadata image; 0 on a single node
     /// without a quorum, the first epoch the image gives): stamped on every batch this node
     /// appends; changed under the producer lock.
-    leader_epoch: AtomicI32,
+    pub(crate) leader_epoch: AtomicI32,
+    /// This node's part in the partition's replication (`replication.rs`); taken after the
+    /// producer lock, never before it.
+    pub(crate) role: Mutex<Role>,
+    /// Whether the partition has more than one replica: its high watermark is then
+    /// `replicated_hw` (`REPL-1`).
+    pub(crate) replicated: AtomicBool,
+    /// The replicated high watermark: the leader's from its followers' progress, a follower's
+    /// as its leader last told it; written under the role lock.
+    pub(crate) replicated_hw: AtomicI64,
 }
 
 /// How the producer state of a partition was rebuilt when it was opened.
@@ -65,6 +76,8 @@ pub struct ProducerRecovery {
 pub struct Produced {
     /// Offset of the first record written (or of the original, for a retried batch).
     pub base_offset: i64,
+    /// Offset of the last record written (or of the original's).
+    pub last_offset: i64,
     /// Broker time stamped on the batch, or -1 for CreateTime topics.
     pub log_append_time_ms: i64,
     /// Log start offset after the append.
@@ -83,7 +96,7 @@ pub struct ProduceError {
 }
 
 impl ProduceError {
-    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         ProduceError {
             code,
             message: message.into(),
@@ -100,50 +113,8 @@ impl Partition {
         log: Arc<Log>,
         config: EffectiveTopicConfig,
     ) -> Result<Self, StorageError> {
-        let log_start = log.log_start_offset();
-        let loaded = snapshot::load(log.dir(), log_start, log.log_end_offset());
-        let mut recovery = ProducerRecovery {
-            discarded_snapshots: loaded.discarded,
-            ..ProducerRecovery::default()
-        };
-        let (mut producers, from) = match loaded.snapshot {
-            Some((offset, entries)) => {
-                recovery.snapshot_offset = Some(offset);
-                (ProducerTable::restore(entries, log_start), offset)
-            }
-            None => (ProducerTable::default(), log_start),
-        };
-        let mut aborted = Vec::new();
-        log.for_each_batch_control(from, |h, control| {
-            recovery.scanned_batches += 1;
-            if h.is_control() {
-                let ended = producers.on_marker(h);
-                if let (Some(ended), Some(ControlType::Abort)) = (ended, control) {
-                    aborted.push(AbortedTxn {
-                        producer_id: h.producer_id,
-                        first_offset: ended.first_offset,
-                        last_offset: h.base_offset,
-                        last_stable_offset: producers
-                            .first_unstable_offset()
-                            .unwrap_or(h.base_offset + 1),
-                    });
-                }
-            } else {
-                producers.on_appended(h);
-            }
-        })?;
-        // PART-5: entries lost with an unsynced index come back from the markers.
-        for txn in aborted {
-            log.append_aborted_txn(txn)?;
-        }
-        tracing::debug!(
-            topic,
-            partition = index,
-            snapshot = ?recovery.snapshot_offset,
-            scanned_batches = recovery.scanned_batches,
-            producers = producers.len(),
-            "producer state rebuilt"
-        );
+        let (producers, recovery) = rebuild_producers(topic, index, &log)?;
+        let hw = log.stored_high_watermark();
         Ok(Partition {
             topic: topic.to_owned(),
             index,
@@ -153,6 +124,9 @@ impl Partition {
             config: RwLock::new(config),
             recovery,
             leader_epoch: AtomicI32::new(0),
+            role: Mutex::new(Role::Solo),
+            replicated: AtomicBool::new(false),
+            replicated_hw: AtomicI64::new(hw),
         })
     }
 
@@ -243,8 +217,17 @@ impl Partition {
         *self.config.write() = config;
     }
 
-    /// The high watermark (`PART-2`).
+    /// The high watermark (`PART-2`; `REPL-1` with more than one replica).
     pub fn high_watermark(&self) -> i64 {
+        if self.replicated.load(Ordering::Acquire) {
+            return self.replicated_hw.load(Ordering::Acquire);
+        }
+        self.local_end()
+    }
+
+    /// The end of what this node holds safely: the durable end under `flush.policy=always`, the
+    /// log end otherwise.
+    pub(crate) fn local_end(&self) -> i64 {
         match self.log.config().fsync {
             FsyncPolicy::Always => self.log.durable_end_offset(),
             _ => self.log.log_end_offset(),
@@ -279,6 +262,7 @@ impl Partition {
         now_ms: i64,
     ) -> Result<Option<SyncTicket>, ProduceError> {
         let mut producers = self.producers.lock();
+        self.check_leads()?;
         if let Err(current) = producers.check_marker(producer_id, epoch) {
             return Err(ProduceError::new(
                 ErrorCode::InvalidProducerEpoch,
@@ -328,7 +312,7 @@ impl Partition {
         Ok(Some(appended.durable))
     }
 
-    fn write_roll_snapshot(&self, producers: &ProducerTable, offset: i64) {
+    pub(crate) fn write_roll_snapshot(&self, producers: &ProducerTable, offset: i64) {
         // PART-3: the table now holds exactly the batches below the new log end. A failed
         // write costs only a longer scan at the next open.
         if let Err(e) = snapshot::write(self.log.dir(), offset, &producers.entries(), true) {
@@ -339,6 +323,9 @@ impl Partition {
     /// Refuses `acks=all` when `min.insync.replicas` asks for more replicas than the one this
     /// node has (Kafka's NOT_ENOUGH_REPLICAS, checked before anything is appended).
     pub fn check_required_acks(&self, acks: i16) -> Result<(), ProduceError> {
+        if acks == -1 && self.replicated.load(Ordering::Acquire) {
+            return self.check_min_isr();
+        }
         let min_insync = self.config.read().min_insync_replicas;
         if acks == -1 && min_insync > 1 {
             return Err(ProduceError::new(
@@ -425,6 +412,7 @@ impl Partition {
         }
         // PART-1: check and append under one lock.
         let mut producers = self.producers.lock();
+        self.check_leads()?;
         if headers[0].is_transactional() {
             // PART-4: the coordinator's answer holds until the lock is released.
             verify_txn(&headers[0]).map_err(|code| {
@@ -442,6 +430,7 @@ impl Partition {
             SequenceCheck::Duplicate(kept) => {
                 return Ok(Produced {
                     base_offset: kept.base_offset,
+                    last_offset: kept.last_offset,
                     log_append_time_ms: if config.log_append_time { now_ms } else { -1 },
                     log_start_offset: self.log.log_start_offset(),
                     durable: None,
@@ -476,11 +465,66 @@ impl Partition {
         drop(producers);
         Ok(Produced {
             base_offset: appended.base_offset,
+            last_offset: appended.last_offset,
             log_append_time_ms: if config.log_append_time { now_ms } else { -1 },
             log_start_offset: appended.log_start_offset,
             durable: Some(appended.durable),
         })
     }
+}
+
+/// Rebuilds the producer state of `log` from its newest usable snapshot and the batch headers
+/// after it (`PART-3`), re-adding aborted-transaction entries lost with an unsynced index
+/// (`PART-5`).
+pub(crate) fn rebuild_producers(
+    topic: &str,
+    index: i32,
+    log: &Log,
+) -> Result<(ProducerTable, ProducerRecovery), StorageError> {
+    let log_start = log.log_start_offset();
+    let loaded = snapshot::load(log.dir(), log_start, log.log_end_offset());
+    let mut recovery = ProducerRecovery {
+        discarded_snapshots: loaded.discarded,
+        ..ProducerRecovery::default()
+    };
+    let (mut producers, from) = match loaded.snapshot {
+        Some((offset, entries)) => {
+            recovery.snapshot_offset = Some(offset);
+            (ProducerTable::restore(entries, log_start), offset)
+        }
+        None => (ProducerTable::default(), log_start),
+    };
+    let mut aborted = Vec::new();
+    log.for_each_batch_control(from, |h, control| {
+        recovery.scanned_batches += 1;
+        if h.is_control() {
+            let ended = producers.on_marker(h);
+            if let (Some(ended), Some(ControlType::Abort)) = (ended, control) {
+                aborted.push(AbortedTxn {
+                    producer_id: h.producer_id,
+                    first_offset: ended.first_offset,
+                    last_offset: h.base_offset,
+                    last_stable_offset: producers
+                        .first_unstable_offset()
+                        .unwrap_or(h.base_offset + 1),
+                });
+            }
+        } else {
+            producers.on_appended(h);
+        }
+    })?;
+    for txn in aborted {
+        log.append_aborted_txn(txn)?;
+    }
+    tracing::debug!(
+        topic,
+        partition = index,
+        snapshot = ?recovery.snapshot_offset,
+        scanned_batches = recovery.scanned_batches,
+        producers = producers.len(),
+        "producer state rebuilt"
+    );
+    Ok((producers, recovery))
 }
 
 /// Checks a batch of a CreateTime topic against `message.timestamp.before.max.ms` and

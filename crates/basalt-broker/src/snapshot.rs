@@ -335,6 +335,20 @@ pub fn delete_below(dir: &Path, offset: i64) -> std::io::Result<usize> {
     Ok(deleted)
 }
 
+/// Deletes the snapshots of `dir` above `offset` (a follower truncated its log to it); how
+/// many.
+pub fn delete_above(dir: &Path, offset: i64) -> std::io::Result<usize> {
+    let mut deleted = 0;
+    for old in list(dir)?.into_iter().filter(|&o| o > offset) {
+        match fs::remove_file(path(dir, old)) {
+            Ok(()) => deleted += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(deleted)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -555,6 +555,39 @@ impl TxnCoordinator {
         }
     }
 
+    /// Rebuilds the transactional ids of partition `index` of `__transaction_state` from its
+    /// log: this node just became its leader, and what it holds in memory may be stale.
+    pub fn load_partition(&self, broker: &Broker, index: i32) {
+        let Some(topic) = broker.topic(TXN_TOPIC) else {
+            return;
+        };
+        let Some(partition) = usize::try_from(index)
+            .ok()
+            .and_then(|i| topic.partitions.get(i))
+        else {
+            return;
+        };
+        let count = topic.meta.partitions;
+        let mut state = self.state.lock();
+        state.retain(|id| partition_for(id, count) != index);
+        crate::groups::replay_partition(&topic, partition, |key, value| {
+            let Ok(Key::Txn { id }) = serde_json::from_slice::<Key>(key) else {
+                return;
+            };
+            match value.map(serde_json::from_slice::<Txn>) {
+                None => state.apply(&id, None),
+                Some(Ok(t)) => state.apply(&id, Some(t)),
+                Some(Err(e)) => {
+                    tracing::warn!(txn = %id, error = %e, "skipping a damaged transaction record")
+                }
+            }
+        });
+        tracing::info!(
+            partition = index,
+            "loaded the transactions of a partition this node now leads"
+        );
+    }
+
     /// Rebuilds every transactional id from `__transaction_state`, if it exists. Transactions
     /// left in a prepare state are finished by the first [`TxnCoordinator::tick`].
     pub fn load(&self, broker: &Broker) {

@@ -225,6 +225,13 @@ impl Transactions {
         txn
     }
 
+    /// Forgets every transactional id `keep` refuses (its state is about to be replayed again).
+    pub fn retain(&mut self, mut keep: impl FnMut(&str) -> bool) {
+        self.txns.retain(|id, _| keep(id));
+        let txns = &self.txns;
+        self.by_producer.retain(|_, id| txns.contains_key(id));
+    }
+
     /// Replays a persisted record: the transaction's state, or its removal (`None`).
     pub fn apply(&mut self, id: &str, value: Option<Txn>) {
         match value {

@@ -180,6 +180,28 @@ pub struct ServeArgs {
     /// `num.partitions`: partitions of auto-created topics [default: 1].
     #[arg(long = "num.partitions", env = "BASALT_NUM_PARTITIONS")]
     num_partitions: Option<i32>,
+    /// `default.replication.factor`: replicas of auto-created topics and of topics created
+    /// with -1; -1 is 3 once three nodes are live, else 1 [default: -1].
+    #[arg(
+        long = "default.replication.factor",
+        env = "BASALT_DEFAULT_REPLICATION_FACTOR",
+        allow_hyphen_values = true
+    )]
+    default_replication_factor: Option<i16>,
+    /// `replica.lag.time.max.ms`: a follower that has not caught up with its leader for this
+    /// long leaves the in-sync replicas [default: 30000].
+    #[arg(
+        long = "replica.lag.time.max.ms",
+        env = "BASALT_REPLICA_LAG_TIME_MAX_MS"
+    )]
+    replica_lag_time_max_ms: Option<i64>,
+    /// `broker.session.timeout.ms`: a node whose heartbeats stop for this long is fenced and
+    /// its partitions move to other in-sync replicas [default: 9000].
+    #[arg(
+        long = "broker.session.timeout.ms",
+        env = "BASALT_BROKER_SESSION_TIMEOUT_MS"
+    )]
+    broker_session_timeout_ms: Option<i64>,
     /// `auto.create.topics.enable` [default: true].
     #[arg(
         long = "auto.create.topics.enable",
@@ -756,6 +778,21 @@ pub fn resolve(args: ServeArgs) -> Result<Resolved, Error> {
             None => file.get("broker.rack")?,
         },
         num_partitions: pick!(args.num_partitions, "num.partitions", d.num_partitions),
+        default_replication_factor: pick!(
+            args.default_replication_factor,
+            "default.replication.factor",
+            d.default_replication_factor
+        ),
+        replica_lag_time_max_ms: pick!(
+            args.replica_lag_time_max_ms,
+            "replica.lag.time.max.ms",
+            d.replica_lag_time_max_ms
+        ),
+        broker_session_timeout_ms: pick!(
+            args.broker_session_timeout_ms,
+            "broker.session.timeout.ms",
+            d.broker_session_timeout_ms
+        ),
         auto_create_topics_enable: pick!(
             args.auto_create,
             "auto.create.topics.enable",
@@ -1068,8 +1105,14 @@ async fn serve(mut r: Resolved) -> Result<(), Error> {
         authorizer = r.broker.authorizer.enabled,
         "basalt is serving the Kafka protocol"
     );
-    basalt_server::serve_listeners(listeners, Arc::clone(&broker), r.limits, shutdown_signal())
-        .await;
+    let moving = Arc::clone(&broker);
+    let stop = async move {
+        shutdown_signal().await;
+        // Controlled shutdown: leadership moves to other replicas while clients can still
+        // reach this node and be told where it went.
+        moving.controlled_shutdown().await;
+    };
+    basalt_server::serve_listeners(listeners, Arc::clone(&broker), r.limits, stop).await;
     tracing::info!("syncing data and writing the clean-shutdown marker");
     let b = Arc::clone(&broker);
     tokio::task::spawn_blocking(move || b.shutdown()).await??;

@@ -48,13 +48,6 @@ pub fn handle(
                     return result;
                 }
                 if broker.cluster().is_some() {
-                    if t.assignments.iter().any(|a| a.broker_ids.len() != 1) {
-                        result.error_code = ErrorCode::InvalidReplicaAssignment.into();
-                        result.error_message = Some(
-                            "each partition has one replica until replication is available".into(),
-                        );
-                        return result;
-                    }
                     assignments =
                         Some(t.assignments.iter().map(|a| a.broker_ids.clone()).collect());
                 } else if !t.assignments.iter().all(|a| a.broker_ids == [node_id]) {
@@ -64,7 +57,7 @@ pub fn handle(
                     return result;
                 }
                 partitions = t.assignments.len() as i32;
-                replication = 1;
+                replication = t.assignments[0].broker_ids.len() as i16;
             }
             let configs: BTreeMap<String, String> = t
                 .configs
@@ -82,7 +75,13 @@ pub fn handle(
                 Ok(topic) => {
                     result.topic_id = topic.id;
                     result.num_partitions = topic.meta.partitions;
-                    result.replication_factor = 1;
+                    result.replication_factor = broker
+                        .replication_factor(&topic.meta.name)
+                        .unwrap_or(if replication == -1 {
+                            broker.default_replication_factor()
+                        } else {
+                            replication
+                        });
                     if version >= 5 {
                         result.configs = Some(
                             broker

@@ -11,19 +11,25 @@
 //! are answered sessionless (session id 0), which every client handles by sending full fetches.
 //! Authorization: READ on each topic (TOPIC_AUTHORIZATION_FAILED).
 //! Capped at v12 until fetches by topic id (v13+) are handled.
+//!
+//! A fetch with a replica id (a follower of this node, `fetcher.rs` on the other side) is
+//! answered by the partition's leader state (`replication.rs`): records up to the log end, not
+//! the high watermark, a diverging epoch when the follower's log disagrees, and the HW; the
+//! follower's progress moves the HW and may propose it for the ISR. It needs CLUSTER_ACTION.
 
 use std::time::Duration;
 
+use basalt_cluster::replication::{FetchAnswer, FollowerFetch};
 use basalt_protocol::messages::fetch_request::FetchRequest;
 use basalt_protocol::messages::fetch_response::{
-    AbortedTransaction, FetchResponse, FetchableTopicResponse, PartitionData,
+    AbortedTransaction, EpochEndOffset, FetchResponse, FetchableTopicResponse, PartitionData,
 };
 use basalt_protocol::{ErrorCode, FileRegion, Records};
 use basalt_storage::StorageError;
 
-use crate::Broker;
 use crate::acl::{Operation, ResourceType, Session};
 use crate::errors::storage_error_code;
+use crate::{Broker, now_ms};
 
 /// Highest Fetch version handled.
 pub const MAX_VERSION: i16 = 12;
@@ -37,6 +43,9 @@ pub async fn handle(
     req: FetchRequest,
     _version: i16,
 ) -> FetchResponse {
+    if req.replica_id >= 0 {
+        return handle_replica(broker, session, req).await;
+    }
     let readable: Vec<bool> = req
         .topics
         .iter()
@@ -57,6 +66,170 @@ pub async fn handle(
             _ = tokio::time::sleep_until(deadline) => {}
         }
     }
+}
+
+/// A follower's fetch: answers at once when there are records, a divergence or an error, or
+/// when the fetch moved the HW; otherwise waits for new data like a consumer fetch.
+async fn handle_replica(broker: &Broker, session: &Session, req: FetchRequest) -> FetchResponse {
+    let allowed =
+        broker.cluster().is_some() && broker.authorize_cluster(session, Operation::ClusterAction);
+    let deadline = tokio::time::Instant::now()
+        + Duration::from_millis(req.max_wait_ms.clamp(0, MAX_WAIT_MS_CAP) as u64);
+    let mut visible = broker.watch_visible();
+    loop {
+        visible.borrow_and_update();
+        let (response, bytes, urgent) = read_replica_once(broker, &req, allowed);
+        if bytes >= i64::from(req.min_bytes.max(1))
+            || urgent
+            || tokio::time::Instant::now() >= deadline
+        {
+            return response;
+        }
+        tokio::select! {
+            changed = visible.changed() => if changed.is_err() { return response },
+            _ = tokio::time::sleep_until(deadline) => {}
+        }
+    }
+}
+
+/// One pass of a follower fetch: the response, bytes returned, and whether it must be answered
+/// now (an error, a divergence, or a moved HW).
+fn read_replica_once(
+    broker: &Broker,
+    req: &FetchRequest,
+    allowed: bool,
+) -> (FetchResponse, i64, bool) {
+    let now = now_ms();
+    let mut budget = if req.max_bytes <= 0 {
+        i64::from(i32::MAX)
+    } else {
+        i64::from(req.max_bytes)
+    };
+    let mut total = 0i64;
+    let mut urgent = false;
+    let mut moved = false;
+    let mut responses = Vec::with_capacity(req.topics.len());
+    for t in &req.topics {
+        let topic = broker.topic(&t.topic);
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for fp in &t.partitions {
+            let mut pd = PartitionData {
+                partition_index: fp.partition,
+                high_watermark: -1,
+                last_stable_offset: -1,
+                log_start_offset: -1,
+                preferred_read_replica: -1,
+                records: Some(Records::default()),
+                diverging_epoch: EpochEndOffset {
+                    epoch: -1,
+                    end_offset: -1,
+                    ..EpochEndOffset::default()
+                },
+                ..PartitionData::default()
+            };
+            let partition = topic.as_ref().and_then(|topic| {
+                usize::try_from(fp.partition)
+                    .ok()
+                    .and_then(|i| topic.partitions.get(i))
+            });
+            let Some(partition) = partition.filter(|_| allowed) else {
+                pd.error_code = if allowed {
+                    ErrorCode::UnknownTopicOrPartition
+                } else {
+                    ErrorCode::ClusterAuthorizationFailed
+                }
+                .into();
+                urgent = true;
+                partitions.push(pd);
+                continue;
+            };
+            let fetch = FollowerFetch {
+                replica_id: req.replica_id,
+                current_leader_epoch: fp.current_leader_epoch,
+                fetch_offset: fp.fetch_offset,
+                last_fetched_epoch: (fp.last_fetched_epoch >= 0).then_some(fp.last_fetched_epoch),
+            };
+            let outcome = partition.on_replica_fetch(&fetch, now);
+            if let Some(proposal) = outcome.proposal {
+                broker.propose_isr(&t.topic, partition.index, proposal);
+            }
+            moved |= outcome.hw_advanced;
+            pd.high_watermark = outcome.high_watermark;
+            pd.last_stable_offset = partition.last_stable_offset();
+            pd.log_start_offset = partition.log.log_start_offset();
+            pd.current_leader.leader_epoch = partition.leader_epoch();
+            match outcome.answer {
+                FetchAnswer::Records {
+                    from_offset,
+                    to_offset,
+                } => {
+                    let max_bytes = i64::from(fp.partition_max_bytes.max(0)).min(budget).max(1);
+                    if from_offset < to_offset && budget > 0 {
+                        match partition.log.read_file(
+                            from_offset,
+                            max_bytes as usize,
+                            to_offset,
+                            total == 0,
+                        ) {
+                            Ok(read) => {
+                                if let Some((file, position, len)) = read.region {
+                                    let records = Records::File(FileRegion {
+                                        file,
+                                        position,
+                                        len,
+                                    });
+                                    let n = records.len() as i64;
+                                    total += n;
+                                    budget -= n;
+                                    pd.records = Some(records);
+                                }
+                            }
+                            Err(e) => {
+                                pd.error_code = storage_error_code(&e).into();
+                                urgent = true;
+                            }
+                        }
+                    }
+                }
+                FetchAnswer::Diverging(d) => {
+                    pd.diverging_epoch.epoch = d.epoch;
+                    pd.diverging_epoch.end_offset = d.end_offset;
+                    urgent = true;
+                }
+                FetchAnswer::OffsetOutOfRange { .. } => {
+                    pd.error_code = ErrorCode::OffsetOutOfRange.into();
+                    urgent = true;
+                }
+                FetchAnswer::FencedLeaderEpoch => {
+                    pd.error_code = ErrorCode::FencedLeaderEpoch.into();
+                    urgent = true;
+                }
+                FetchAnswer::UnknownLeaderEpoch => {
+                    pd.error_code = ErrorCode::UnknownLeaderEpoch.into();
+                    urgent = true;
+                }
+                FetchAnswer::NotFollower => {
+                    pd.error_code = ErrorCode::NotLeaderOrFollower.into();
+                    urgent = true;
+                }
+            }
+            partitions.push(pd);
+        }
+        responses.push(FetchableTopicResponse {
+            topic: t.topic.clone(),
+            partitions,
+            ..FetchableTopicResponse::default()
+        });
+    }
+    if moved {
+        broker.notify_visible();
+    }
+    let response = FetchResponse {
+        responses,
+        session_id: 0,
+        ..FetchResponse::default()
+    };
+    (response, total, urgent || moved)
 }
 
 /// One pass over the requested partitions: the response, bytes returned, and whether any

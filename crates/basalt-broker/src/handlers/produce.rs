@@ -44,9 +44,13 @@ pub fn handle(
     // Leaders named in NOT_LEADER_OR_FOLLOWER answers (v10+ tells their endpoints).
     let mut moved: BTreeSet<i32> = BTreeSet::new();
     let acks = req.acks;
+    let timeout_ms = req.timeout_ms;
     let valid_acks = matches!(acks, -1..=1);
     let now = now_ms();
     let mut tickets = Vec::new();
+    // Replicated partitions an acks=all answer waits for (`REPL-4`): partition, the offset the
+    // HW must reach, and where its answer is.
+    let mut replicated: Vec<(Arc<crate::partition::Partition>, i64, usize, usize)> = Vec::new();
     let mut responses = Vec::with_capacity(req.topic_data.len());
     let txn_denied = req.transactional_id.as_deref().is_some_and(|id| {
         !broker.authorize(session, Operation::Write, ResourceType::TransactionalId, id)
@@ -140,6 +144,19 @@ pub fn handle(
             };
             match outcome {
                 Ok(produced) => {
+                    if let Ok(t) = &topic
+                        && let Some(p) = usize::try_from(pd.index)
+                            .ok()
+                            .and_then(|i| t.partitions.get(i))
+                        && p.is_replicated()
+                    {
+                        replicated.push((
+                            Arc::clone(p),
+                            produced.last_offset + 1,
+                            responses.len(),
+                            partitions.len(),
+                        ));
+                    }
                     resp.base_offset = produced.base_offset;
                     resp.log_append_time_ms = produced.log_append_time_ms;
                     resp.log_start_offset = produced.log_start_offset;
@@ -199,8 +216,31 @@ pub fn handle(
         node_endpoints,
         ..ProduceResponse::default()
     };
-    if acks == -1 && !tickets.is_empty() {
+    if acks != -1 {
+        // Only acks=all waits for the HW; the others still wake followers and, once durable,
+        // move the HW.
+        let moving: Vec<_> = replicated.drain(..).map(|r| r.0).collect();
+        if !moving.is_empty() {
+            let visible = broker.watch_visible_sender();
+            let tickets: Vec<_> = tickets.drain(..).map(|(ticket, _, _)| ticket).collect();
+            tokio::spawn(async move {
+                for ticket in tickets {
+                    let _ = ticket.await;
+                }
+                for p in moving {
+                    p.on_local_progress();
+                }
+                visible.send_modify(|v| *v = v.wrapping_add(1));
+            });
+        }
+    }
+    if acks == -1 && (!tickets.is_empty() || !replicated.is_empty()) {
         let broker = Arc::clone(broker);
+        let timeout = std::time::Duration::from_millis(timeout_ms.clamp(0, 300_000) as u64);
+        // Followers fetch what was appended before it is durable here.
+        if !replicated.is_empty() {
+            broker.notify_visible();
+        }
         return Outcome::Later(Box::pin(async move {
             let mut response = response;
             for (ticket, t, p) in tickets {
@@ -211,6 +251,12 @@ pub fn handle(
                     resp.base_offset = -1;
                 }
             }
+            for p in &replicated {
+                if p.0.on_local_progress() {
+                    broker.notify_visible();
+                }
+            }
+            wait_replicated(&broker, &mut response, replicated, timeout).await;
             broker.notify_visible();
             Outcome::Respond(ResponseBody::Produce(response))
         }));
@@ -230,5 +276,62 @@ pub fn handle(
         Outcome::NoResponse
     } else {
         Outcome::Respond(ResponseBody::Produce(response))
+    }
+}
+
+/// Waits until every replicated partition's HW passes its batch (`REPL-4`), answering
+/// NOT_ENOUGH_REPLICAS_AFTER_APPEND when the ISR fell below `min.insync.replicas`,
+/// NOT_LEADER_OR_FOLLOWER when leadership moved, and REQUEST_TIMED_OUT at the request's timeout.
+async fn wait_replicated(
+    broker: &Broker,
+    response: &mut ProduceResponse,
+    mut waiting: Vec<(Arc<crate::partition::Partition>, i64, usize, usize)>,
+    timeout: std::time::Duration,
+) {
+    use basalt_cluster::replication::AcksAll;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut visible = broker.watch_visible();
+    loop {
+        visible.borrow_and_update();
+        waiting.retain(|(partition, required, t, p)| {
+            let resp = &mut response.responses[*t].partition_responses[*p];
+            if resp.error_code != 0 {
+                return false;
+            }
+            let failed = match partition.acks_all(*required) {
+                Ok(AcksAll::Ready) => return false,
+                Ok(AcksAll::Wait) => return true,
+                Ok(AcksAll::NotEnoughReplicas) => ErrorCode::NotEnoughReplicasAfterAppend,
+                Err(code) => code,
+            };
+            resp.error_code = failed.into();
+            resp.error_message = Some(format!(
+                "{failed} for {}-{} after the append",
+                partition.topic, partition.index
+            ));
+            resp.base_offset = -1;
+            false
+        });
+        if waiting.is_empty() {
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            for (partition, _, t, p) in waiting {
+                let resp = &mut response.responses[t].partition_responses[p];
+                resp.error_code = ErrorCode::RequestTimedOut.into();
+                resp.error_message = Some(format!(
+                    "{}-{} was not replicated to its in-sync replicas within the request timeout",
+                    partition.topic, partition.index
+                ));
+                resp.base_offset = -1;
+            }
+            return;
+        }
+        tokio::select! {
+            changed = visible.changed() => if changed.is_err() { return },
+            _ = tokio::time::sleep_until(deadline) => {}
+            // The HW also moves with ISR changes applied from the quorum; look again now and then.
+            _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+        }
     }
 }

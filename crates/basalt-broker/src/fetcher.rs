@@ -1,0 +1,370 @@
+//! Follower fetching: one task per leader node this node follows partitions of, sending Kafka
+//! Fetch requests with this node's replica id over the leader's PLAINTEXT listener and handing
+//! each partition's answer to `Partition::on_fetched` (`replication.rs`).
+//!
+//! The set of partitions per leader comes from `reconcile` ([`Fetchers::update`]); a task with
+//! no partitions left ends. A failed connection or request is retried after a short backoff;
+//! an answer is applied only to the fetch it answers (`REPL-3`).
+//!
+//! # Invariants
+//! - `FET-1`: one outstanding fetch per leader connection; each partition's answer is applied
+//!   with the `FollowerFetch` it was sent with, so a partition whose role changed meanwhile
+//!   ignores it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use basalt_cluster::metadata::{MetadataQuorum, NodeId};
+use basalt_cluster::replication::{DivergingEpoch, FollowerFetch};
+use basalt_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
+use basalt_protocol::{
+    ApiKey, ErrorCode, FrameDecoder, FrameStatus, RequestBody, RequestHeader, ResponseBody,
+    decode_response_frame, encode_request_frame,
+};
+use bytes::BytesMut;
+use parking_lot::Mutex;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, watch};
+
+use crate::now_ms;
+use crate::partition::Partition;
+use crate::replication::Fetched;
+
+/// The Fetch version followers send (topic names, diverging epochs).
+const FETCH_VERSION: i16 = 12;
+/// How long a follower fetch may wait at the leader for new data.
+const MAX_WAIT_MS: i32 = 500;
+/// Bytes per partition per fetch.
+const PARTITION_MAX_BYTES: i32 = 1 << 20;
+/// Bytes per fetch.
+const MAX_BYTES: i32 = 16 << 20;
+/// Largest answer accepted.
+const MAX_RESPONSE_BYTES: usize = 64 << 20;
+/// Wait before reconnecting after a failure.
+const BACKOFF: Duration = Duration::from_millis(200);
+/// Longest a fetch may take before the connection is dropped.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+type PartitionSet = Arc<Mutex<Vec<Arc<Partition>>>>;
+
+#[derive(Debug)]
+struct Fetcher {
+    partitions: PartitionSet,
+    wake: Arc<Notify>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// This node's fetch tasks, by leader.
+#[derive(Debug, Default)]
+pub struct Fetchers {
+    by_leader: Mutex<BTreeMap<NodeId, Fetcher>>,
+}
+
+impl Fetchers {
+    /// Makes the tasks match `follow` (leader → the partitions this node follows there):
+    /// starts tasks for new leaders, changes the partition sets of running ones, and stops
+    /// the tasks of leaders no longer followed.
+    pub fn update(
+        &self,
+        quorum: &Arc<MetadataQuorum>,
+        visible: &Arc<watch::Sender<u64>>,
+        mut follow: BTreeMap<NodeId, Vec<Arc<Partition>>>,
+    ) {
+        let mut by_leader = self.by_leader.lock();
+        by_leader.retain(|leader, fetcher| {
+            let keep = follow.contains_key(leader) && !fetcher.task.is_finished();
+            if !keep {
+                fetcher.task.abort();
+            }
+            keep
+        });
+        for (leader, partitions) in std::mem::take(&mut follow) {
+            if let Some(fetcher) = by_leader.get(&leader) {
+                *fetcher.partitions.lock() = partitions;
+                fetcher.wake.notify_one();
+                continue;
+            }
+            let set: PartitionSet = Arc::new(Mutex::new(partitions));
+            let wake = Arc::new(Notify::new());
+            let task = tokio::spawn(run(
+                Arc::clone(quorum),
+                leader,
+                Arc::clone(&set),
+                Arc::clone(&wake),
+                Arc::clone(visible),
+            ));
+            by_leader.insert(
+                leader,
+                Fetcher {
+                    partitions: set,
+                    wake,
+                    task,
+                },
+            );
+        }
+    }
+
+    /// Stops every task.
+    pub fn stop(&self) {
+        for (_, f) in std::mem::take(&mut *self.by_leader.lock()) {
+            f.task.abort();
+        }
+    }
+}
+
+impl Drop for Fetchers {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The leader's address on a PLAINTEXT listener, preferring the listener name this node's
+/// first PLAINTEXT listener has.
+fn leader_address(quorum: &MetadataQuorum, leader: NodeId) -> Option<String> {
+    let image = quorum.image();
+    let me = image.nodes.get(&quorum.node_id());
+    let preferred = me.and_then(|n| {
+        n.endpoints
+            .iter()
+            .find(|e| e.security_protocol == "PLAINTEXT")
+            .map(|e| e.name.clone())
+    });
+    let node = image.nodes.get(&leader)?;
+    let plaintext = |e: &&basalt_cluster::metadata::Endpoint| e.security_protocol == "PLAINTEXT";
+    let endpoint = node
+        .endpoints
+        .iter()
+        .filter(plaintext)
+        .find(|e| Some(&e.name) == preferred.as_ref())
+        .or_else(|| node.endpoints.iter().find(plaintext))?;
+    Some(format!("{}:{}", endpoint.host, endpoint.port))
+}
+
+async fn run(
+    quorum: Arc<MetadataQuorum>,
+    leader: NodeId,
+    partitions: PartitionSet,
+    wake: Arc<Notify>,
+    visible: Arc<watch::Sender<u64>>,
+) {
+    let me = quorum.node_id();
+    let mut conn: Option<Connection> = None;
+    let mut warned = false;
+    loop {
+        let wanted: Vec<(Arc<Partition>, FollowerFetch)> = partitions
+            .lock()
+            .iter()
+            .filter_map(|p| match p.replica_fetch_request() {
+                Some((l, fetch)) if l == leader => Some((Arc::clone(p), fetch)),
+                _ => None,
+            })
+            .collect();
+        if wanted.is_empty() {
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            continue;
+        }
+        if conn.is_none() {
+            let Some(addr) = leader_address(&quorum, leader) else {
+                if !warned {
+                    tracing::warn!(leader, "the leader has no PLAINTEXT listener to fetch from");
+                    warned = true;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            };
+            match tokio::time::timeout(REQUEST_TIMEOUT, TcpStream::connect(&addr)).await {
+                Ok(Ok(stream)) => {
+                    let _ = stream.set_nodelay(true);
+                    warned = false;
+                    conn = Some(Connection::new(stream));
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(leader, %addr, error = %e, "cannot connect to the leader");
+                    tokio::time::sleep(BACKOFF).await;
+                    continue;
+                }
+                Err(_) => {
+                    tokio::time::sleep(BACKOFF).await;
+                    continue;
+                }
+            }
+        }
+        let request = build_request(me, &wanted);
+        let c = conn.as_mut().expect("connected above");
+        let answer = tokio::time::timeout(
+            REQUEST_TIMEOUT + Duration::from_millis(MAX_WAIT_MS as u64),
+            c.fetch(request),
+        )
+        .await;
+        let response = match answer {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                tracing::debug!(leader, error = %e, "follower fetch failed");
+                conn = None;
+                tokio::time::sleep(BACKOFF).await;
+                continue;
+            }
+            Err(_) => {
+                tracing::debug!(leader, "follower fetch timed out");
+                conn = None;
+                continue;
+            }
+        };
+        let now = now_ms();
+        let mut waiting_for_metadata = false;
+        for topic in response.responses {
+            for pd in topic.partitions {
+                let Some((partition, fetch)) = wanted
+                    .iter()
+                    .find(|(p, _)| p.topic == topic.topic && p.index == pd.partition_index)
+                else {
+                    continue;
+                };
+                let error =
+                    ErrorCode::try_from(pd.error_code).unwrap_or(ErrorCode::UnknownServerError);
+                let records = pd.records.as_ref().and_then(|r| r.as_bytes());
+                let fetched = Fetched {
+                    error,
+                    high_watermark: pd.high_watermark,
+                    log_start_offset: pd.log_start_offset,
+                    diverging: (pd.diverging_epoch.epoch >= 0
+                        && pd.diverging_epoch.end_offset >= 0)
+                        .then_some(DivergingEpoch {
+                            epoch: pd.diverging_epoch.epoch,
+                            end_offset: pd.diverging_epoch.end_offset,
+                        }),
+                    records: records.map_or(&[][..], |b| &b[..]),
+                };
+                if !matches!(error, ErrorCode::None | ErrorCode::OffsetOutOfRange) {
+                    waiting_for_metadata = true;
+                    tracing::debug!(topic = %partition.topic, partition = partition.index, leader, %error, "follower fetch refused");
+                }
+                match partition.on_fetched(fetch, fetched, now) {
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "cannot apply fetched records");
+                        waiting_for_metadata = true;
+                    }
+                }
+            }
+        }
+        // Waiting acks=all produces are on the leader; here only local readers of the HW.
+        visible.send_modify(|v| *v = v.wrapping_add(1));
+        if waiting_for_metadata {
+            // The leader disagrees about the epoch: give the metadata a moment to arrive.
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(BACKOFF) => {}
+            }
+        }
+    }
+}
+
+fn build_request(me: NodeId, wanted: &[(Arc<Partition>, FollowerFetch)]) -> FetchRequest {
+    let mut topics: Vec<FetchTopic> = Vec::new();
+    for (p, fetch) in wanted {
+        let partition = FetchPartition {
+            partition: p.index,
+            current_leader_epoch: fetch.current_leader_epoch,
+            fetch_offset: fetch.fetch_offset,
+            last_fetched_epoch: fetch.last_fetched_epoch.unwrap_or(-1),
+            log_start_offset: p.log.log_start_offset(),
+            partition_max_bytes: PARTITION_MAX_BYTES,
+            ..FetchPartition::default()
+        };
+        match topics.iter_mut().find(|t| t.topic == p.topic) {
+            Some(t) => t.partitions.push(partition),
+            None => topics.push(FetchTopic {
+                topic: p.topic.clone(),
+                partitions: vec![partition],
+                ..FetchTopic::default()
+            }),
+        }
+    }
+    FetchRequest {
+        replica_id: me,
+        max_wait_ms: MAX_WAIT_MS,
+        min_bytes: 1,
+        max_bytes: MAX_BYTES,
+        isolation_level: 0,
+        session_id: 0,
+        session_epoch: -1,
+        topics,
+        ..FetchRequest::default()
+    }
+}
+
+/// One connection to a leader.
+struct Connection {
+    stream: TcpStream,
+    buf: BytesMut,
+    decoder: FrameDecoder,
+    correlation: i32,
+}
+
+impl Connection {
+    fn new(stream: TcpStream) -> Self {
+        Connection {
+            stream,
+            buf: BytesMut::with_capacity(64 * 1024),
+            decoder: FrameDecoder::new(MAX_RESPONSE_BYTES),
+            correlation: 0,
+        }
+    }
+
+    async fn fetch(
+        &mut self,
+        request: FetchRequest,
+    ) -> Result<basalt_protocol::messages::fetch_response::FetchResponse, String> {
+        self.correlation = self.correlation.wrapping_add(1);
+        let header = RequestHeader {
+            request_api_key: ApiKey::Fetch.key(),
+            request_api_version: FETCH_VERSION,
+            correlation_id: self.correlation,
+            client_id: Some("basalt-replica-fetcher".to_owned()),
+            unknown_tagged_fields: Vec::new(),
+        };
+        let frame = encode_request_frame(&header, &RequestBody::Fetch(request))
+            .map_err(|e| format!("cannot encode a fetch: {e}"))?;
+        self.stream
+            .write_all(&frame)
+            .await
+            .map_err(|e| format!("cannot send a fetch: {e}"))?;
+        let frame = loop {
+            match self
+                .decoder
+                .decode(&mut self.buf)
+                .map_err(|e| format!("bad frame from the leader: {e}"))?
+            {
+                FrameStatus::Frame(frame) => break frame,
+                FrameStatus::Incomplete { .. } => {
+                    let n = self
+                        .stream
+                        .read_buf(&mut self.buf)
+                        .await
+                        .map_err(|e| format!("cannot read from the leader: {e}"))?;
+                    if n == 0 {
+                        return Err("the leader closed the connection".into());
+                    }
+                }
+            }
+        };
+        let (header, body) = decode_response_frame(ApiKey::Fetch, FETCH_VERSION, frame)
+            .map_err(|e| format!("cannot decode the leader's answer: {e}"))?;
+        if header.correlation_id != self.correlation {
+            return Err(format!(
+                "answer with correlation id {}, expected {}",
+                header.correlation_id, self.correlation
+            ));
+        }
+        match body {
+            ResponseBody::Fetch(r) => Ok(r),
+            _ => Err("the leader answered a fetch with another API".into()),
+        }
+    }
+}
