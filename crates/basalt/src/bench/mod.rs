@@ -36,6 +36,8 @@ mod peers;
 mod process;
 #[cfg(feature = "kafka-bench")]
 mod produce;
+#[cfg(feature = "kafka-bench")]
+mod replication;
 mod storage;
 #[cfg(feature = "kafka-bench")]
 mod systems;
@@ -74,6 +76,10 @@ pub(crate) enum BenchCommand {
     /// Many partitions created, each written once and read back, with the broker's memory
     /// before and after and the time each step took.
     Partitions(partitions::PartitionsArgs),
+    #[cfg(feature = "kafka-bench")]
+    /// Produce throughput and latency with three replicas per partition against one, on a
+    /// three-node cluster of this binary started here on loopback, as a ratio of the same run.
+    Replication(replication::ReplicationArgs),
     /// Raw TCP bandwidth over 127.0.0.1.
     Loopback(loopback::LoopbackArgs),
     /// Raw sequential write and write+fdatasync bandwidth of a disk.
@@ -94,6 +100,8 @@ pub(crate) fn run(command: BenchCommand) -> Result<()> {
         BenchCommand::Compare(args) => compare::run(&args),
         #[cfg(feature = "kafka-bench")]
         BenchCommand::Partitions(args) => partitions::run(&args),
+        #[cfg(feature = "kafka-bench")]
+        BenchCommand::Replication(args) => replication::run(&args),
         BenchCommand::Loopback(args) => loopback::run(&args),
         BenchCommand::Disk(args) => disk::run(&args),
     }
