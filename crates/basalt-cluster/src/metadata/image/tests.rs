@@ -544,3 +544,204 @@ fn a_restarted_node_leaves_isrs_and_leadership_until_it_catches_up() {
     assert_eq!(solo.isr, vec![1]);
     assert_eq!(solo.leader_epoch, 2);
 }
+
+fn reassign(partition: i32, target: Option<Vec<NodeId>>) -> Command {
+    Command::ReassignPartitions {
+        topic: tid(1),
+        partition,
+        target,
+    }
+}
+
+fn grow_isr(image: &mut MetadataImage, isr: Vec<NodeId>) -> Result<Outcome, Rejection> {
+    let p = partition(image, "t", 0).clone();
+    apply(
+        image,
+        Command::AlterPartition {
+            topic: tid(1),
+            partition: 0,
+            leader: p.leader,
+            isr,
+            partition_epoch: p.partition_epoch,
+        },
+    )
+}
+
+#[test]
+fn a_reassignment_adds_replicas_then_finishes_when_they_are_in_sync() {
+    let mut image = cluster(3);
+    create(&mut image, 1, "t", vec![vec![1, 2]]);
+    let out = apply(&mut image, reassign(0, Some(vec![2, 3]))).unwrap();
+    assert_eq!(
+        out,
+        Outcome::PartitionReassigned {
+            replicas: vec![2, 3, 1],
+            pending: true,
+            leader_epoch: 1,
+            partition_epoch: 1
+        }
+    );
+    // META-7: target first, the removing replica still counts and leads; the adding one
+    // follows.
+    let p = partition(&image, "t", 0);
+    assert_eq!((p.leader, p.isr.clone()), (Some(1), vec![1, 2]));
+    let r = p.reassignment.clone().unwrap();
+    assert_eq!((r.adding(), r.removing()), (vec![3], vec![1]));
+    assert_eq!(image.topics["t"].replication_factor(), 2);
+    // Node 3 caught up: the same apply finishes the move, and leadership leaves node 1.
+    grow_isr(&mut image, vec![1, 2, 3]).unwrap();
+    let p = partition(&image, "t", 0);
+    assert_eq!(p.replicas, vec![2, 3]);
+    assert_eq!(p.isr, vec![2, 3]);
+    assert_eq!(p.leader, Some(2));
+    assert_eq!(p.reassignment, None);
+    assert_eq!((p.leader_epoch, p.partition_epoch), (2, 3));
+}
+
+#[test]
+fn a_reassignment_keeps_a_leader_that_stays_and_may_change_the_replication_factor() {
+    let mut image = cluster(4);
+    create(&mut image, 1, "t", vec![vec![1, 2], vec![2, 1]]);
+    apply(&mut image, reassign(0, Some(vec![1, 2, 3]))).unwrap();
+    grow_isr(&mut image, vec![1, 2, 3]).unwrap();
+    let p = partition(&image, "t", 0);
+    assert_eq!((p.replicas.clone(), p.leader), (vec![1, 2, 3], Some(1)));
+    assert_eq!(
+        p.leader_epoch, 2,
+        "the leader's state is rebuilt on each step"
+    );
+    // A shrink to replicas already in sync finishes at once.
+    let out = apply(&mut image, reassign(0, Some(vec![2]))).unwrap();
+    assert!(matches!(
+        out,
+        Outcome::PartitionReassigned { pending: false, .. }
+    ));
+    let p = partition(&image, "t", 0);
+    assert_eq!((p.replicas.clone(), p.isr.clone()), (vec![2], vec![2]));
+    assert_eq!(p.leader, Some(2));
+    // New partitions take partition 0's replication factor.
+    assert_eq!(image.topics["t"].replication_factor(), 1);
+    // Moving to the replicas it has is a no-op.
+    let before = partition(&image, "t", 0).clone();
+    apply(&mut image, reassign(0, Some(vec![2]))).unwrap();
+    assert_eq!(*partition(&image, "t", 0), before);
+}
+
+#[test]
+fn a_cancelled_reassignment_goes_back_to_the_original_replicas() {
+    let mut image = cluster(4);
+    create(&mut image, 1, "t", vec![vec![1, 2]]);
+    apply(&mut image, reassign(0, Some(vec![3, 4]))).unwrap();
+    assert_eq!(partition(&image, "t", 0).replicas, vec![3, 4, 1, 2]);
+    // Node 3 caught up, node 4 not yet: still pending.
+    grow_isr(&mut image, vec![1, 2, 3]).unwrap();
+    assert!(partition(&image, "t", 0).reassignment.is_some());
+    // Replacing the target keeps the original replicas; node 4 leaves.
+    apply(&mut image, reassign(0, Some(vec![4, 3]))).unwrap();
+    let p = partition(&image, "t", 0);
+    assert_eq!(p.replicas, vec![4, 3, 1, 2]);
+    assert_eq!(p.reassignment.as_ref().unwrap().original, vec![1, 2]);
+    let epochs = (p.leader_epoch, p.partition_epoch);
+    let out = apply(&mut image, reassign(0, None)).unwrap();
+    assert!(matches!(
+        out,
+        Outcome::PartitionReassigned { pending: false, .. }
+    ));
+    let p = partition(&image, "t", 0);
+    assert_eq!(
+        (p.replicas.clone(), p.isr.clone()),
+        (vec![1, 2], vec![1, 2])
+    );
+    assert_eq!(p.leader, Some(1));
+    assert_eq!(
+        (p.leader_epoch, p.partition_epoch),
+        (epochs.0 + 1, epochs.1 + 1)
+    );
+    assert_eq!(
+        apply(&mut image, reassign(0, None)),
+        Err(Rejection::NoReassignmentInProgress {
+            topic: "t".into(),
+            partition: 0
+        })
+    );
+}
+
+#[test]
+fn a_reassignment_moves_leadership_off_a_removed_replica_that_was_fenced_meanwhile() {
+    let mut image = cluster(3);
+    create(&mut image, 1, "t", vec![vec![1, 2]]);
+    apply(&mut image, reassign(0, Some(vec![3, 1]))).unwrap();
+    // The removing replica leads until it is fenced; then the leadership goes to a target one.
+    apply(&mut image, Command::FenceNode { id: 2 }).unwrap();
+    let p = partition(&image, "t", 0);
+    assert_eq!((p.leader, p.isr.clone()), (Some(1), vec![1]));
+    grow_isr(&mut image, vec![1, 3]).unwrap();
+    let p = partition(&image, "t", 0);
+    assert_eq!(
+        (p.replicas.clone(), p.isr.clone(), p.leader),
+        (vec![3, 1], vec![1, 3], Some(1))
+    );
+    // Moving a partition whose leader is the one removed, once the target is in sync.
+    apply(&mut image, Command::UnfenceNode { id: 2 }).unwrap();
+    apply(&mut image, reassign(0, Some(vec![2, 3]))).unwrap();
+    grow_isr(&mut image, vec![1, 3, 2]).unwrap();
+    let p = partition(&image, "t", 0);
+    assert_eq!(
+        (p.replicas.clone(), p.isr.clone()),
+        (vec![2, 3], vec![3, 2])
+    );
+    assert_eq!(
+        p.leader,
+        Some(2),
+        "the first target replica in the ISR leads"
+    );
+}
+
+#[test]
+fn reassignment_rejections() {
+    let mut image = cluster(3);
+    create(&mut image, 1, "t", vec![vec![1, 2]]);
+    for bad in [
+        reassign(0, Some(vec![])),
+        reassign(0, Some(vec![2, 2])),
+        reassign(0, Some(vec![2, 9])),
+        reassign(0, Some((1..=33).collect())),
+    ] {
+        assert!(matches!(
+            apply(&mut image, bad),
+            Err(Rejection::InvalidReplicaAssignment { .. })
+        ));
+    }
+    assert!(matches!(
+        apply(&mut image, reassign(3, Some(vec![1]))),
+        Err(Rejection::UnknownPartition { .. })
+    ));
+    assert!(matches!(
+        apply(
+            &mut image,
+            Command::ReassignPartitions {
+                topic: tid(9),
+                partition: 0,
+                target: Some(vec![1])
+            }
+        ),
+        Err(Rejection::UnknownTopicId { .. })
+    ));
+    // A stale AlterPartition is still refused while a reassignment runs (META-4).
+    apply(&mut image, reassign(0, Some(vec![3]))).unwrap();
+    assert!(matches!(
+        apply(
+            &mut image,
+            Command::AlterPartition {
+                topic: tid(1),
+                partition: 0,
+                leader: Some(1),
+                isr: vec![1, 2, 3],
+                partition_epoch: 0,
+            }
+        ),
+        Err(Rejection::StalePartitionEpoch { .. })
+    ));
+    let json = serde_json::to_string(&image).unwrap();
+    assert_eq!(serde_json::from_str::<MetadataImage>(&json).unwrap(), image);
+}
