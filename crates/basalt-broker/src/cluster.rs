@@ -181,7 +181,8 @@ impl Broker {
         self.cluster.as_ref().map(|c| c.quorum.image())
     }
 
-    /// The replication factor of topic `name`: 1 on a single node, the image's in a cluster.
+    /// The replication factor of topic `name`: 1 on a single node, the image's in a cluster
+    /// (partition 0's replicas once any move of it is done).
     pub fn replication_factor(&self, name: &str) -> Option<i16> {
         match self.image() {
             None => Some(1),
@@ -189,7 +190,7 @@ impl Broker {
                 .topic(name)?
                 .partitions
                 .first()
-                .map(|p| p.replicas.len() as i16),
+                .map(|p| p.target_replicas().len() as i16),
         }
     }
 

@@ -23,7 +23,7 @@ use basalt_protocol::{ApiKey, RequestBody, ResponseBody};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use super::client::{Client, Move, check, unexpected};
+use super::client::{Client, Move, Ongoing, check, unexpected};
 use super::output::{ids, print_json, print_table, table};
 use super::{ConnectArgs, Error};
 
@@ -190,8 +190,13 @@ fn summarize(metadata: &MetadataResponse, cluster_id: Option<String>, controller
 }
 
 /// The moves that take every replica off `node` (see the module docs), in topic and partition
-/// order; an error naming a partition no other live node can take.
-fn plan_decommission(metadata: &MetadataResponse, node: i32) -> Result<Vec<Move>, Error> {
+/// order; an error naming a partition no other live node can take. A partition already moving
+/// (`ongoing`) counts by the replicas it is moving to.
+fn plan_decommission(
+    metadata: &MetadataResponse,
+    ongoing: &[Ongoing],
+    node: i32,
+) -> Result<Vec<Move>, Error> {
     let mut load: BTreeMap<i32, usize> = metadata
         .brokers
         .iter()
@@ -203,9 +208,18 @@ fn plan_decommission(metadata: &MetadataResponse, node: i32) -> Result<Vec<Move>
         .iter()
         .flat_map(|t| {
             let name = t.name.clone().unwrap_or_default();
-            t.partitions
-                .iter()
-                .map(move |p| (name.clone(), p.partition_index, p.replica_nodes.clone()))
+            t.partitions.iter().map(move |p| {
+                let moving = ongoing
+                    .iter()
+                    .find(|o| o.topic == name && o.partition == p.partition_index);
+                let replicas = p
+                    .replica_nodes
+                    .iter()
+                    .copied()
+                    .filter(|r| moving.is_none_or(|m| !m.removing.contains(r)))
+                    .collect();
+                (name.clone(), p.partition_index, replicas)
+            })
         })
         .collect();
     partitions.sort();
@@ -249,7 +263,8 @@ fn plan_decommission(metadata: &MetadataResponse, node: i32) -> Result<Vec<Move>
 fn decommission(client: &mut Client, node: i32, timeout: u64, json: bool) -> Result<(), Error> {
     let deadline = Instant::now() + Duration::from_secs(timeout);
     let metadata = client.metadata(None)?;
-    let moves = plan_decommission(&metadata, node)?;
+    let ongoing = client.list_reassignments()?;
+    let moves = plan_decommission(&metadata, &ongoing, node)?;
     if !moves.is_empty() {
         client.reassign(&moves)?;
     }
@@ -391,7 +406,7 @@ mod tests {
             }],
             ..Default::default()
         };
-        let moves = plan_decommission(&metadata, 3).unwrap();
+        let moves = plan_decommission(&metadata, &[], 3).unwrap();
         let targets: Vec<(i32, Vec<i32>)> = moves
             .iter()
             .map(|m| (m.partition, m.target.clone()))
@@ -401,8 +416,20 @@ mod tests {
         let mut small = metadata.clone();
         small.brokers.retain(|b| b.node_id != 4);
         small.topics[0].partitions[0].replica_nodes = vec![3, 1, 2];
-        assert!(plan_decommission(&small, 3).is_err());
-        assert!(plan_decommission(&metadata, 9).unwrap().is_empty());
+        assert!(plan_decommission(&small, &[], 3).is_err());
+        assert!(plan_decommission(&metadata, &[], 9).unwrap().is_empty());
+        // A partition moving from 2,3,1 to 2,3,4 counts by its target replicas.
+        let mut moving = metadata.clone();
+        moving.topics[0].partitions[2].replica_nodes = vec![2, 3, 4, 1];
+        let ongoing = [Ongoing {
+            topic: "t".into(),
+            partition: 2,
+            replicas: vec![2, 3, 4, 1],
+            adding: vec![4],
+            removing: vec![1],
+        }];
+        let moves = plan_decommission(&moving, &ongoing, 3).unwrap();
+        assert_eq!(moves[1].target, vec![2, 4, 1]);
     }
 
     #[test]
