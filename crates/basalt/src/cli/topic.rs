@@ -7,7 +7,7 @@
 //! reads the configs with DescribeConfigs when the broker advertises it (and says so when not).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use basalt_protocol::ApiKey;
 use basalt_protocol::messages::create_partitions_request::{
@@ -521,7 +521,19 @@ fn move_partition(
             );
         }
     })?;
-    let after = client.topic(name)?;
+    // Done on the controller; wait until the metadata shows it too.
+    let deadline = Instant::now() + Duration::from_secs(timeout);
+    let after = loop {
+        let after = client.topic(name)?;
+        let done = after
+            .partitions
+            .iter()
+            .any(|p| p.partition == partition && p.replicas == target);
+        if done || Instant::now() >= deadline {
+            break after;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
     let p = after.partitions.iter().find(|p| p.partition == partition);
     if json {
         return print_json(&p);

@@ -1043,13 +1043,32 @@ fn partitions_move_between_nodes_and_a_decommissioned_node_keeps_no_replica() {
     }
     drop(p);
 
-    // Move it to nodes 2 and 3: node 3 catches up, node 1 leaves, the leadership moves off it.
-    let out = basalt_cli(
-        &cluster,
-        &cluster.bootstrap(0),
-        &["topic", "move", "moved", "--partition", "0", "--to", "2,3"],
-    );
+    // Move it to nodes 2 and 3: node 3 catches up, node 1 leaves, the leadership moves off it;
+    // an idempotent producer keeps writing meanwhile.
+    let mut values = values;
+    let out = std::thread::scope(|s| {
+        let mover = s.spawn(|| {
+            basalt_cli(
+                &cluster,
+                &cluster.bootstrap(0),
+                &["topic", "move", "moved", "--partition", "0", "--to", "2,3"],
+            )
+        });
+        let p = producer(&cluster.bootstrap(1), &[("enable.idempotence", "true")]);
+        let mut i = 0;
+        while !mover.is_finished() || i < 10 {
+            let v = format!("during-{i}");
+            send_one(
+                &p,
+                FutureRecord::to("moved").partition(0).payload(v.as_bytes()),
+            );
+            values.push(v);
+            i += 1;
+        }
+        mover.join().unwrap()
+    });
     assert!(out.contains("moving moved-0 from 1,2 to 2,3"), "{out}");
+    assert!(out.contains("moved-0 is on 2,3"), "{out}");
     for i in 0..3 {
         let bootstrap = cluster.bootstrap(i);
         eventually(&cluster, "replicas and ISR {2,3}", || {
