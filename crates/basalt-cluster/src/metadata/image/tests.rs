@@ -745,3 +745,101 @@ fn reassignment_rejections() {
     let json = serde_json::to_string(&image).unwrap();
     assert_eq!(serde_json::from_str::<MetadataImage>(&json).unwrap(), image);
 }
+
+mod reassignment_sequences {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// One step: (kind, node, node mask, partition).
+    fn step() -> impl Strategy<Value = (u8, NodeId, u8, i32)> {
+        (0u8..6, 1..=4, 0u8..16, 0..2)
+    }
+
+    fn alter(image: &mut MetadataImage, partition: i32, isr: Vec<NodeId>) {
+        let p = image.topics["t"].partitions[partition as usize].clone();
+        let _ = apply(
+            image,
+            Command::AlterPartition {
+                topic: tid(1),
+                partition,
+                leader: p.leader.filter(|l| isr.contains(l)),
+                isr,
+                partition_epoch: p.partition_epoch,
+            },
+        );
+    }
+
+    proptest! {
+        /// META-1..7 hold through any mix of moves, ISR changes, fencing and restarts (the
+        /// `apply` helper checks them after every command), epochs never go down, and a move
+        /// finishes once every replica is in sync.
+        #[test]
+        fn moves_keep_the_invariants_and_finish(steps in proptest::collection::vec(step(), 0..60)) {
+            let mut image = cluster(4);
+            create(&mut image, 1, "t", vec![vec![1, 2], vec![3, 4]]);
+            let mut incarnation = 1_000;
+            for (kind, node, mask, partition) in steps {
+                let before: Vec<(i32, i32)> = image.topics["t"]
+                    .partitions
+                    .iter()
+                    .map(|p| (p.leader_epoch, p.partition_epoch))
+                    .collect();
+                let p = image.topics["t"].partitions[partition as usize].clone();
+                match kind {
+                    0 => {
+                        let mut target: Vec<NodeId> =
+                            (1..=4).filter(|n| mask & (1 << (n - 1)) != 0).collect();
+                        let by = node as usize % target.len().max(1);
+                        target.rotate_left(by);
+                        let target = (!target.is_empty()).then_some(target);
+                        let _ = apply(&mut image, reassign(partition, target));
+                    }
+                    1 => {
+                        let mut isr = p.isr.clone();
+                        if !isr.contains(&node) {
+                            isr.push(node);
+                        }
+                        alter(&mut image, partition, isr);
+                    }
+                    2 => {
+                        let isr: Vec<NodeId> = p.isr.iter().copied().filter(|r| *r != node).collect();
+                        alter(&mut image, partition, isr);
+                    }
+                    3 => {
+                        let _ = apply(&mut image, Command::FenceNode { id: node });
+                    }
+                    4 => {
+                        let _ = apply(&mut image, Command::UnfenceNode { id: node });
+                    }
+                    _ => {
+                        incarnation += 1;
+                        let mut again = register(node, None);
+                        if let Command::RegisterNode { incarnation: i, .. } = &mut again {
+                            *i = incarnation;
+                        }
+                        let _ = apply(&mut image, again);
+                    }
+                }
+                for (p, (leader_epoch, partition_epoch)) in
+                    image.topics["t"].partitions.iter().zip(before)
+                {
+                    prop_assert!(p.leader_epoch >= leader_epoch && p.partition_epoch >= partition_epoch);
+                }
+            }
+            for id in 1..=4 {
+                apply(&mut image, Command::UnfenceNode { id }).unwrap();
+            }
+            for partition in 0..2 {
+                let p = image.topics["t"].partitions[partition as usize].clone();
+                prop_assert!(p.leader.is_some(), "{p:?}");
+                let target = p.target_replicas().to_vec();
+                alter(&mut image, partition, p.replicas.clone());
+                let p = &image.topics["t"].partitions[partition as usize];
+                prop_assert_eq!(&p.reassignment, &None);
+                prop_assert_eq!(&p.replicas, &target);
+                prop_assert_eq!(&p.isr, &target);
+            }
+        }
+    }
+}
