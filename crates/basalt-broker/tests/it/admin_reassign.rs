@@ -130,3 +130,63 @@ async fn a_single_node_reassigns_only_to_itself_and_needs_no_election() {
     };
     assert_eq!(r.error_code, code(ErrorCode::InvalidRequest));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn moves_and_elections_need_the_cluster_operations() {
+    let (_dir, broker) = crate::open(|c| c.authorizer.enabled = true);
+    create(&broker, "t", 1, &[]);
+    let denied = code(ErrorCode::ClusterAuthorizationFailed);
+    let req = AlterPartitionReassignmentsRequest {
+        topics: vec![ReassignableTopic {
+            name: "t".into(),
+            partitions: vec![ReassignablePartition {
+                partition_index: 0,
+                replicas: Some(vec![1]),
+                ..ReassignablePartition::default()
+            }],
+            ..ReassignableTopic::default()
+        }],
+        ..AlterPartitionReassignmentsRequest::default()
+    };
+    let ResponseBody::AlterPartitionReassignments(r) =
+        call(&broker, 0, RequestBody::AlterPartitionReassignments(req)).await
+    else {
+        panic!("not an AlterPartitionReassignments response")
+    };
+    assert_eq!(r.error_code, denied);
+    assert_eq!(r.responses[0].partitions[0].error_code, denied);
+
+    let ResponseBody::ListPartitionReassignments(r) = call(
+        &broker,
+        0,
+        RequestBody::ListPartitionReassignments(ListPartitionReassignmentsRequest::default()),
+    )
+    .await
+    else {
+        panic!("not a ListPartitionReassignments response")
+    };
+    assert_eq!(r.error_code, denied);
+
+    let req = ElectLeadersRequest {
+        topic_partitions: Some(vec![TopicPartitions {
+            topic: "t".into(),
+            partitions: vec![0],
+            ..TopicPartitions::default()
+        }]),
+        ..ElectLeadersRequest::default()
+    };
+    let ResponseBody::ElectLeaders(r) =
+        call(&broker, 0, RequestBody::ElectLeaders(req.clone())).await
+    else {
+        panic!("not an ElectLeaders response")
+    };
+    assert_eq!(
+        r.replica_election_results[0].partition_result[0].error_code,
+        denied
+    );
+    let ResponseBody::ElectLeaders(r) = call(&broker, 2, RequestBody::ElectLeaders(req)).await
+    else {
+        panic!("not an ElectLeaders response")
+    };
+    assert_eq!(r.error_code, denied);
+}
