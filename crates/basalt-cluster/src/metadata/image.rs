@@ -1175,9 +1175,7 @@ impl MetadataImage {
             return Ok(reassigned(p));
         }
         p.replicas = replicas;
-        if p.isr != isr {
-            p.isr = isr;
-        }
+        p.isr = isr;
         if p.leader.is_some_and(|l| !p.isr.contains(&l)) {
             p.leader = elect(&p.replicas, &p.isr, &live);
         }
