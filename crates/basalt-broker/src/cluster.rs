@@ -8,13 +8,19 @@
 //! a partition's data where it is; only the leader answers client reads and writes. A leader
 //! proposes ISR changes (`AlterPartition`) and applies them when the image shows them.
 //!
+//! Operators move partitions (`ReassignPartitions`: the image adds the target replicas as
+//! followers and finishes the move once they are in sync) and elect leaders (an
+//! `AlterPartition` on the current partition epoch) through the functions at the end of this
+//! file, which the AlterPartitionReassignments and ElectLeaders handlers call.
+//!
 //! # Invariants
 //! - `CLU-1`: the image is the source of truth for topics: a topic exists on a node once and as
 //!   long as the image holds it; `topics.json` is this node's copy, rewritten on reconcile.
 //! - `CLU-2`: Produce, Fetch, ListOffsets, OffsetForLeaderEpoch and DeleteRecords for a
 //!   partition whose image leader is another node answer NOT_LEADER_OR_FOLLOWER.
-//! - `CLU-3`: a topic change is answered only after the image of this node shows it (and this
-//!   node reconciled), so a client that asks this node right after sees it.
+//! - `CLU-3`: a topic change (and a reassignment or election) is answered only after the image
+//!   of this node shows it (and this node reconciled), so a client that asks this node right
+//!   after sees it.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -23,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use basalt_cluster::metadata::{
     Command, ConfigResource, Endpoint, MetadataImage, MetadataQuorum, NodeId, Outcome,
-    ProposeError, TopicId, place,
+    PartitionRecord, ProposeError, Rejection, TopicId, place,
 };
 use basalt_protocol::{ErrorCode, Uuid};
 
@@ -175,7 +181,8 @@ impl Broker {
         self.cluster.as_ref().map(|c| c.quorum.image())
     }
 
-    /// The replication factor of topic `name`: 1 on a single node, the image's in a cluster.
+    /// The replication factor of topic `name`: 1 on a single node, the image's in a cluster
+    /// (partition 0's replicas once any move of it is done).
     pub fn replication_factor(&self, name: &str) -> Option<i16> {
         match self.image() {
             None => Some(1),
@@ -183,7 +190,7 @@ impl Broker {
                 .topic(name)?
                 .partitions
                 .first()
-                .map(|p| p.replicas.len() as i16),
+                .map(|p| p.target_replicas().len() as i16),
         }
     }
 
@@ -745,4 +752,200 @@ impl Broker {
         self.propose_and_wait(cmd, |i| i.topic(name).is_some_and(|t| t.configs == new))?;
         Ok(())
     }
+}
+
+/// Partition `index` of topic `name` in `image`, with the topic's id; UNKNOWN_TOPIC_OR_PARTITION
+/// when there is none.
+fn partition_of<'a>(
+    image: &'a MetadataImage,
+    name: &str,
+    index: i32,
+) -> Result<(TopicId, &'a PartitionRecord), TopicError> {
+    let topic = image
+        .topic(name)
+        .ok_or_else(|| unknown_partition(name, index))?;
+    let p = usize::try_from(index)
+        .ok()
+        .and_then(|i| topic.partitions.get(i))
+        .ok_or_else(|| unknown_partition(name, index))?;
+    Ok((topic.id, p))
+}
+
+fn unknown_partition(name: &str, index: i32) -> TopicError {
+    TopicError::new(
+        ErrorCode::UnknownTopicOrPartition,
+        format!("unknown topic or partition {name}-{index}"),
+    )
+}
+
+/// Which leader an ElectLeaders request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Election {
+    /// The first replica, if it is live and in sync (Kafka's election type 0).
+    Preferred,
+    /// For a partition without a leader: an in-sync live replica, else any live replica, even
+    /// one that may be behind (type 1; Kafka's explicit unclean election, which an operator
+    /// asks for whatever `unclean.leader.election.enable` says).
+    Unclean,
+}
+
+impl Broker {
+    /// Starts (`Some`) or cancels (`None`) moving partition `index` of topic `name` to `target`
+    /// (AlterPartitionReassignments). Answers once this node's image shows the reassignment
+    /// started, finished or cancelled (`CLU-3`); the followers it adds then catch up, and the
+    /// image finishes it when they are in sync (`META-7`). On a single node the only valid
+    /// target is this node, which changes nothing.
+    pub(crate) fn reassign_partition(
+        &self,
+        name: &str,
+        index: i32,
+        target: Option<Vec<NodeId>>,
+    ) -> Result<(), TopicError> {
+        let Some(image) = self.image() else {
+            return self.reassign_alone(name, index, target);
+        };
+        let (id, _) = partition_of(&image, name, index)?;
+        let cmd = Command::ReassignPartitions {
+            topic: id,
+            partition: index,
+            target: target.clone(),
+        };
+        self.propose_and_wait(cmd, |i| {
+            i.topic_by_id(&id)
+                .and_then(|t| t.partitions.get(index as usize))
+                .is_none_or(|p| match &target {
+                    Some(t) => p.target_replicas() == t.as_slice(),
+                    None => p.reassignment.is_none(),
+                })
+        })?;
+        Ok(())
+    }
+
+    fn reassign_alone(
+        &self,
+        name: &str,
+        index: i32,
+        target: Option<Vec<NodeId>>,
+    ) -> Result<(), TopicError> {
+        let topic = self
+            .topic(name)
+            .ok_or_else(|| unknown_partition(name, index))?;
+        if !(0..topic.meta.partitions).contains(&index) {
+            return Err(unknown_partition(name, index));
+        }
+        let me = self.config.node_id;
+        match target {
+            None => Err(TopicError::new(
+                ErrorCode::NoReassignmentInProgress,
+                format!("no reassignment of {name}-{index} is in progress"),
+            )),
+            Some(t) if t == [me] => Ok(()),
+            Some(t) => {
+                let reason = match t.iter().find(|n| **n != me) {
+                    Some(n) => format!("node {n} is not registered (this broker runs alone)"),
+                    None => format!("the target {t:?} names this node more than once"),
+                };
+                Err(TopicError::new(ErrorCode::InvalidReplicaAssignment, reason))
+            }
+        }
+    }
+
+    /// Elects a leader of partition `index` of topic `name` (ElectLeaders) by proposing an
+    /// AlterPartition built on the current partition epoch (retried if another change won the
+    /// race), answering once this node's image shows it. ELECTION_NOT_NEEDED when the preferred
+    /// replica already leads (or, for an unclean election, the partition has a leader; always
+    /// on a single node), PREFERRED_LEADER_NOT_AVAILABLE when the first replica is fenced or
+    /// out of sync, ELIGIBLE_LEADERS_NOT_AVAILABLE when no replica is live.
+    pub(crate) fn elect_leader(
+        &self,
+        name: &str,
+        index: i32,
+        election: Election,
+    ) -> Result<(), TopicError> {
+        let Some(cluster) = self.cluster.as_ref() else {
+            let topic = self
+                .topic(name)
+                .ok_or_else(|| unknown_partition(name, index))?;
+            if !(0..topic.meta.partitions).contains(&index) {
+                return Err(unknown_partition(name, index));
+            }
+            return Err(not_needed(name, index));
+        };
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let image = cluster.quorum.image();
+            let (id, p) = partition_of(&image, name, index)?;
+            let live = |r: &&NodeId| image.is_live(**r);
+            let (leader, isr) = match election {
+                Election::Preferred => {
+                    let preferred = p.replicas[0];
+                    if p.leader == Some(preferred) {
+                        return Err(not_needed(name, index));
+                    }
+                    if !p.isr.contains(&preferred) || !image.is_live(preferred) {
+                        return Err(TopicError::new(
+                            ErrorCode::PreferredLeaderNotAvailable,
+                            format!(
+                                "the preferred leader {preferred} of {name}-{index} is not live and in sync"
+                            ),
+                        ));
+                    }
+                    (preferred, p.isr.clone())
+                }
+                Election::Unclean => {
+                    if p.leader.is_some() {
+                        return Err(not_needed(name, index));
+                    }
+                    if let Some(&l) = p.replicas.iter().filter(live).find(|r| p.isr.contains(r)) {
+                        (l, p.isr.clone())
+                    } else if let Some(&l) = p.replicas.iter().find(live) {
+                        tracing::warn!(
+                            topic = name,
+                            partition = index,
+                            leader = l,
+                            "unclean leader election"
+                        );
+                        (l, vec![l])
+                    } else {
+                        return Err(TopicError::new(
+                            ErrorCode::EligibleLeadersNotAvailable,
+                            format!("no replica of {name}-{index} is live"),
+                        ));
+                    }
+                }
+            };
+            let epoch = p.partition_epoch;
+            let cmd = Command::AlterPartition {
+                topic: id,
+                partition: index,
+                leader: Some(leader),
+                isr,
+                partition_epoch: epoch,
+            };
+            match block_on(propose_retrying(&cluster.quorum, cmd)) {
+                Ok(_) => {}
+                Err(ProposeError::Rejected(Rejection::StalePartitionEpoch { .. }))
+                    if attempts < 3 =>
+                {
+                    continue;
+                }
+                Err(e) => return Err(TopicError::new(propose_error_code(&e), e.to_string())),
+            }
+            let image = block_on(wait_image(&cluster.quorum, |i| {
+                i.topic_by_id(&id)
+                    .and_then(|t| t.partitions.get(index as usize))
+                    .is_none_or(|p| p.partition_epoch > epoch)
+            }))?;
+            self.reconcile(&image);
+            return Ok(());
+        }
+    }
+}
+
+fn not_needed(name: &str, index: i32) -> TopicError {
+    TopicError::new(
+        ErrorCode::ElectionNotNeeded,
+        format!("{name}-{index} already has the leader asked for"),
+    )
 }

@@ -38,6 +38,7 @@ pub fn rejection_code(rejection: &Rejection) -> ErrorCode {
         Rejection::InvalidReplicationFactor { .. } => ErrorCode::InvalidReplicationFactor,
         Rejection::InvalidReplicaAssignment { .. } => ErrorCode::InvalidReplicaAssignment,
         Rejection::InvalidConfig { .. } => ErrorCode::InvalidConfig,
+        Rejection::NoReassignmentInProgress { .. } => ErrorCode::NoReassignmentInProgress,
         Rejection::StalePartitionEpoch { .. } | Rejection::InvalidLeaderOrIsr { .. } => {
             ErrorCode::InvalidRequest
         }

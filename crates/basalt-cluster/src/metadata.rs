@@ -26,7 +26,7 @@ pub mod types;
 
 pub use image::{
     Command, ConfigResource, Endpoint, MetadataImage, NodeId, NodeRecord, Outcome, PartitionRecord,
-    Rejection, TopicId, TopicRecord,
+    Reassignment, Rejection, TopicId, TopicRecord,
 };
 pub use placement::{default_replication_factor, place};
 pub use quorum::{

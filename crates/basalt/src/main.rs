@@ -44,7 +44,8 @@ enum Command {
     Acl(cli::acl::AclArgs),
     /// Create, delete and list SCRAM users (SASL logins) on any Kafka-compatible broker.
     User(cli::user::UserArgs),
-    /// The nodes of a cluster, its controller, and offline and under-replicated partitions.
+    /// Cluster status, and emptying a node before it leaves (a node joins by starting with the
+    /// cluster's --controller.quorum.voters list; there is no add-node command).
     Cluster(cli::cluster::ClusterArgs),
 }
 

@@ -121,6 +121,7 @@ mod tests {
             isr: isr.to_vec(),
             leader_epoch: 0,
             partition_epoch: 0,
+            reassignment: None,
         }
     }
 

@@ -9,6 +9,7 @@
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
 mod alter_configs;
+mod alter_partition_reassignments;
 mod alter_user_scram_credentials;
 mod api_versions;
 mod consumer_group_describe;
@@ -28,6 +29,7 @@ mod describe_log_dirs;
 mod describe_producers;
 mod describe_transactions;
 mod describe_user_scram_credentials;
+mod elect_leaders;
 mod end_txn;
 mod fetch;
 mod find_coordinator;
@@ -38,6 +40,7 @@ mod join_group;
 mod leave_group;
 mod list_groups;
 mod list_offsets;
+mod list_partition_reassignments;
 mod list_transactions;
 mod metadata;
 mod offset_commit;
@@ -107,6 +110,9 @@ pub const SUPPORTED: &[Supported] = &[
     api(ApiKey::CreatePartitions, 0, 3),
     api(ApiKey::IncrementalAlterConfigs, 0, 1),
     api(ApiKey::DescribeCluster, 0, 2),
+    api(ApiKey::ElectLeaders, 0, elect_leaders::MAX_VERSION),
+    api(ApiKey::AlterPartitionReassignments, 0, 0),
+    api(ApiKey::ListPartitionReassignments, 0, 0),
     api(ApiKey::OffsetCommit, 2, offset_commit::MAX_VERSION),
     api(ApiKey::OffsetFetch, 1, offset_fetch::MAX_VERSION),
     api(ApiKey::JoinGroup, 0, join_group::MAX_VERSION),
@@ -388,6 +394,17 @@ impl Handler for Broker {
             ),
             RequestBody::DescribeCluster(r) => ResponseBody::DescribeCluster(
                 describe_cluster::handle(&self, &session, &conn, r, version),
+            ),
+            RequestBody::ElectLeaders(r) => {
+                ResponseBody::ElectLeaders(elect_leaders::handle(&self, &session, r, version))
+            }
+            RequestBody::AlterPartitionReassignments(r) => {
+                ResponseBody::AlterPartitionReassignments(alter_partition_reassignments::handle(
+                    &self, &session, r, version,
+                ))
+            }
+            RequestBody::ListPartitionReassignments(r) => ResponseBody::ListPartitionReassignments(
+                list_partition_reassignments::handle(&self, &session, r, version),
             ),
             RequestBody::JoinGroup(r) => {
                 let (client_id, host) = client_of(&header, &conn);

@@ -12,14 +12,15 @@
 //! connection (ApiVersions excepted, KIP-511).
 
 use basalt_protocol::messages::{
-    alter_configs_response as alter, create_partitions_response as create_partitions,
-    create_topics_response as create_topics, delete_records_response as delete_records,
-    delete_topics_response as delete_topics, describe_cluster_response as describe_cluster,
-    describe_configs_response as describe_configs, describe_log_dirs_response as log_dirs,
-    fetch_response as fetch, find_coordinator_response as find_coordinator,
-    incremental_alter_configs_response as inc_alter, init_producer_id_response as init_pid,
-    list_offsets_response as list_offsets, metadata_response as metadata,
-    offset_for_leader_epoch_response as epoch, produce_response as produce,
+    alter_configs_response as alter, alter_partition_reassignments_response as reassign,
+    create_partitions_response as create_partitions, create_topics_response as create_topics,
+    delete_records_response as delete_records, delete_topics_response as delete_topics,
+    describe_cluster_response as describe_cluster, describe_configs_response as describe_configs,
+    describe_log_dirs_response as log_dirs, fetch_response as fetch,
+    find_coordinator_response as find_coordinator, incremental_alter_configs_response as inc_alter,
+    init_producer_id_response as init_pid, list_offsets_response as list_offsets,
+    metadata_response as metadata, offset_for_leader_epoch_response as epoch,
+    produce_response as produce,
 };
 use basalt_protocol::{ErrorCode, RequestBody, ResponseBody};
 use basalt_server::Outcome;
@@ -326,6 +327,13 @@ pub fn error_response(body: RequestBody, version: i16, message: &str) -> Option<
                 ..describe_cluster::DescribeClusterResponse::default()
             })
         }
+        RequestBody::AlterPartitionReassignments(_) => ResponseBody::AlterPartitionReassignments(
+            reassign::AlterPartitionReassignmentsResponse {
+                error_code: code,
+                error_message: text,
+                ..reassign::AlterPartitionReassignmentsResponse::default()
+            },
+        ),
         _ => return None,
     };
     Some(Outcome::Respond(response))

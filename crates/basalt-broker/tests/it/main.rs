@@ -7,6 +7,7 @@
 
 mod admin_configs;
 mod admin_partitions;
+mod admin_reassign;
 mod admin_records;
 mod cluster;
 mod producer_state;

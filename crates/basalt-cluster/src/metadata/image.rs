@@ -12,9 +12,11 @@
 //!   command leaves the image exactly as it was.
 //! - `META-2`: topic names and topic ids are unique; an id is never zero; names that differ only
 //!   by `.` versus `_` cannot both exist (Kafka's metric-name collision rule).
-//! - `META-3`: a partition's replicas are distinct registered nodes and every partition of a
-//!   topic has the same number of them; its ISR is a non-empty subset of its replicas; its
-//!   leader, when it has one, is an unfenced member of its ISR.
+//! - `META-3`: a partition's replicas are distinct registered nodes, at least one; the
+//!   partitions a [`Command::CreateTopic`] or [`Command::CreatePartitions`] makes all have the
+//!   topic's replication factor (a reassignment may change one partition's, `META-7`); its ISR
+//!   is a non-empty subset of its replicas; its leader, when it has one, is an unfenced member
+//!   of its ISR.
 //! - `META-4`: a partition's `leader_epoch` grows by one on every leader change (including to
 //!   no leader) and its `partition_epoch` grows by one on every leader or ISR change; neither
 //!   ever goes down. An [`Command::AlterPartition`] is applied only when it names the current
@@ -26,6 +28,17 @@
 //!   fenced: it leaves every ISR it is not the last member of and leads nothing, so a replica
 //!   that lost an unsynced tail in a crash is never counted in sync nor elected until it has
 //!   caught up again; leading again bumps the leader epoch.
+//! - `META-7`: a partition being reassigned ([`PartitionRecord::reassignment`]) has as replicas
+//!   its target replicas followed by the original replicas not in the target (so the adding
+//!   replicas are followers that catch up from the leader while the removing ones still
+//!   count), and its ISR never holds every target replica: the apply that would make it so
+//!   (an [`Command::AlterPartition`] growing the ISR, or the [`Command::ReassignPartitions`]
+//!   itself) also finishes the reassignment, deterministically: replicas become the target,
+//!   the ISR shrinks to its target members, a leader outside the target hands over to the
+//!   first target replica in the ISR, and both epochs grow. Starting, finishing and cancelling
+//!   a reassignment each bump the leader epoch too, even when the leader stays, so the
+//!   leader's replication state is rebuilt with the new replica set (the broker builds a new
+//!   one only on a new leader epoch).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -146,6 +159,47 @@ pub struct PartitionRecord {
     pub leader_epoch: i32,
     /// Grows with every leader or ISR change (`META-4`).
     pub partition_epoch: i32,
+    /// The reassignment under way, if any (`META-7`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reassignment: Option<Reassignment>,
+}
+
+/// A partition's pending move to new replicas (`META-7`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reassignment {
+    /// The replicas the partition will have, preferred leader first.
+    pub target: Vec<NodeId>,
+    /// The replicas it had when the reassignment started (restored by a cancel).
+    pub original: Vec<NodeId>,
+}
+
+impl Reassignment {
+    /// Target replicas not among the original ones (Kafka's adding replicas).
+    pub fn adding(&self) -> Vec<NodeId> {
+        self.target
+            .iter()
+            .copied()
+            .filter(|r| !self.original.contains(r))
+            .collect()
+    }
+
+    /// Original replicas not among the target ones (Kafka's removing replicas).
+    pub fn removing(&self) -> Vec<NodeId> {
+        self.original
+            .iter()
+            .copied()
+            .filter(|r| !self.target.contains(r))
+            .collect()
+    }
+}
+
+impl PartitionRecord {
+    /// The replicas the partition has once any reassignment under way is done.
+    pub fn target_replicas(&self) -> &[NodeId] {
+        self.reassignment
+            .as_ref()
+            .map_or(&self.replicas, |r| &r.target)
+    }
 }
 
 /// A topic.
@@ -162,9 +216,12 @@ pub struct TopicRecord {
 }
 
 impl TopicRecord {
-    /// The replication factor (every partition has the same, `META-3`).
+    /// The replication factor: partition 0's number of replicas once any reassignment of it
+    /// is done (new partitions get as many, `META-3`).
     pub fn replication_factor(&self) -> usize {
-        self.partitions.first().map_or(0, |p| p.replicas.len())
+        self.partitions
+            .first()
+            .map_or(0, |p| p.target_replicas().len())
     }
 }
 
@@ -267,6 +324,17 @@ pub enum Command {
         /// The partition epoch the proposal was built on (`META-4`).
         partition_epoch: i32,
     },
+    /// Start (`Some`) or cancel (`None`) moving a partition to new replicas (`META-7`). Starting
+    /// while another reassignment of the partition is under way replaces its target (the
+    /// original replicas stay those before the first).
+    ReassignPartitions {
+        /// The topic.
+        topic: TopicId,
+        /// The partition index.
+        partition: i32,
+        /// The target replicas, preferred leader first; `None` cancels.
+        target: Option<Vec<NodeId>>,
+    },
     /// Set (`Some`) or remove (`None`) configs of a resource.
     AlterConfigs {
         /// What the configs belong to.
@@ -297,6 +365,19 @@ impl fmt::Display for Command {
             Command::AlterPartition {
                 topic, partition, ..
             } => write!(f, "alter partition {topic}-{partition}"),
+            Command::ReassignPartitions {
+                topic,
+                partition,
+                target: Some(target),
+            } => write!(f, "reassign partition {topic}-{partition} to {target:?}"),
+            Command::ReassignPartitions {
+                topic,
+                partition,
+                target: None,
+            } => write!(
+                f,
+                "cancel the reassignment of partition {topic}-{partition}"
+            ),
             Command::AlterConfigs { resource, .. } => write!(f, "alter configs of {resource:?}"),
         }
     }
@@ -339,6 +420,17 @@ pub enum Outcome {
     PartitionAltered {
         /// The leader.
         leader: Option<NodeId>,
+        /// The leader epoch.
+        leader_epoch: i32,
+        /// The partition epoch.
+        partition_epoch: i32,
+    },
+    /// A reassignment was started, replaced, finished or cancelled.
+    PartitionReassigned {
+        /// The replicas now.
+        replicas: Vec<NodeId>,
+        /// Whether a reassignment is still under way.
+        pending: bool,
         /// The leader epoch.
         leader_epoch: i32,
         /// The partition epoch.
@@ -465,6 +557,14 @@ pub enum Rejection {
         /// Why.
         reason: String,
     },
+    /// A cancel of a partition that is not being reassigned.
+    #[error("no reassignment of {topic}-{partition} is in progress")]
+    NoReassignmentInProgress {
+        /// The topic name.
+        topic: String,
+        /// The partition index.
+        partition: i32,
+    },
     /// A config change is malformed.
     #[error("invalid config: {reason}")]
     InvalidConfig {
@@ -574,6 +674,11 @@ impl MetadataImage {
                 isr,
                 partition_epoch,
             } => self.alter_partition(topic, *partition, *leader, isr, *partition_epoch),
+            Command::ReassignPartitions {
+                topic,
+                partition,
+                target,
+            } => self.reassign_partition(topic, *partition, target.as_deref()),
             Command::AlterConfigs { resource, changes } => self.alter_configs(resource, changes),
         }
     }
@@ -789,6 +894,7 @@ impl MetadataImage {
             leader: Some(leader),
             leader_epoch: 0,
             partition_epoch: 0,
+            reassignment: None,
         })
     }
 
@@ -938,6 +1044,7 @@ impl MetadataImage {
                 "leader {l} is not in the ISR"
             )));
         }
+        let live: BTreeSet<NodeId> = self.live_nodes().map(|n| n.id).collect();
         let p = &mut self
             .topics
             .get_mut(&name)
@@ -952,11 +1059,130 @@ impl MetadataImage {
             p.isr = isr.to_vec();
             p.partition_epoch += 1;
         }
+        // META-7: the ISR may now hold every target replica.
+        finish_reassignment(p, &live);
         Ok(Outcome::PartitionAltered {
             leader: p.leader,
             leader_epoch: p.leader_epoch,
             partition_epoch: p.partition_epoch,
         })
+    }
+
+    fn reassign_partition(
+        &mut self,
+        topic: &TopicId,
+        partition: i32,
+        target: Option<&[NodeId]>,
+    ) -> Result<Outcome, Rejection> {
+        let name = self.topic_name_of(topic)?;
+        let p = usize::try_from(partition)
+            .ok()
+            .and_then(|i| self.topics[&name].partitions.get(i))
+            .ok_or_else(|| Rejection::UnknownPartition {
+                topic: name.clone(),
+                partition,
+            })?;
+        let live: BTreeSet<NodeId> = self.live_nodes().map(|n| n.id).collect();
+        let Some(target) = target else {
+            // Cancel: back to the original replicas, keeping the in-sync ones among them.
+            let Some(r) = &p.reassignment else {
+                return Err(Rejection::NoReassignmentInProgress {
+                    topic: name,
+                    partition,
+                });
+            };
+            let original = r.original.clone();
+            let isr: Vec<NodeId> = p
+                .isr
+                .iter()
+                .copied()
+                .filter(|n| original.contains(n))
+                .collect();
+            if isr.is_empty() {
+                return Err(invalid_assignment(format!(
+                    "no original replica of {name}-{partition} is in sync; cannot cancel"
+                )));
+            }
+            let p = &mut self
+                .topics
+                .get_mut(&name)
+                .expect("looked up above")
+                .partitions[partition as usize];
+            settle(p, original, isr, &live);
+            return Ok(reassigned(p));
+        };
+        if target.is_empty() || target.len() > REPLICATION_FACTOR_MAX {
+            return Err(invalid_assignment(format!(
+                "a partition has between 1 and {REPLICATION_FACTOR_MAX} replicas, the target names {}",
+                target.len()
+            )));
+        }
+        let mut seen = BTreeSet::new();
+        for r in target {
+            if !seen.insert(*r) {
+                return Err(invalid_assignment(format!(
+                    "the target names node {r} twice"
+                )));
+            }
+            if !self.nodes.contains_key(r) {
+                return Err(invalid_assignment(format!(
+                    "the target names node {r}, which is not registered"
+                )));
+            }
+        }
+        let original = p
+            .reassignment
+            .as_ref()
+            .map_or_else(|| p.replicas.clone(), |r| r.original.clone());
+        // Replicas neither in the target nor original (adding replicas of a replaced
+        // reassignment) leave now; the ISR keeps the rest.
+        let mut replicas = target.to_vec();
+        replicas.extend(original.iter().copied().filter(|r| !target.contains(r)));
+        let isr: Vec<NodeId> = p
+            .isr
+            .iter()
+            .copied()
+            .filter(|n| replicas.contains(n))
+            .collect();
+        if isr.is_empty() {
+            return Err(invalid_assignment(format!(
+                "no in-sync replica of {name}-{partition} would be left"
+            )));
+        }
+        let p = &mut self
+            .topics
+            .get_mut(&name)
+            .expect("looked up above")
+            .partitions[partition as usize];
+        if target == original.as_slice() {
+            // Moving to where it was: nothing left to do but end any reassignment.
+            if p.reassignment.is_some() {
+                settle(p, original, isr, &live);
+            }
+            return Ok(reassigned(p));
+        }
+        let reassignment = Reassignment {
+            target: target.to_vec(),
+            original,
+        };
+        if reassignment.target.iter().all(|r| isr.contains(r)) {
+            // Already in sync everywhere it is going (a reorder or a shrink): done at once.
+            let isr = isr
+                .into_iter()
+                .filter(|n| reassignment.target.contains(n))
+                .collect();
+            settle(p, reassignment.target, isr, &live);
+            return Ok(reassigned(p));
+        }
+        p.replicas = replicas;
+        p.isr = isr;
+        if p.leader.is_some_and(|l| !p.isr.contains(&l)) {
+            p.leader = elect(&p.replicas, &p.isr, &live);
+        }
+        p.reassignment = Some(reassignment);
+        p.leader_epoch += 1;
+        p.partition_epoch += 1;
+        Ok(reassigned(p))
     }
 
     fn alter_configs(
@@ -995,7 +1221,7 @@ impl MetadataImage {
         Ok(Outcome::ConfigsAltered)
     }
 
-    /// Checks `META-2`, `META-3` and `META-5` over the whole image; tests and simulations call
+    /// Checks `META-2`, `META-3`, `META-5` and `META-7` over the whole image; tests and simulations call
     /// it after every command (the pair of the checks `apply` makes on each command).
     pub fn check_invariants(&self) -> Result<(), String> {
         let mut ids = BTreeSet::new();
@@ -1010,12 +1236,21 @@ impl MetadataImage {
             if !folded.insert(name.replace('.', "_")) {
                 return Err(format!("topic {name} collides with another"));
             }
-            let rf = t.replication_factor();
             for (i, p) in t.partitions.iter().enumerate() {
                 let at = format!("{name}-{i}");
                 let distinct: BTreeSet<_> = p.replicas.iter().collect();
-                if p.replicas.len() != rf || distinct.len() != rf || rf == 0 {
+                if distinct.len() != p.replicas.len() || p.replicas.is_empty() {
                     return Err(format!("{at}: bad replicas {:?}", p.replicas));
+                }
+                if let Some(r) = &p.reassignment {
+                    let mut expected = r.target.clone();
+                    expected.extend(r.original.iter().filter(|o| !r.target.contains(o)));
+                    if p.replicas != expected || r.target == r.original {
+                        return Err(format!("{at}: replicas {:?} for {r:?}", p.replicas));
+                    }
+                    if r.target.iter().all(|n| p.isr.contains(n)) {
+                        return Err(format!("{at}: ISR {:?} holds the whole target", p.isr));
+                    }
                 }
                 if p.replicas.iter().any(|r| !self.nodes.contains_key(r)) {
                     return Err(format!("{at}: unregistered replica in {:?}", p.replicas));
@@ -1042,6 +1277,61 @@ impl MetadataImage {
             }
         }
         Ok(())
+    }
+}
+
+/// Finishes `p`'s reassignment if its ISR holds every target replica (`META-7`); whether it did.
+fn finish_reassignment(p: &mut PartitionRecord, live: &BTreeSet<NodeId>) -> bool {
+    let Some(r) = &p.reassignment else {
+        return false;
+    };
+    if !r.target.iter().all(|t| p.isr.contains(t)) {
+        return false;
+    }
+    let target = r.target.clone();
+    let isr: Vec<NodeId> = p
+        .isr
+        .iter()
+        .copied()
+        .filter(|n| target.contains(n))
+        .collect();
+    settle(p, target, isr, live);
+    true
+}
+
+/// Ends `p`'s reassignment with these replicas and ISR (a subset of both its old ISR and
+/// `replicas`): a leader outside them hands over to the first live replica in the ISR; both
+/// epochs grow (`META-7`).
+fn settle(
+    p: &mut PartitionRecord,
+    replicas: Vec<NodeId>,
+    isr: Vec<NodeId>,
+    live: &BTreeSet<NodeId>,
+) {
+    p.replicas = replicas;
+    p.isr = isr;
+    if !p.leader.is_some_and(|l| p.isr.contains(&l)) {
+        p.leader = elect(&p.replicas, &p.isr, live);
+    }
+    p.reassignment = None;
+    p.leader_epoch += 1;
+    p.partition_epoch += 1;
+}
+
+/// The first of `replicas` that is in `isr` and live.
+fn elect(replicas: &[NodeId], isr: &[NodeId], live: &BTreeSet<NodeId>) -> Option<NodeId> {
+    replicas
+        .iter()
+        .copied()
+        .find(|r| isr.contains(r) && live.contains(r))
+}
+
+fn reassigned(p: &PartitionRecord) -> Outcome {
+    Outcome::PartitionReassigned {
+        replicas: p.replicas.clone(),
+        pending: p.reassignment.is_some(),
+        leader_epoch: p.leader_epoch,
+        partition_epoch: p.partition_epoch,
     }
 }
 

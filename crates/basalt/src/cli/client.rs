@@ -6,7 +6,8 @@
 //! connection. Requests about a partition go to its leader: [`Client::metadata`] records every
 //! broker's address and [`Client::node`] opens (and caches) a connection to it. Admin requests go
 //! to the controller ([`Client::controller`]); requests about a group or a transactional id go to
-//! its coordinator ([`Client::find_coordinator`]).
+//! its coordinator ([`Client::find_coordinator`]). Partition moves ([`Client::reassign`],
+//! [`Client::wait_reassignments`]) are admin requests too.
 //!
 //! Invariants: every socket has connect, read and write timeouts, so no command hangs on a dead
 //! broker; a frame larger than [`MAX_RESPONSE_BYTES`] is refused before it is buffered; a request
@@ -19,12 +20,16 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use basalt_protocol::messages::alter_partition_reassignments_request::{
+    AlterPartitionReassignmentsRequest, ReassignablePartition, ReassignableTopic,
+};
 use basalt_protocol::messages::api_versions_request::ApiVersionsRequest;
 use basalt_protocol::messages::api_versions_response::ApiVersionsResponse;
 use basalt_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use basalt_protocol::messages::list_offsets_request::{
     ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
 };
+use basalt_protocol::messages::list_partition_reassignments_request::ListPartitionReassignmentsRequest;
 use basalt_protocol::messages::metadata_request::{MetadataRequest, MetadataRequestTopic};
 use basalt_protocol::messages::metadata_response::{MetadataResponse, MetadataResponseTopic};
 use basalt_protocol::messages::sasl_authenticate_request::SaslAuthenticateRequest;
@@ -410,6 +415,164 @@ impl Client {
             .collect();
         self.controller = (response.controller_id >= 0).then_some(response.controller_id);
         Ok(response)
+    }
+}
+
+/// One partition to move (AlterPartitionReassignments).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Move {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+    /// The replicas it moves to, preferred leader first.
+    pub target: Vec<i32>,
+}
+
+/// A partition move under way, as ListPartitionReassignments shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Ongoing {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+    /// Every replica now: the target ones and those being removed.
+    pub replicas: Vec<i32>,
+    /// Replicas being added (catching up).
+    pub adding: Vec<i32>,
+    /// Replicas being removed once the added ones are in sync.
+    pub removing: Vec<i32>,
+}
+
+/// How often [`Client::wait_reassignments`] asks.
+const REASSIGNMENT_POLL: Duration = Duration::from_millis(500);
+
+impl Client {
+    /// Starts `moves` with one AlterPartitionReassignments to the controller; an error naming
+    /// every partition the broker refused.
+    pub fn reassign(&mut self, moves: &[Move]) -> Result<(), Error> {
+        let mut topics: BTreeMap<&str, Vec<ReassignablePartition>> = BTreeMap::new();
+        for m in moves {
+            topics
+                .entry(&m.topic)
+                .or_default()
+                .push(ReassignablePartition {
+                    partition_index: m.partition,
+                    replicas: Some(m.target.clone()),
+                    ..Default::default()
+                });
+        }
+        let request = AlterPartitionReassignmentsRequest {
+            timeout_ms: 60_000,
+            allow_replication_factor_change: true,
+            topics: topics
+                .into_iter()
+                .map(|(name, partitions)| ReassignableTopic {
+                    name: name.to_owned(),
+                    partitions,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let body = RequestBody::AlterPartitionReassignments(request);
+        let response = match self.controller()?.send(&body)? {
+            ResponseBody::AlterPartitionReassignments(r) => r,
+            other => return Err(unexpected(ApiKey::AlterPartitionReassignments, &other)),
+        };
+        check(
+            response.error_code,
+            "cannot move partitions",
+            response.error_message.as_deref(),
+        )?;
+        let errors: Vec<String> = response
+            .responses
+            .iter()
+            .flat_map(|t| {
+                t.partitions.iter().filter_map(|p| {
+                    let what = format!("cannot move {}-{}", t.name, p.partition_index);
+                    check(p.error_code, &what, p.error_message.as_deref())
+                        .err()
+                        .map(|e| e.to_string())
+                })
+            })
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("\n").into())
+        }
+    }
+
+    /// Every partition move under way (ListPartitionReassignments to the controller), sorted.
+    pub fn list_reassignments(&mut self) -> Result<Vec<Ongoing>, Error> {
+        let body = RequestBody::ListPartitionReassignments(ListPartitionReassignmentsRequest {
+            timeout_ms: 30_000,
+            topics: None,
+            ..Default::default()
+        });
+        let response = match self.controller()?.send(&body)? {
+            ResponseBody::ListPartitionReassignments(r) => r,
+            other => return Err(unexpected(ApiKey::ListPartitionReassignments, &other)),
+        };
+        check(
+            response.error_code,
+            "cannot list partition moves",
+            response.error_message.as_deref(),
+        )?;
+        let mut ongoing: Vec<Ongoing> = response
+            .topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions.iter().map(|p| Ongoing {
+                    topic: t.name.clone(),
+                    partition: p.partition_index,
+                    replicas: p.replicas.clone(),
+                    adding: p.adding_replicas.clone(),
+                    removing: p.removing_replicas.clone(),
+                })
+            })
+            .collect();
+        ongoing.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        Ok(ongoing)
+    }
+
+    /// Polls ListPartitionReassignments until none of `moves` is under way, calling `progress`
+    /// with those still moving whenever that changes; an error after `timeout`.
+    pub fn wait_reassignments(
+        &mut self,
+        moves: &[Move],
+        timeout: Duration,
+        mut progress: impl FnMut(&[Ongoing]),
+    ) -> Result<(), Error> {
+        let deadline = Instant::now() + timeout;
+        let mut last: Option<Vec<Ongoing>> = None;
+        loop {
+            let moving: Vec<Ongoing> = self
+                .list_reassignments()?
+                .into_iter()
+                .filter(|o| {
+                    moves
+                        .iter()
+                        .any(|m| m.topic == o.topic && m.partition == o.partition)
+                })
+                .collect();
+            if moving.is_empty() {
+                return Ok(());
+            }
+            if last.as_ref() != Some(&moving) {
+                progress(&moving);
+                last = Some(moving);
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "{} partition move(s) still under way after {timeout:?}",
+                    last.map_or(0, |l| l.len())
+                )
+                .into());
+            }
+            std::thread::sleep(REASSIGNMENT_POLL);
+        }
     }
 }
 

@@ -5,8 +5,17 @@
 //!
 //! A node that stopped heartbeating is fenced and no longer listed by the brokers: it appears
 //! only through the partitions that name it as a replica.
+//!
+//! `basalt cluster decommission --node N` moves every replica off node N
+//! (AlterPartitionReassignments): each partition that names N gets, in N's place, the live node
+//! (one the brokers list) that holds the fewest replicas and not yet one of this partition, so
+//! every partition keeps its replication factor; it refuses before moving anything when some
+//! partition has no such node. It then waits until ListPartitionReassignments shows the moves
+//! done and Metadata names N in no partition. There is no command to add a node: a node joins
+//! by starting with the cluster's `--controller.quorum.voters` list.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
 use basalt_protocol::messages::describe_cluster_request::DescribeClusterRequest;
 use basalt_protocol::messages::metadata_response::MetadataResponse;
@@ -14,11 +23,13 @@ use basalt_protocol::{ApiKey, RequestBody, ResponseBody};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use super::client::{Client, check, unexpected};
+use super::client::{Client, Move, Ongoing, check, unexpected};
 use super::output::{ids, print_json, print_table, table};
 use super::{ConnectArgs, Error};
 
-/// `basalt cluster ...`.
+/// `basalt cluster ...`. A node joins a cluster by starting with its
+/// `--controller.quorum.voters` list (there is no add-node command); `decommission` empties a
+/// node before it leaves.
 #[derive(Debug, Args)]
 pub struct ClusterArgs {
     #[command(flatten)]
@@ -31,12 +42,26 @@ pub struct ClusterArgs {
 enum ClusterCommand {
     /// Nodes, the controller, and offline and under-replicated partitions.
     Status,
+    /// Move every replica off a node onto the other live nodes, keeping each partition's
+    /// replication factor, and wait until none is left on it. (A node joins by starting with
+    /// the cluster's --controller.quorum.voters list; there is no add-node command.)
+    Decommission {
+        /// The node to empty.
+        #[arg(long)]
+        node: i32,
+        /// Give up waiting after this many seconds (the moves go on).
+        #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+        timeout: u64,
+    },
 }
 
 /// Runs a `cluster` subcommand.
 pub fn run(args: ClusterArgs) -> Result<(), Error> {
     let mut client = args.connect.client()?;
     match args.command {
+        ClusterCommand::Decommission { node, timeout } => {
+            decommission(&mut client, node, timeout, args.connect.json)
+        }
         ClusterCommand::Status => {
             let status = status(&mut client)?;
             if args.connect.json {
@@ -164,6 +189,129 @@ fn summarize(metadata: &MetadataResponse, cluster_id: Option<String>, controller
     }
 }
 
+/// The moves that take every replica off `node` (see the module docs), in topic and partition
+/// order; an error naming a partition no other live node can take. A partition already moving
+/// (`ongoing`) counts by the replicas it is moving to.
+fn plan_decommission(
+    metadata: &MetadataResponse,
+    ongoing: &[Ongoing],
+    node: i32,
+) -> Result<Vec<Move>, Error> {
+    let mut load: BTreeMap<i32, usize> = metadata
+        .brokers
+        .iter()
+        .filter(|b| b.node_id != node)
+        .map(|b| (b.node_id, 0))
+        .collect();
+    let mut partitions: Vec<(String, i32, Vec<i32>)> = metadata
+        .topics
+        .iter()
+        .flat_map(|t| {
+            let name = t.name.clone().unwrap_or_default();
+            t.partitions.iter().map(move |p| {
+                let moving = ongoing
+                    .iter()
+                    .find(|o| o.topic == name && o.partition == p.partition_index);
+                let replicas = p
+                    .replica_nodes
+                    .iter()
+                    .copied()
+                    .filter(|r| moving.is_none_or(|m| !m.removing.contains(r)))
+                    .collect();
+                (name.clone(), p.partition_index, replicas)
+            })
+        })
+        .collect();
+    partitions.sort();
+    for (_, _, replicas) in &partitions {
+        for r in replicas {
+            if let Some(n) = load.get_mut(r) {
+                *n += 1;
+            }
+        }
+    }
+    let mut moves = Vec::new();
+    for (topic, partition, replicas) in partitions {
+        if !replicas.contains(&node) {
+            continue;
+        }
+        let taken: BTreeSet<i32> = replicas.iter().copied().collect();
+        let Some((&to, _)) = load
+            .iter()
+            .filter(|(id, _)| !taken.contains(id))
+            .min_by_key(|(id, n)| (**n, **id))
+        else {
+            return Err(format!(
+                "cannot move {topic}-{partition} off node {node}: every other live node already \
+                 holds one of its {} replicas",
+                replicas.len()
+            )
+            .into());
+        };
+        *load.get_mut(&to).expect("a live node") += 1;
+        let mut target: Vec<i32> = replicas.iter().copied().filter(|r| *r != node).collect();
+        target.push(to);
+        moves.push(Move {
+            topic,
+            partition,
+            target,
+        });
+    }
+    Ok(moves)
+}
+
+fn decommission(client: &mut Client, node: i32, timeout: u64, json: bool) -> Result<(), Error> {
+    let deadline = Instant::now() + Duration::from_secs(timeout);
+    let metadata = client.metadata(None)?;
+    let ongoing = client.list_reassignments()?;
+    let moves = plan_decommission(&metadata, &ongoing, node)?;
+    if !moves.is_empty() {
+        client.reassign(&moves)?;
+    }
+    if !json {
+        println!("moving {} partition(s) off node {node}", moves.len());
+        for m in &moves {
+            println!("  {}-{} to {}", m.topic, m.partition, ids(&m.target));
+        }
+    }
+    let total = moves.len();
+    client.wait_reassignments(&moves, Duration::from_secs(timeout), |moving| {
+        if !json {
+            println!(
+                "  {} of {total} move(s) done, {} under way",
+                total - moving.len(),
+                moving.len()
+            );
+        }
+    })?;
+    // The moves are done on the controller; wait until the metadata shows it too.
+    loop {
+        let metadata = client.metadata(None)?;
+        let left: Vec<String> = metadata
+            .topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .filter(|p| p.replica_nodes.contains(&node))
+                    .map(|p| format!("{}-{}", t.name.as_deref().unwrap_or(""), p.partition_index))
+            })
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("node {node} still holds {}", left.join(", ")).into());
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    if json {
+        return print_json(&moves);
+    }
+    println!("node {node} holds no replica");
+    Ok(())
+}
+
 fn print_status(status: &Status) {
     println!(
         "cluster {}: {} node(s), controller {}, {} partition(s), {} offline, {} under-replicated",
@@ -236,6 +384,52 @@ mod tests {
             isr_nodes: isr.to_vec(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn decommissioning_replaces_the_node_by_the_least_loaded_other_one() {
+        let metadata = MetadataResponse {
+            brokers: [1, 2, 3, 4]
+                .map(|id| MetadataResponseBroker {
+                    node_id: id,
+                    ..Default::default()
+                })
+                .to_vec(),
+            topics: vec![MetadataResponseTopic {
+                name: Some("t".into()),
+                partitions: vec![
+                    partition(0, 3, &[3, 1], &[3, 1]),
+                    partition(1, 1, &[1, 2], &[1, 2]),
+                    partition(2, 2, &[2, 3], &[2, 3]),
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let moves = plan_decommission(&metadata, &[], 3).unwrap();
+        let targets: Vec<(i32, Vec<i32>)> = moves
+            .iter()
+            .map(|m| (m.partition, m.target.clone()))
+            .collect();
+        assert_eq!(targets, [(0, vec![1, 4]), (2, vec![2, 4])]);
+        // With only nodes 1 and 2 besides node 3, partition 1's replicas leave no room for 0's.
+        let mut small = metadata.clone();
+        small.brokers.retain(|b| b.node_id != 4);
+        small.topics[0].partitions[0].replica_nodes = vec![3, 1, 2];
+        assert!(plan_decommission(&small, &[], 3).is_err());
+        assert!(plan_decommission(&metadata, &[], 9).unwrap().is_empty());
+        // A partition moving from 2,3,1 to 2,3,4 counts by its target replicas.
+        let mut moving = metadata.clone();
+        moving.topics[0].partitions[2].replica_nodes = vec![2, 3, 4, 1];
+        let ongoing = [Ongoing {
+            topic: "t".into(),
+            partition: 2,
+            replicas: vec![2, 3, 4, 1],
+            adding: vec![4],
+            removing: vec![1],
+        }];
+        let moves = plan_decommission(&moving, &ongoing, 3).unwrap();
+        assert_eq!(moves[1].target, vec![2, 4, 1]);
     }
 
     #[test]

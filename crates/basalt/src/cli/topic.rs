@@ -1,10 +1,13 @@
-//! `basalt topic`: create, list, describe, alter the configs of, grow and delete topics.
+//! `basalt topic`: create, list, describe, alter the configs of, grow, delete topics and move
+//! their partitions.
 //!
-//! Admin requests (CreateTopics, DeleteTopics, CreatePartitions, IncrementalAlterConfigs) go to
-//! the controller named by metadata; `describe` asks each partition's leader for its offsets and
+//! Admin requests (CreateTopics, DeleteTopics, CreatePartitions, IncrementalAlterConfigs,
+//! AlterPartitionReassignments) go to the controller named by metadata; `move` then polls
+//! ListPartitionReassignments until the move is done (the broker answers as soon as it started); `describe` asks each partition's leader for its offsets and
 //! reads the configs with DescribeConfigs when the broker advertises it (and says so when not).
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use basalt_protocol::ApiKey;
 use basalt_protocol::messages::create_partitions_request::{
@@ -24,7 +27,7 @@ use basalt_protocol::{RequestBody, ResponseBody};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use super::client::{Client, EARLIEST, LATEST, TopicInfo, check, unexpected};
+use super::client::{Client, EARLIEST, LATEST, Move, TopicInfo, check, unexpected};
 use super::output::{ids, print_json, print_table, table};
 use super::{ConnectArgs, Error, parse_key_value};
 
@@ -94,6 +97,21 @@ enum TopicCommand {
         #[arg(long)]
         num: i32,
     },
+    /// Move a partition to other replicas (AlterPartitionReassignments) and wait until the new
+    /// ones are in sync and the old ones gone. The number of replicas may change.
+    Move {
+        /// Topic name.
+        name: String,
+        /// The partition to move.
+        #[arg(long)]
+        partition: i32,
+        /// The replicas to move to, preferred leader first: node ids, `1,2,3`.
+        #[arg(long, value_delimiter = ',', required = true, value_name = "ID,...")]
+        to: Vec<i32>,
+        /// Give up waiting after this many seconds (the move goes on).
+        #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+        timeout: u64,
+    },
 }
 
 /// Runs a `topic` subcommand.
@@ -114,6 +132,12 @@ pub fn run(args: TopicArgs) -> Result<(), Error> {
         }
         TopicCommand::Delete { names } => delete_topics(&mut client, &names),
         TopicCommand::AddPartitions { name, num } => add_partitions(&mut client, &name, num),
+        TopicCommand::Move {
+            name,
+            partition,
+            to,
+            timeout,
+        } => move_partition(&mut client, &name, partition, to, timeout, json),
     }
 }
 
@@ -450,6 +474,79 @@ fn add_partitions(client: &mut Client, name: &str, total: i32) -> Result<(), Err
         check(r.error_code, &what, r.error_message.as_deref())?;
     }
     println!("topic {name} now has {total} partitions");
+    Ok(())
+}
+
+fn move_partition(
+    client: &mut Client,
+    name: &str,
+    partition: i32,
+    target: Vec<i32>,
+    timeout: u64,
+    json: bool,
+) -> Result<(), Error> {
+    let before = client.topic(name)?;
+    let from = before
+        .partitions
+        .iter()
+        .find(|p| p.partition == partition)
+        .ok_or_else(|| format!("topic {name} has no partition {partition}"))?
+        .replicas
+        .clone();
+    let moves = [Move {
+        topic: name.to_owned(),
+        partition,
+        target: target.clone(),
+    }];
+    client.reassign(&moves)?;
+    if !json {
+        println!(
+            "moving {name}-{partition} from {} to {}",
+            ids(&from),
+            ids(&target)
+        );
+    }
+    client.wait_reassignments(&moves, Duration::from_secs(timeout), |moving| {
+        if json {
+            return;
+        }
+        for m in moving {
+            println!(
+                "  {}-{}: replicas {}, adding {}, removing {}",
+                m.topic,
+                m.partition,
+                ids(&m.replicas),
+                ids(&m.adding),
+                ids(&m.removing)
+            );
+        }
+    })?;
+    // Done on the controller; wait until the metadata shows it too.
+    let deadline = Instant::now() + Duration::from_secs(timeout);
+    let after = loop {
+        let after = client.topic(name)?;
+        let done = after
+            .partitions
+            .iter()
+            .any(|p| p.partition == partition && p.replicas == target);
+        if done || Instant::now() >= deadline {
+            break after;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let p = after.partitions.iter().find(|p| p.partition == partition);
+    if json {
+        return print_json(&p);
+    }
+    match p {
+        Some(p) => println!(
+            "{name}-{partition} is on {} (leader {}, in sync {})",
+            ids(&p.replicas),
+            p.leader,
+            ids(&p.isr)
+        ),
+        None => println!("{name}-{partition} moved"),
+    }
     Ok(())
 }
 

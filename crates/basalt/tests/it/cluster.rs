@@ -982,3 +982,202 @@ fn a_node_that_stops_is_fenced_and_leads_its_partitions_again_when_it_returns() 
         .collect();
     assert_eq!(values, ["before", "after"]);
 }
+
+/// `basalt topic move` or `basalt cluster decommission` (`args`) against `bootstrap`; its
+/// standard output.
+fn basalt_cli(cluster: &Cluster, bootstrap: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_basalt"))
+        .args(args)
+        .args(["--brokers", bootstrap, "--timeout", "120"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "basalt {args:?} failed: {stdout}{}\nlogs:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        cluster.logs()
+    );
+    stdout
+}
+
+/// Replicas and ISR of each partition of `topic` as node `bootstrap` tells them, as sets.
+fn placement(bootstrap: &str, topic: &str) -> BTreeMap<i32, (BTreeSet<i32>, BTreeSet<i32>)> {
+    let md = metadata(bootstrap, Some(topic));
+    md.topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .map(|t| {
+            t.partitions()
+                .iter()
+                .map(|p| {
+                    (
+                        p.id(),
+                        (
+                            p.replicas().iter().copied().collect(),
+                            p.isr().iter().copied().collect(),
+                        ),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// ElectLeaders (preferred) for partition 0 of `topic`, sent to node `i`; the partition's code.
+fn elect_preferred(cluster: &Cluster, i: usize, topic: &str) -> i16 {
+    use basalt_protocol::messages::elect_leaders_request::{ElectLeadersRequest, TopicPartitions};
+    let mut raw = RawClient::connect(cluster.node(i).addr(), "cluster-test");
+    let resp = raw.call(
+        2,
+        RequestBody::ElectLeaders(ElectLeadersRequest {
+            election_type: 0,
+            topic_partitions: Some(vec![TopicPartitions {
+                topic: topic.into(),
+                partitions: vec![0],
+                ..TopicPartitions::default()
+            }]),
+            timeout_ms: 30_000,
+            ..ElectLeadersRequest::default()
+        }),
+    );
+    match resp {
+        ResponseBody::ElectLeaders(r) => {
+            assert_eq!(r.error_code, 0, "{r:?}");
+            r.replica_election_results[0].partition_result[0].error_code
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn partitions_move_between_nodes_and_a_decommissioned_node_keeps_no_replica() {
+    use basalt_protocol::messages::create_topics_request::{
+        CreatableReplicaAssignment, CreatableTopic, CreateTopicsRequest,
+    };
+    let cluster = Cluster::start();
+    eventually(&cluster, "three brokers", || {
+        (broker_ids(&cluster.bootstrap(0)).len() == 3).then_some(())
+    });
+
+    // Decommissioning node 3 moves its replicas of an RF=2 topic onto nodes 1 and 2.
+    create_replicated(&cluster.bootstrap(0), "emptied", 3, 2);
+    eventually(&cluster, "every replica in sync", || {
+        let p = placement(&cluster.bootstrap(0), "emptied");
+        (p.len() == 3 && p.values().all(|(r, isr)| r.len() == 2 && r == isr)).then_some(())
+    });
+    let out = basalt_cli(
+        &cluster,
+        &cluster.bootstrap(1),
+        &["cluster", "decommission", "--node", "3"],
+    );
+    assert!(out.contains("node 3 holds no replica"), "{out}");
+    for i in 0..3 {
+        let bootstrap = cluster.bootstrap(i);
+        eventually(&cluster, "no replica on node 3", || {
+            let p = placement(&bootstrap, "emptied");
+            (p.len() == 3
+                && p.values()
+                    .all(|(r, isr)| *r == BTreeSet::from([1, 2]) && r == isr))
+            .then_some(())
+        });
+    }
+
+    // An RF=2 partition on nodes 1 and 2, with acknowledged records.
+    let mut raw = RawClient::connect(cluster.node(0).addr(), "cluster-test");
+    let resp = raw.call(
+        5,
+        RequestBody::CreateTopics(CreateTopicsRequest {
+            topics: vec![CreatableTopic {
+                name: "moved".into(),
+                num_partitions: -1,
+                replication_factor: -1,
+                assignments: vec![CreatableReplicaAssignment {
+                    partition_index: 0,
+                    broker_ids: vec![1, 2],
+                    ..CreatableReplicaAssignment::default()
+                }],
+                ..CreatableTopic::default()
+            }],
+            timeout_ms: 30_000,
+            ..CreateTopicsRequest::default()
+        }),
+    );
+    match resp {
+        ResponseBody::CreateTopics(r) => assert_eq!(r.topics[0].error_code, 0, "{r:?}"),
+        other => panic!("{other:?}"),
+    }
+    eventually(&cluster, "both replicas in sync", || {
+        let p = placement(&cluster.bootstrap(0), "moved");
+        (p.get(&0) == Some(&(BTreeSet::from([1, 2]), BTreeSet::from([1, 2])))).then_some(())
+    });
+    let p = producer(&cluster.bootstrap(0), &[]);
+    let values: Vec<String> = (0..40).map(|i| format!("record-{i}")).collect();
+    for v in &values {
+        send_one(
+            &p,
+            FutureRecord::to("moved").partition(0).payload(v.as_bytes()),
+        );
+    }
+    drop(p);
+
+    // Move it to nodes 2 and 3: node 3 catches up, node 1 leaves, the leadership moves off it;
+    // an idempotent producer keeps writing meanwhile.
+    let mut values = values;
+    let out = std::thread::scope(|s| {
+        let mover = s.spawn(|| {
+            basalt_cli(
+                &cluster,
+                &cluster.bootstrap(0),
+                &["topic", "move", "moved", "--partition", "0", "--to", "2,3"],
+            )
+        });
+        let p = producer(&cluster.bootstrap(1), &[("enable.idempotence", "true")]);
+        let mut i = 0;
+        while !mover.is_finished() || i < 10 {
+            let v = format!("during-{i}");
+            send_one(
+                &p,
+                FutureRecord::to("moved").partition(0).payload(v.as_bytes()),
+            );
+            values.push(v);
+            i += 1;
+        }
+        mover.join().unwrap()
+    });
+    assert!(out.contains("moving moved-0 from 1,2 to 2,3"), "{out}");
+    assert!(out.contains("moved-0 is on 2,3"), "{out}");
+    for i in 0..3 {
+        let bootstrap = cluster.bootstrap(i);
+        eventually(&cluster, "replicas and ISR {2,3}", || {
+            let p = placement(&bootstrap, "moved");
+            (p.get(&0) == Some(&(BTreeSet::from([2, 3]), BTreeSet::from([2, 3])))).then_some(())
+        });
+    }
+    // Node 2, the preferred replica, leads already.
+    assert_eq!(
+        elect_preferred(&cluster, 0, "moved"),
+        i16::from(ErrorCode::ElectionNotNeeded)
+    );
+    assert_eq!(leaders(&cluster.bootstrap(0), "moved").get(&0), Some(&2));
+    // Making node 3 preferred (the replicas are in sync: done at once), then electing it.
+    basalt_cli(
+        &cluster,
+        &cluster.bootstrap(2),
+        &["topic", "move", "moved", "--partition", "0", "--to", "3,2"],
+    );
+    assert_eq!(elect_preferred(&cluster, 1, "moved"), 0);
+    for i in 0..3 {
+        let bootstrap = cluster.bootstrap(i);
+        eventually(&cluster, "node 3 leading", || {
+            (leaders(&bootstrap, "moved").get(&0) == Some(&3)).then_some(())
+        });
+    }
+    // Every acknowledged record is there, in order, read from node 3.
+    let got = consume_exactly(&cluster.bootstrap(2), "moved", &[(0, values.len())]);
+    let read: Vec<String> = got[&0]
+        .iter()
+        .map(|m| String::from_utf8_lossy(m.payload().unwrap()).into_owned())
+        .collect();
+    assert_eq!(read, values);
+}

@@ -544,3 +544,302 @@ fn a_restarted_node_leaves_isrs_and_leadership_until_it_catches_up() {
     assert_eq!(solo.isr, vec![1]);
     assert_eq!(solo.leader_epoch, 2);
 }
+
+fn reassign(partition: i32, target: Option<Vec<NodeId>>) -> Command {
+    Command::ReassignPartitions {
+        topic: tid(1),
+        partition,
+        target,
+    }
+}
+
+fn grow_isr(image: &mut MetadataImage, isr: Vec<NodeId>) -> Result<Outcome, Rejection> {
+    let p = partition(image, "t", 0).clone();
+    apply(
+        image,
+        Command::AlterPartition {
+            topic: tid(1),
+            partition: 0,
+            leader: p.leader,
+            isr,
+            partition_epoch: p.partition_epoch,
+        },
+    )
+}
+
+#[test]
+fn a_reassignment_adds_replicas_then_finishes_when_they_are_in_sync() {
+    let mut image = cluster(3);
+    create(&mut image, 1, "t", vec![vec![1, 2]]);
+    let out = apply(&mut image, reassign(0, Some(vec![2, 3]))).unwrap();
+    assert_eq!(
+        out,
+        Outcome::PartitionReassigned {
+            replicas: vec![2, 3, 1],
+            pending: true,
+            leader_epoch: 1,
+            partition_epoch: 1
+        }
+    );
+    // META-7: target first, the removing replica still counts and leads; the adding one
+    // follows.
+    let p = partition(&image, "t", 0);
+    assert_eq!((p.leader, p.isr.clone()), (Some(1), vec![1, 2]));
+    let r = p.reassignment.clone().unwrap();
+    assert_eq!((r.adding(), r.removing()), (vec![3], vec![1]));
+    assert_eq!(image.topics["t"].replication_factor(), 2);
+    // Node 3 caught up: the same apply finishes the move, and leadership leaves node 1.
+    grow_isr(&mut image, vec![1, 2, 3]).unwrap();
+    let p = partition(&image, "t", 0);
+    assert_eq!(p.replicas, vec![2, 3]);
+    assert_eq!(p.isr, vec![2, 3]);
+    assert_eq!(p.leader, Some(2));
+    assert_eq!(p.reassignment, None);
+    assert_eq!((p.leader_epoch, p.partition_epoch), (2, 3));
+}
+
+#[test]
+fn a_reassignment_keeps_a_leader_that_stays_and_may_change_the_replication_factor() {
+    let mut image = cluster(4);
+    create(&mut image, 1, "t", vec![vec![1, 2], vec![2, 1]]);
+    apply(&mut image, reassign(0, Some(vec![1, 2, 3]))).unwrap();
+    grow_isr(&mut image, vec![1, 2, 3]).unwrap();
+    let p = partition(&image, "t", 0);
+    assert_eq!((p.replicas.clone(), p.leader), (vec![1, 2, 3], Some(1)));
+    assert_eq!(
+        p.leader_epoch, 2,
+        "the leader's state is rebuilt on each step"
+    );
+    // A shrink to replicas already in sync finishes at once.
+    let out = apply(&mut image, reassign(0, Some(vec![2]))).unwrap();
+    assert!(matches!(
+        out,
+        Outcome::PartitionReassigned { pending: false, .. }
+    ));
+    let p = partition(&image, "t", 0);
+    assert_eq!((p.replicas.clone(), p.isr.clone()), (vec![2], vec![2]));
+    assert_eq!(p.leader, Some(2));
+    // New partitions take partition 0's replication factor.
+    assert_eq!(image.topics["t"].replication_factor(), 1);
+    // Moving to the replicas it has is a no-op.
+    let before = partition(&image, "t", 0).clone();
+    apply(&mut image, reassign(0, Some(vec![2]))).unwrap();
+    assert_eq!(*partition(&image, "t", 0), before);
+}
+
+#[test]
+fn a_cancelled_reassignment_goes_back_to_the_original_replicas() {
+    let mut image = cluster(4);
+    create(&mut image, 1, "t", vec![vec![1, 2]]);
+    apply(&mut image, reassign(0, Some(vec![3, 4]))).unwrap();
+    assert_eq!(partition(&image, "t", 0).replicas, vec![3, 4, 1, 2]);
+    // Node 3 caught up, node 4 not yet: still pending.
+    grow_isr(&mut image, vec![1, 2, 3]).unwrap();
+    assert!(partition(&image, "t", 0).reassignment.is_some());
+    // Replacing the target keeps the original replicas; node 4 leaves.
+    apply(&mut image, reassign(0, Some(vec![4, 3]))).unwrap();
+    let p = partition(&image, "t", 0);
+    assert_eq!(p.replicas, vec![4, 3, 1, 2]);
+    assert_eq!(p.reassignment.as_ref().unwrap().original, vec![1, 2]);
+    let epochs = (p.leader_epoch, p.partition_epoch);
+    let out = apply(&mut image, reassign(0, None)).unwrap();
+    assert!(matches!(
+        out,
+        Outcome::PartitionReassigned { pending: false, .. }
+    ));
+    let p = partition(&image, "t", 0);
+    assert_eq!(
+        (p.replicas.clone(), p.isr.clone()),
+        (vec![1, 2], vec![1, 2])
+    );
+    assert_eq!(p.leader, Some(1));
+    assert_eq!(
+        (p.leader_epoch, p.partition_epoch),
+        (epochs.0 + 1, epochs.1 + 1)
+    );
+    assert_eq!(
+        apply(&mut image, reassign(0, None)),
+        Err(Rejection::NoReassignmentInProgress {
+            topic: "t".into(),
+            partition: 0
+        })
+    );
+}
+
+#[test]
+fn a_reassignment_moves_leadership_off_a_removed_replica_that_was_fenced_meanwhile() {
+    let mut image = cluster(3);
+    create(&mut image, 1, "t", vec![vec![1, 2]]);
+    apply(&mut image, reassign(0, Some(vec![3, 1]))).unwrap();
+    // The removing replica leads until it is fenced; then the leadership goes to a target one.
+    apply(&mut image, Command::FenceNode { id: 2 }).unwrap();
+    let p = partition(&image, "t", 0);
+    assert_eq!((p.leader, p.isr.clone()), (Some(1), vec![1]));
+    grow_isr(&mut image, vec![1, 3]).unwrap();
+    let p = partition(&image, "t", 0);
+    assert_eq!(
+        (p.replicas.clone(), p.isr.clone(), p.leader),
+        (vec![3, 1], vec![1, 3], Some(1))
+    );
+    // Moving a partition whose leader is the one removed, once the target is in sync.
+    apply(&mut image, Command::UnfenceNode { id: 2 }).unwrap();
+    apply(&mut image, reassign(0, Some(vec![2, 3]))).unwrap();
+    grow_isr(&mut image, vec![1, 3, 2]).unwrap();
+    let p = partition(&image, "t", 0);
+    assert_eq!(
+        (p.replicas.clone(), p.isr.clone()),
+        (vec![2, 3], vec![3, 2])
+    );
+    assert_eq!(
+        p.leader,
+        Some(2),
+        "the first target replica in the ISR leads"
+    );
+}
+
+#[test]
+fn reassignment_rejections() {
+    let mut image = cluster(3);
+    create(&mut image, 1, "t", vec![vec![1, 2]]);
+    for bad in [
+        reassign(0, Some(vec![])),
+        reassign(0, Some(vec![2, 2])),
+        reassign(0, Some(vec![2, 9])),
+        reassign(0, Some((1..=33).collect())),
+    ] {
+        assert!(matches!(
+            apply(&mut image, bad),
+            Err(Rejection::InvalidReplicaAssignment { .. })
+        ));
+    }
+    assert!(matches!(
+        apply(&mut image, reassign(3, Some(vec![1]))),
+        Err(Rejection::UnknownPartition { .. })
+    ));
+    assert!(matches!(
+        apply(
+            &mut image,
+            Command::ReassignPartitions {
+                topic: tid(9),
+                partition: 0,
+                target: Some(vec![1])
+            }
+        ),
+        Err(Rejection::UnknownTopicId { .. })
+    ));
+    // A stale AlterPartition is still refused while a reassignment runs (META-4).
+    apply(&mut image, reassign(0, Some(vec![3]))).unwrap();
+    assert!(matches!(
+        apply(
+            &mut image,
+            Command::AlterPartition {
+                topic: tid(1),
+                partition: 0,
+                leader: Some(1),
+                isr: vec![1, 2, 3],
+                partition_epoch: 0,
+            }
+        ),
+        Err(Rejection::StalePartitionEpoch { .. })
+    ));
+    let json = serde_json::to_string(&image).unwrap();
+    assert_eq!(serde_json::from_str::<MetadataImage>(&json).unwrap(), image);
+}
+
+mod reassignment_sequences {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// One step: (kind, node, node mask, partition).
+    fn step() -> impl Strategy<Value = (u8, NodeId, u8, i32)> {
+        (0u8..6, 1..=4, 0u8..16, 0..2)
+    }
+
+    fn alter(image: &mut MetadataImage, partition: i32, isr: Vec<NodeId>) {
+        let p = image.topics["t"].partitions[partition as usize].clone();
+        let _ = apply(
+            image,
+            Command::AlterPartition {
+                topic: tid(1),
+                partition,
+                leader: p.leader.filter(|l| isr.contains(l)),
+                isr,
+                partition_epoch: p.partition_epoch,
+            },
+        );
+    }
+
+    proptest! {
+        /// META-1..7 hold through any mix of moves, ISR changes, fencing and restarts (the
+        /// `apply` helper checks them after every command), epochs never go down, and a move
+        /// finishes once every replica is in sync.
+        #[test]
+        fn moves_keep_the_invariants_and_finish(steps in proptest::collection::vec(step(), 0..60)) {
+            let mut image = cluster(4);
+            create(&mut image, 1, "t", vec![vec![1, 2], vec![3, 4]]);
+            let mut incarnation = 1_000;
+            for (kind, node, mask, partition) in steps {
+                let before: Vec<(i32, i32)> = image.topics["t"]
+                    .partitions
+                    .iter()
+                    .map(|p| (p.leader_epoch, p.partition_epoch))
+                    .collect();
+                let p = image.topics["t"].partitions[partition as usize].clone();
+                match kind {
+                    0 => {
+                        let mut target: Vec<NodeId> =
+                            (1..=4).filter(|n| mask & (1 << (n - 1)) != 0).collect();
+                        let by = node as usize % target.len().max(1);
+                        target.rotate_left(by);
+                        let target = (!target.is_empty()).then_some(target);
+                        let _ = apply(&mut image, reassign(partition, target));
+                    }
+                    1 => {
+                        let mut isr = p.isr.clone();
+                        if !isr.contains(&node) {
+                            isr.push(node);
+                        }
+                        alter(&mut image, partition, isr);
+                    }
+                    2 => {
+                        let isr: Vec<NodeId> = p.isr.iter().copied().filter(|r| *r != node).collect();
+                        alter(&mut image, partition, isr);
+                    }
+                    3 => {
+                        let _ = apply(&mut image, Command::FenceNode { id: node });
+                    }
+                    4 => {
+                        let _ = apply(&mut image, Command::UnfenceNode { id: node });
+                    }
+                    _ => {
+                        incarnation += 1;
+                        let mut again = register(node, None);
+                        if let Command::RegisterNode { incarnation: i, .. } = &mut again {
+                            *i = incarnation;
+                        }
+                        let _ = apply(&mut image, again);
+                    }
+                }
+                for (p, (leader_epoch, partition_epoch)) in
+                    image.topics["t"].partitions.iter().zip(before)
+                {
+                    prop_assert!(p.leader_epoch >= leader_epoch && p.partition_epoch >= partition_epoch);
+                }
+            }
+            for id in 1..=4 {
+                apply(&mut image, Command::UnfenceNode { id }).unwrap();
+            }
+            for partition in 0..2 {
+                let p = image.topics["t"].partitions[partition as usize].clone();
+                prop_assert!(p.leader.is_some(), "{p:?}");
+                let target = p.target_replicas().to_vec();
+                alter(&mut image, partition, p.replicas.clone());
+                let p = &image.topics["t"].partitions[partition as usize];
+                prop_assert_eq!(&p.reassignment, &None);
+                prop_assert_eq!(&p.replicas, &target);
+                prop_assert_eq!(&p.isr, &target);
+            }
+        }
+    }
+}
