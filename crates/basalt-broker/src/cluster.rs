@@ -353,6 +353,7 @@ impl Broker {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(HEARTBEAT_INTERVAL);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut leading_since: Option<Instant> = None;
             loop {
                 tick.tick().await;
                 if weak.strong_count() == 0 {
@@ -366,11 +367,19 @@ impl Broker {
                 if let Err(e) = quorum.propose(cmd).await {
                     tracing::debug!(error = %e, "heartbeat not accepted");
                 }
+                // A new quorum leader first waits one session timeout: heartbeats could not be
+                // committed while there was no leader, so the image's are stale for everyone.
                 if quorum.leader() == Some(id) {
-                    let fenced = quorum.fence_stale_nodes(now_ms(), session_timeout_ms).await;
-                    if !fenced.is_empty() {
-                        tracing::warn!(nodes = ?fenced, "fenced nodes that stopped heartbeating");
+                    let since = *leading_since.get_or_insert_with(Instant::now);
+                    let settled = since.elapsed().as_millis() as i64 >= session_timeout_ms;
+                    if settled {
+                        let fenced = quorum.fence_stale_nodes(now_ms(), session_timeout_ms).await;
+                        if !fenced.is_empty() {
+                            tracing::warn!(nodes = ?fenced, "fenced nodes that stopped heartbeating");
+                        }
                     }
+                } else {
+                    leading_since = None;
                 }
                 // A node fenced while it was away (its heartbeats were late) comes back, unless
                 // it is stopping.

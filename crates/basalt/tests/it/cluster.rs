@@ -53,6 +53,8 @@ struct Cluster {
     dirs: Vec<tempfile::TempDir>,
     /// Each node's Prometheus endpoint port.
     metrics: Vec<u16>,
+    /// Each node's Kafka listener, kept across restarts.
+    addrs: Vec<std::net::SocketAddr>,
 }
 
 fn node_args(id: usize, voters: &str) -> Vec<String> {
@@ -108,20 +110,24 @@ impl Cluster {
             .iter()
             .map(|n| metrics_port(n.as_ref().unwrap()))
             .collect();
+        let addrs = nodes.iter().map(|n| n.as_ref().unwrap().addr()).collect();
         Cluster {
             nodes,
             voters,
             dirs,
             metrics,
+            addrs,
         }
     }
 
-    /// Starts node `i` (0-based) again over its data directory.
+    /// Starts node `i` (0-based) again over its data directory, on the address it had (as a
+    /// real node keeps its port: clients that knew only the old addresses find it again).
     fn restart(&mut self, i: usize) {
         let bin = Path::new(env!("CARGO_BIN_EXE_basalt"));
         let args = node_args(i + 1, &self.voters);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let node = ProcessBroker::start(bin, self.dirs[i].path(), &args);
+        let listen = self.addrs[i].to_string();
+        let node = ProcessBroker::start_at(bin, self.dirs[i].path(), &listen, &args, &[]);
         self.metrics[i] = metrics_port(&node);
         self.nodes[i] = Some(node);
     }

@@ -262,12 +262,17 @@ fn an_isolated_leader_cannot_acknowledge_and_rejoins_without_its_unreplicated_re
         .map(|i| format!("{i}@{}:{QUORUM_PORT}", net.addr(i)))
         .collect::<Vec<_>>()
         .join(",");
+    // Written (and closed) before any node starts: a script still open for writing in one
+    // thread cannot be executed by a child forked meanwhile ("text file busy").
+    let launchers: Vec<PathBuf> = (1..=3)
+        .map(|i| net.launcher(i, dirs[i - 1].path()))
+        .collect();
     let nodes: Vec<ProcessBroker> = std::thread::scope(|s| {
         let handles: Vec<_> = (1..=3)
             .map(|i| {
-                let (net, dirs, voters) = (&net, &dirs, &voters);
+                let (net, dirs, voters, launchers) = (&net, &dirs, &voters, &launchers);
                 s.spawn(move || {
-                    let launcher = net.launcher(i, dirs[i - 1].path());
+                    let launcher = &launchers[i - 1];
                     let listen = format!("{}:{KAFKA_PORT}", net.addr(i));
                     let id = i.to_string();
                     let args = [
@@ -278,7 +283,7 @@ fn an_isolated_leader_cannot_acknowledge_and_rejoins_without_its_unreplicated_re
                         "--broker.session.timeout.ms",
                         "3000",
                     ];
-                    ProcessBroker::start_at(&launcher, dirs[i - 1].path(), &listen, &args, &[])
+                    ProcessBroker::start_at(launcher, dirs[i - 1].path(), &listen, &args, &[])
                 })
             })
             .collect();
