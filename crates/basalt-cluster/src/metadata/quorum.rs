@@ -4,7 +4,9 @@
 //! forwarding them to the leader, and hands out the latest applied image.
 //!
 //! The voters are fixed at start (Kafka's `controller.quorum.voters`, `1@host:port,...`); a
-//! node started without voters is a quorum of one, itself.
+//! node started without voters is a quorum of one, itself. A node started with voters that do
+//! not include it is an observer: it asks them to add it as a learner, then holds the whole
+//! log and image and proposes through the leader, but never votes or leads.
 //!
 //! # Invariants
 //! - `QRM-1`: a node whose data directory holds no Raft state initializes the cluster with
@@ -16,6 +18,8 @@
 //! - `QRM-3`: when the leader changes after a proposal was appended but before it committed,
 //!   the proposer gets [`ProposeError::OutcomeUnknown`], never a silent retry: the command may
 //!   still commit.
+//! - `QRM-4`: an observer never initializes the cluster and never enters the voters; only the
+//!   leader adds it, as a learner, and adding a node already in the membership changes nothing.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -126,12 +130,6 @@ pub enum QuorumError {
     /// The voter list is malformed.
     #[error("invalid quorum voters: {0}")]
     InvalidVoters(String),
-    /// This node is not among the voters (observers are not supported yet).
-    #[error("node {id} is not one of the quorum voters")]
-    NotAVoter {
-        /// This node's id.
-        id: NodeId,
-    },
     /// The data directory could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -230,6 +228,44 @@ pub(crate) async fn propose_local(
     }
 }
 
+/// Asks the voters, until one of them (the leader) accepts, to add this observer as a learner;
+/// gives up when the quorum node stops.
+async fn join(node_id: NodeId, voters: Vec<Voter>, addr: String, mut stop: watch::Receiver<bool>) {
+    let mut warned = false;
+    loop {
+        for v in &voters {
+            let mut conn = Connection::new(v.id, v.addr.clone());
+            let request = Request::Join {
+                id: node_id,
+                addr: addr.clone(),
+            };
+            match conn.call(request, Duration::from_secs(5)).await {
+                Ok(Response::Joined(Ok(()))) => {
+                    tracing::info!(
+                        node_id,
+                        via = v.id,
+                        "joined the metadata quorum as an observer"
+                    );
+                    return;
+                }
+                Ok(other) => tracing::debug!(voter = v.id, answer = ?other, "join not accepted"),
+                Err(e) => tracing::debug!(voter = v.id, error = %e, "join not sent"),
+            }
+        }
+        if !warned {
+            tracing::info!(
+                node_id,
+                "waiting for the metadata quorum's leader to add this observer"
+            );
+            warned = true;
+        }
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(Duration::from_millis(300)) => {}
+        }
+    }
+}
+
 /// One node's handle on the metadata quorum.
 #[derive(Debug)]
 pub struct MetadataQuorum {
@@ -284,9 +320,8 @@ impl MetadataQuorum {
         if members.len() != voters.len().max(1) {
             return Err(QuorumError::InvalidVoters("a voter id is repeated".into()));
         }
-        if !members.contains_key(&node_id) {
-            return Err(QuorumError::NotAVoter { id: node_id });
-        }
+        // A node outside the voters is an observer (`QRM-4`): it joins as a learner.
+        let observer = !members.contains_key(&node_id);
         let dir = data_dir.clone();
         let (lock, log, sm) = tokio::task::spawn_blocking(move || {
             let lock = lock_dir(&dir)?;
@@ -331,7 +366,17 @@ impl MetadataQuorum {
                     .max(5_000),
             ),
         };
-        if let Err(e) = quorum.initialize(members).await {
+        if observer {
+            if local_addr.ip().is_unspecified() {
+                tracing::warn!(addr = %local_addr, "an observer's quorum address should be one the voters can reach");
+            }
+            tokio::spawn(join(
+                node_id,
+                voters.clone(),
+                local_addr.to_string(),
+                quorum.stop.subscribe(),
+            ));
+        } else if let Err(e) = quorum.initialize(members).await {
             quorum.shutdown().await;
             return Err(e);
         }
@@ -556,27 +601,5 @@ mod tests {
         send(q.fence_stale_nodes(0, 0));
         send(q.snapshot());
         send(q.shutdown());
-    }
-
-    #[test]
-    fn a_node_outside_the_voters_is_refused() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let dir = tempfile::tempdir().unwrap();
-            let options = QuorumOptions {
-                node_id: 4,
-                voters: parse_voters("1@127.0.0.1:1,2@127.0.0.1:2").unwrap(),
-                data_dir: dir.path().to_owned(),
-                settings: QuorumSettings::default(),
-            };
-            let bind = SocketAddr::from(([127, 0, 0, 1], 0));
-            assert!(matches!(
-                MetadataQuorum::start(options, bind).await,
-                Err(QuorumError::NotAVoter { id: 4 })
-            ));
-        });
     }
 }

@@ -19,6 +19,7 @@ use std::io;
 use std::time::Duration;
 
 use openraft::BasicNode;
+use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{
     NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Timeout, Unreachable,
 };
@@ -67,6 +68,14 @@ pub(crate) enum Request {
     },
     /// A command proposed on a follower, for the leader to write.
     Propose(Command),
+    /// A node outside the voters asks the leader to replicate the log to it as a learner
+    /// (an observer: it holds the metadata and proposes through the leader, but never votes).
+    Join {
+        /// The joining node.
+        id: NodeId,
+        /// Its quorum listener.
+        addr: String,
+    },
 }
 
 /// The answer to a [`Request`].
@@ -77,6 +86,8 @@ pub(crate) enum Response {
     Snapshot(Result<SnapshotResponse<TypeConfig>, RaftError<TypeConfig>>),
     /// The outcome and the index of the entry that carried it.
     Propose(Result<(Outcome, u64), ProposeError>),
+    /// The answer to a [`Request::Join`].
+    Joined(Result<(), ProposeError>),
     /// The request was not for this node, or could not be served.
     Refused(String),
 }
@@ -441,6 +452,38 @@ async fn handle(raft: &Raft, request: Request) -> Response {
             )
         }
         Request::Propose(cmd) => Response::Propose(propose_local(raft, cmd).await),
+        Request::Join { id, addr } => Response::Joined(add_learner(raft, id, addr).await),
+    }
+}
+
+/// Adds `id` at `addr` as a learner, on the leader (`QRM-4`); a node already a member (a
+/// restarted observer) is left as it is.
+async fn add_learner(raft: &Raft, id: NodeId, addr: String) -> Result<(), ProposeError> {
+    let member = raft
+        .metrics()
+        .borrow_watched()
+        .membership_config
+        .get_node(&id)
+        .is_some();
+    if member {
+        return Ok(());
+    }
+    match raft
+        .add_learner(id, BasicNode::new(addr.clone()), false)
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(node = id, %addr, "added an observer to the metadata quorum");
+            Ok(())
+        }
+        Err(RaftError::APIError(openraft::errors::ClientWriteError::ForwardToLeader(f))) => {
+            Err(ProposeError::NotLeader {
+                leader: f.leader_id,
+            })
+        }
+        Err(e) => Err(ProposeError::Unavailable {
+            reason: e.to_string(),
+        }),
     }
 }
 

@@ -466,3 +466,34 @@ async fn a_restarted_node_catches_up_from_a_snapshot_after_purge() {
     );
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_outside_the_voters_joins_as_an_observer_and_proposes_through_the_leader() {
+    let mut cluster = Cluster::start(3, settings()).await;
+    let leader = cluster.leader().await;
+    for id in 1..=3 {
+        propose(cluster.node(id), register(id, 0)).await;
+    }
+    // Node 4 is given the three voters but is not one of them.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dir = cluster._root.path().join("node-4");
+    cluster.dirs.insert(4, dir);
+    cluster.addrs.insert(4, listener.local_addr().unwrap());
+    cluster.start_node(4, listener).await;
+    let observer = cluster.node(4);
+    // It receives the log (the three registrations) and learns the leader.
+    eventually("the observer to hold the image", || async {
+        (observer.image().nodes.len() == 3 && observer.leader() == Some(leader)).then_some(())
+    })
+    .await;
+    // Its own proposals go through the leader, and every node applies them.
+    propose(observer, register(4, 0)).await;
+    let image = cluster.agreed_image().await;
+    assert_eq!(image.nodes.len(), 4);
+    // It never votes: the voters still elect among themselves when the leader stops.
+    cluster.stop(leader).await;
+    let next = cluster.leader().await;
+    assert_ne!(next, 4);
+    assert_ne!(next, leader);
+    cluster.shutdown().await;
+}
