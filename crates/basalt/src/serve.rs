@@ -371,7 +371,9 @@ pub struct ServeArgs {
     )]
     voters: Option<String>,
     /// `controller.listen` (Basalt): HOST:PORT this node serves the metadata quorum on
-    /// [default: its own address in controller.quorum.voters].
+    /// [default: its own address in controller.quorum.voters]; required for a node outside the
+    /// voters, which joins as an observer (it holds the metadata and hosts partitions, but does
+    /// not vote).
     #[arg(long = "controller.listen", env = "BASALT_CONTROLLER_LISTEN")]
     controller_listen: Option<String>,
     /// `metrics.listen` (Basalt): HOST:PORT of the Prometheus endpoint, `GET /metrics`
@@ -1134,7 +1136,13 @@ async fn start_quorum(r: &Resolved, data_dir: &std::path::Path) -> Result<Metada
             .iter()
             .find(|v| v.id == node_id)
             .map(|v| v.addr.clone())
-            .ok_or_else(|| format!("node {node_id} is not one of controller.quorum.voters"))?,
+            .ok_or_else(|| {
+                format!(
+                    "node {node_id} is not one of controller.quorum.voters: give \
+                     --controller.listen HOST:PORT, reachable from the voters, to join as an \
+                     observer"
+                )
+            })?,
     };
     let bind: SocketAddr = tokio::net::lookup_host(&bind)
         .await

@@ -1187,3 +1187,55 @@ fn partitions_move_between_nodes_and_a_decommissioned_node_keeps_no_replica() {
         .collect();
     assert_eq!(read, values);
 }
+
+#[test]
+fn a_fourth_node_joins_as_an_observer_and_takes_partitions() {
+    let cluster = Cluster::start();
+    eventually(&cluster, "three brokers", || {
+        (broker_ids(&cluster.bootstrap(0)).len() == 3).then_some(())
+    });
+    let bin = Path::new(env!("CARGO_BIN_EXE_basalt"));
+    let dir = tempfile::tempdir().unwrap();
+    let controller = format!("127.0.0.1:{}", free_port());
+    let mut args = node_args(4, &cluster.voters);
+    args.extend(["--controller.listen".to_owned(), controller]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let fourth = ProcessBroker::start(bin, dir.path(), &args);
+    eventually(&cluster, "four brokers", || {
+        (broker_ids(&cluster.bootstrap(0)) == BTreeSet::from([1, 2, 3, 4])).then_some(())
+    });
+    assert!(
+        fourth
+            .log()
+            .contains("joined the metadata quorum as an observer"),
+        "{}",
+        fourth.log()
+    );
+    // New partitions are placed on it too, and it follows and leads like any node.
+    create_replicated(&cluster.bootstrap(0), "four", 4, 3);
+    let per_node = eventually(&cluster, "every partition in sync", || {
+        let isr = isrs(&fourth.bootstrap(), "four");
+        (isr.len() == 4 && isr.values().all(|i| i.len() == 3)).then_some(isr)
+    });
+    assert!(
+        per_node.values().filter(|isr| isr.contains(&4)).count() >= 2,
+        "{per_node:?}"
+    );
+    let led = leaders(&fourth.bootstrap(), "four");
+    let (&part, _) = led
+        .iter()
+        .find(|(_, l)| **l == 4)
+        .expect("node 4 leads one");
+    let p = producer(&fourth.bootstrap(), &[]);
+    send_one(
+        &p,
+        FutureRecord::to("four")
+            .partition(part)
+            .payload("on four".as_bytes()),
+    );
+    let got = consume_exactly(&cluster.bootstrap(1), "four", &[(part, 1)]);
+    assert_eq!(got[&part][0].payload(), Some("on four".as_bytes()));
+    // Its metadata is the cluster's: it names the same controller.
+    let status = cluster_status(&fourth.bootstrap());
+    assert_eq!(status["nodes"].as_array().unwrap().len(), 4, "{status}");
+}
