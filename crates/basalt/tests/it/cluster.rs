@@ -1239,3 +1239,113 @@ fn a_fourth_node_joins_as_an_observer_and_takes_partitions() {
     let status = cluster_status(&fourth.bootstrap());
     assert_eq!(status["nodes"].as_array().unwrap().len(), 4, "{status}");
 }
+
+/// The node coordinating `group`, as node `i` answers FindCoordinator.
+fn group_coordinator(cluster: &Cluster, i: usize, group: &str) -> Option<i32> {
+    use basalt_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
+    let mut raw = RawClient::connect(cluster.node(i).addr(), "cluster-test");
+    let resp = raw.call(
+        4,
+        RequestBody::FindCoordinator(FindCoordinatorRequest {
+            key_type: 0,
+            coordinator_keys: vec![group.to_owned()],
+            ..FindCoordinatorRequest::default()
+        }),
+    );
+    match resp {
+        ResponseBody::FindCoordinator(r) => r
+            .coordinators
+            .first()
+            .filter(|c| c.error_code == 0)
+            .map(|c| c.node_id),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn committed_offsets_survive_the_group_coordinators_death() {
+    let mut cluster = Cluster::start();
+    eventually(&cluster, "three brokers", || {
+        (broker_ids(&cluster.bootstrap(0)).len() == 3).then_some(())
+    });
+    create_replicated(&cluster.bootstrap(0), "orders", 2, 3);
+    let p = producer(&cluster.bootstrap(0), &[]);
+    for part in 0..2 {
+        for n in 0..10 {
+            send_one(
+                &p,
+                FutureRecord::to("orders")
+                    .partition(part)
+                    .payload(format!("{part}-{n}").as_bytes()),
+            );
+        }
+    }
+    let group_consumer = |bootstrap: &str| -> BaseConsumer {
+        ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("group.id", "survivors")
+            .set("group.protocol", "classic")
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "200")
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("fetch.wait.max.ms", "100")
+            .set("reconnect.backoff.ms", "20")
+            .set("retry.backoff.ms", "20")
+            .create()
+            .unwrap()
+    };
+    // Read 20 records and commit them; the commit is on every in-sync replica of the group's
+    // __consumer_offsets partition (RF 3).
+    let all = (0..3)
+        .map(|i| cluster.bootstrap(i))
+        .collect::<Vec<_>>()
+        .join(",");
+    let c = group_consumer(&all);
+    c.subscribe(&["orders"]).unwrap();
+    let mut seen = 0;
+    let deadline = Instant::now() + DEADLINE;
+    while seen < 20 {
+        assert!(Instant::now() < deadline, "read {seen} of 20");
+        if let Some(Ok(_)) = c.poll(Duration::from_millis(100)) {
+            seen += 1;
+        }
+    }
+    c.commit(&c.position().unwrap(), CommitMode::Sync).unwrap();
+    drop(c);
+    let coordinator = eventually(&cluster, "the group's coordinator", || {
+        group_coordinator(&cluster, 0, "survivors")
+    });
+    cluster.kill(coordinator as usize - 1);
+    let survivor = (0..3).find(|i| *i != coordinator as usize - 1).unwrap();
+    // Another node leads the partition now, rebuilt the group from its copy, and serves it.
+    let moved = eventually(&cluster, "a new coordinator", || {
+        group_coordinator(&cluster, survivor, "survivors").filter(|c| *c != coordinator)
+    });
+    assert_ne!(moved, coordinator);
+    for part in 0..2 {
+        send_one(
+            &p,
+            FutureRecord::to("orders")
+                .partition(part)
+                .payload(format!("{part}-late").as_bytes()),
+        );
+    }
+    // A new member resumes at the committed offsets: it reads only what came after.
+    let c = group_consumer(&cluster.bootstrap(survivor));
+    c.subscribe(&["orders"]).unwrap();
+    let mut after = Vec::new();
+    let deadline = Instant::now() + DEADLINE;
+    while after.len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "read {after:?} after the coordinator died; logs:\n{}",
+            cluster.logs()
+        );
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+            after.push(String::from_utf8_lossy(m.payload().unwrap()).into_owned());
+        }
+    }
+    after.sort();
+    assert_eq!(after, ["0-late", "1-late"]);
+}
