@@ -347,6 +347,16 @@ impl TxnCoordinator {
             let Some(partition) = broker.partition(topic, *index) else {
                 continue;
             };
+            // A partition another node leads took no batch of this transaction: its leader
+            // verifies transactional batches with its own coordinator, which does not know this
+            // one (`PART-4`), so there is no marker to write there.
+            if broker
+                .topic(topic)
+                .is_some_and(|t| !t.is_led_by(*index, broker.config().node_id))
+            {
+                tracing::debug!(txn = %plan.id, topic, partition = index, "no marker for a partition led elsewhere");
+                continue;
+            }
             match partition.write_marker(plan.producer_id, plan.producer_epoch, control, 0, now) {
                 Ok(t) => tickets.extend(t.map(|(t, end)| Persisted::new(&partition, t, end))),
                 Err(e) => {
