@@ -118,7 +118,9 @@ pub struct Txn {
     /// Partitions written in the current transaction.
     pub partitions: BTreeSet<(String, i32)>,
     /// Groups whose offsets the transaction commits (AddOffsetsToTxn), with the offsets sent so
-    /// far (TxnOffsetCommit), applied to the groups only on commit.
+    /// far (TxnOffsetCommit), applied to the groups only on commit. Persisted as lists of
+    /// `[topic, partition, offset]` (JSON map keys must be strings).
+    #[serde(with = "group_offsets")]
     pub groups: BTreeMap<String, BTreeMap<(String, i32), CommittedOffset>>,
     /// When the current transaction started (its first partition or group), or -1.
     pub start_ms: i64,
@@ -127,6 +129,37 @@ pub struct Txn {
     /// Whether the current transaction uses transaction version 2 (ended by EndTxn v5+).
     #[serde(default)]
     pub tv2: bool,
+}
+
+/// The JSON form of [`Txn::groups`]: group → `[[topic, partition, offset], ...]`.
+mod group_offsets {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::CommittedOffset;
+
+    type Groups = BTreeMap<String, BTreeMap<(String, i32), CommittedOffset>>;
+
+    pub fn serialize<S: Serializer>(groups: &Groups, s: S) -> Result<S::Ok, S::Error> {
+        let lists: BTreeMap<&String, Vec<(&String, i32, &CommittedOffset)>> = groups
+            .iter()
+            .map(|(g, offsets)| {
+                let list = offsets.iter().map(|((t, p), o)| (t, *p, o)).collect();
+                (g, list)
+            })
+            .collect();
+        lists.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Groups, D::Error> {
+        let lists: BTreeMap<String, Vec<(String, i32, CommittedOffset)>> =
+            BTreeMap::deserialize(d)?;
+        Ok(lists
+            .into_iter()
+            .map(|(g, list)| (g, list.into_iter().map(|(t, p, o)| ((t, p), o)).collect()))
+            .collect())
+    }
 }
 
 /// Offsets of one group by topic and partition, as a transaction commits them.
@@ -689,6 +722,32 @@ mod tests {
 
     fn p(t: &str, i: i32) -> (String, i32) {
         (t.to_owned(), i)
+    }
+
+    #[test]
+    fn a_transaction_with_offsets_round_trips_through_json() {
+        let mut t = Transactions::default();
+        let c = TxnConfig::default();
+        let (o, _) = t
+            .init_producer_id(&c, "a", 60_000, None, 0, &mut alloc())
+            .unwrap();
+        let (pid, epoch) = ready(&o);
+        let mut txn = t.get("a").unwrap().clone();
+        let offset = CommittedOffset {
+            offset: 42,
+            leader_epoch: 3,
+            metadata: Some("m".into()),
+            commit_timestamp: 7,
+        };
+        txn.groups.insert(
+            "g".into(),
+            BTreeMap::from([(p("in", 0), offset.clone()), (p("in", 2), offset)]),
+        );
+        txn.partitions.insert(p("out", 1));
+        assert_eq!((txn.producer_id, txn.producer_epoch), (pid, epoch));
+        let json = serde_json::to_vec(&txn).expect("a transaction with offsets serializes");
+        let back: Txn = serde_json::from_slice(&json).unwrap();
+        assert_eq!(back, txn);
     }
 
     #[test]
