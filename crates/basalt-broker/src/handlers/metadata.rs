@@ -69,7 +69,14 @@ pub fn handle(
                                 &name,
                             )),
                 ) {
-                    Ok(topic) => topic_entry(&topic, node_id, image.as_deref()),
+                    // A topic created just now is in a newer image than the one this request
+                    // started with: answer from that one, with its placed leaders.
+                    Ok(topic) => match image.as_deref() {
+                        Some(i) if i.topic(&name).is_none() => {
+                            topic_entry(&topic, node_id, broker.image().as_deref())
+                        }
+                        _ => topic_entry(&topic, node_id, image.as_deref()),
+                    },
                     Err(e) => MetadataResponseTopic {
                         error_code: e.code.into(),
                         name: Some(name),
@@ -174,6 +181,18 @@ fn topic_entry(
                     ..MetadataResponsePartition::default()
                 })
                 .collect(),
+            topic_authorized_operations: i32::MIN,
+            ..MetadataResponseTopic::default()
+        };
+    }
+    if image.is_some() {
+        // In a cluster, a topic the image does not show yet has no known leader: the client
+        // asks again (never this node by default, which may not lead it).
+        return MetadataResponseTopic {
+            error_code: ErrorCode::LeaderNotAvailable.into(),
+            name: Some(topic.meta.name.clone()),
+            topic_id: topic.id,
+            is_internal: crate::groups::is_internal(&topic.meta.name),
             topic_authorized_operations: i32::MIN,
             ..MetadataResponseTopic::default()
         };
