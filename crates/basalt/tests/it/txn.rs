@@ -794,7 +794,24 @@ fn a_transactional_copy_survives_broker_kills_with_exactly_one_copy_of_each_mess
                 String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
             )
         });
-        panic!("a record beyond one copy of each: {extra:?}");
+        let copies: Vec<(i64, String)> = got
+            .iter()
+            .filter(|m| {
+                extra
+                    .as_ref()
+                    .is_ok_and(|(p, _, v)| m.partition() == *p && text(m) == v)
+            })
+            .map(|m| (m.offset(), text(m).to_owned()))
+            .collect();
+        let log = broker
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|b| b.log())
+            .unwrap_or_default();
+        panic!(
+            "a record beyond one copy of each: {extra:?}; read before: {copies:?}; broker log:\n{log}"
+        );
     }
     let mut by_partition: BTreeMap<i32, Vec<String>> = BTreeMap::new();
     for m in &got {
