@@ -24,10 +24,11 @@
 //! - `META-5`: a fenced node leads no partition and is in no ISR, except as the last member of
 //!   the ISR of a partition that then has no leader (so no replica that might be behind is made
 //!   leader behind the operator's back); unfencing it makes it leader of such partitions again.
-//! - `META-6`: a node registering with a new incarnation (it restarted) is first treated as
-//!   fenced: it leaves every ISR it is not the last member of and leads nothing, so a replica
-//!   that lost an unsynced tail in a crash is never counted in sync nor elected until it has
-//!   caught up again; leading again bumps the leader epoch.
+//! - `META-6`: a node registering with a new incarnation (it restarted) first leaves, in every
+//!   partition that has other replicas, the ISR (unless it is its last member) and the
+//!   leadership, as if fenced, so a replica that lost an unsynced tail in a crash is never
+//!   counted in sync nor elected until it has caught up again. A partition it is the only
+//!   replica of keeps it as leader under the same leader epoch.
 //! - `META-7`: a partition being reassigned ([`PartitionRecord::reassignment`]) has as replicas
 //!   its target replicas followed by the original replicas not in the target (so the adding
 //!   replicas are followers that catch up from the leader while the removing ones still
@@ -730,13 +731,8 @@ impl MetadataImage {
             .get(&id)
             .is_some_and(|n| n.incarnation != incarnation && !n.fenced);
         let mut partitions_changed = 0;
-        if restarted
-            && let Outcome::Node {
-                partitions_changed: n,
-                ..
-            } = self.fence_node(id)?
-        {
-            partitions_changed += n;
+        if restarted {
+            partitions_changed += self.leave_replicated(id);
         }
         self.nodes.insert(id, node);
         partitions_changed += self.elect_leaderless(id);
@@ -819,6 +815,44 @@ impl MetadataImage {
             fenced: true,
             partitions_changed: changed,
         })
+    }
+
+    /// A restarted node leaves the ISR and the leadership of every partition that has other
+    /// replicas (META-6): another in-sync replica leads. A partition it is the only replica of
+    /// keeps it as leader, under the same epoch: nothing else could hold its data.
+    fn leave_replicated(&mut self, id: NodeId) -> u32 {
+        let live: BTreeSet<NodeId> = self
+            .live_nodes()
+            .map(|n| n.id)
+            .filter(|n| *n != id)
+            .collect();
+        let mut changed = 0;
+        for topic in self.topics.values_mut() {
+            for p in &mut topic.partitions {
+                if p.replicas.len() <= 1 || !p.replicas.contains(&id) {
+                    continue;
+                }
+                let mut touched = false;
+                if p.isr.len() > 1 && p.isr.contains(&id) {
+                    p.isr.retain(|r| *r != id);
+                    touched = true;
+                }
+                if p.leader == Some(id) {
+                    p.leader = p
+                        .replicas
+                        .iter()
+                        .copied()
+                        .find(|r| p.isr.contains(r) && live.contains(r));
+                    p.leader_epoch += 1;
+                    touched = true;
+                }
+                if touched {
+                    p.partition_epoch += 1;
+                    changed += 1;
+                }
+            }
+        }
+        changed
     }
 
     fn unfence_node(&mut self, id: NodeId) -> Result<Outcome, Rejection> {
