@@ -732,7 +732,8 @@ impl MetadataImage {
             .is_some_and(|n| n.incarnation != incarnation && !n.fenced);
         let mut partitions_changed = 0;
         if restarted {
-            partitions_changed += self.leave_replicated(id);
+            // META-6: a partition it alone holds stays its own, under the same epoch.
+            partitions_changed += self.leave_partitions(id, true);
         }
         self.nodes.insert(id, node);
         partitions_changed += self.elect_leaderless(id);
@@ -782,34 +783,7 @@ impl MetadataImage {
             });
         }
         node.fenced = true;
-        let live: BTreeSet<NodeId> = self.live_nodes().map(|n| n.id).collect();
-        let mut changed = 0;
-        for topic in self.topics.values_mut() {
-            for p in &mut topic.partitions {
-                if !p.replicas.contains(&id) {
-                    continue;
-                }
-                let mut touched = false;
-                // META-5: leave the ISR unless that would empty it.
-                if p.isr.len() > 1 && p.isr.contains(&id) {
-                    p.isr.retain(|r| *r != id);
-                    touched = true;
-                }
-                if p.leader == Some(id) {
-                    p.leader = p
-                        .replicas
-                        .iter()
-                        .copied()
-                        .find(|r| p.isr.contains(r) && live.contains(r));
-                    p.leader_epoch += 1;
-                    touched = true;
-                }
-                if touched {
-                    p.partition_epoch += 1;
-                    changed += 1;
-                }
-            }
-        }
+        let changed = self.leave_partitions(id, false);
         Ok(Outcome::Node {
             id,
             fenced: true,
@@ -817,10 +791,11 @@ impl MetadataImage {
         })
     }
 
-    /// A restarted node leaves the ISR and the leadership of every partition that has other
-    /// replicas (META-6): another in-sync replica leads. A partition it is the only replica of
-    /// keeps it as leader, under the same epoch: nothing else could hold its data.
-    fn leave_replicated(&mut self, id: NodeId) -> u32 {
+    /// Node `id` leaves the ISR (unless it is its last member, META-5) and the leadership of
+    /// every partition it is a replica of, another live in-sync replica leading instead; with
+    /// `only_replicated`, partitions it is the only replica of are left as they are (a restart,
+    /// META-6). Returns how many partitions changed.
+    fn leave_partitions(&mut self, id: NodeId, only_replicated: bool) -> u32 {
         let live: BTreeSet<NodeId> = self
             .live_nodes()
             .map(|n| n.id)
@@ -829,7 +804,7 @@ impl MetadataImage {
         let mut changed = 0;
         for topic in self.topics.values_mut() {
             for p in &mut topic.partitions {
-                if p.replicas.len() <= 1 || !p.replicas.contains(&id) {
+                if !p.replicas.contains(&id) || (only_replicated && p.replicas.len() <= 1) {
                     continue;
                 }
                 let mut touched = false;
