@@ -152,30 +152,12 @@ impl Partition {
         }
     }
 
-    /// Another node leads the partition at `epoch`: only the epoch is remembered (for
-    /// Metadata).
-    pub fn set_leader_epoch(&self, epoch: i32) {
-        let _producers = self.producers.lock();
-        self.leader_epoch.store(epoch, Ordering::Release);
-    }
-
     /// This node leads the partition at `epoch`: batches are stamped with it from now on, and an
     /// epoch newer than the log's latest is recorded at the log end offset, as a new Kafka
     /// leader does. Under the producer lock, so no append stamped with the old epoch follows.
     pub fn become_leader(&self, epoch: i32) -> Result<(), StorageError> {
         let _producers = self.producers.lock();
-        self.leader_epoch.store(epoch, Ordering::Release);
-        if epoch >= 0
-            && self
-                .log
-                .leader_epochs()
-                .latest_epoch()
-                .is_none_or(|latest| latest < epoch)
-        {
-            self.log
-                .assign_leader_epoch(epoch, self.log.log_end_offset())?;
-        }
-        Ok(())
+        self.record_epoch_locked(epoch)
     }
 
     /// How the producer state was rebuilt at open.

@@ -256,7 +256,7 @@ impl Partition {
 
     /// Records `epoch` as this node's leader epoch, at the log end if it is new (under the
     /// producer lock).
-    fn record_epoch_locked(&self, epoch: i32) -> Result<(), StorageError> {
+    pub(crate) fn record_epoch_locked(&self, epoch: i32) -> Result<(), StorageError> {
         self.leader_epoch.store(epoch, Ordering::Release);
         if epoch >= 0
             && self

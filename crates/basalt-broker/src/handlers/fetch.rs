@@ -69,6 +69,20 @@ pub async fn handle(
     }
 }
 
+/// A partition's answer before anything is known: no offsets, no records.
+fn unanswered(partition_index: i32) -> PartitionData {
+    PartitionData {
+        partition_index,
+        high_watermark: -1,
+        last_stable_offset: -1,
+        log_start_offset: -1,
+        preferred_read_replica: -1,
+        records: Some(Records::default()),
+        aborted_transactions: None,
+        ..PartitionData::default()
+    }
+}
+
 /// A follower's fetch: answers at once when there are records, a divergence or an error, or
 /// when the fetch moved the HW; otherwise waits for new data like a consumer fetch.
 async fn handle_replica(broker: &Broker, session: &Session, req: FetchRequest) -> FetchResponse {
@@ -115,18 +129,12 @@ fn read_replica_once(
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for fp in &t.partitions {
             let mut pd = PartitionData {
-                partition_index: fp.partition,
-                high_watermark: -1,
-                last_stable_offset: -1,
-                log_start_offset: -1,
-                preferred_read_replica: -1,
-                records: Some(Records::default()),
                 diverging_epoch: EpochEndOffset {
                     epoch: -1,
                     end_offset: -1,
                     ..EpochEndOffset::default()
                 },
-                ..PartitionData::default()
+                ..unanswered(fp.partition)
             };
             let partition = topic.as_ref().and_then(|topic| {
                 usize::try_from(fp.partition)
@@ -249,16 +257,7 @@ fn read_once(broker: &Broker, req: &FetchRequest, readable: &[bool]) -> (FetchRe
         let topic = broker.topic(&t.topic);
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for fp in &t.partitions {
-            let mut pd = PartitionData {
-                partition_index: fp.partition,
-                high_watermark: -1,
-                last_stable_offset: -1,
-                log_start_offset: -1,
-                preferred_read_replica: -1,
-                records: Some(Records::default()),
-                aborted_transactions: None,
-                ..PartitionData::default()
-            };
+            let mut pd = unanswered(fp.partition);
             let partition = topic.as_ref().and_then(|topic| {
                 usize::try_from(fp.partition)
                     .ok()
