@@ -18,18 +18,13 @@ use std::time::Duration;
 use basalt_cluster::metadata::{MetadataQuorum, NodeId};
 use basalt_cluster::replication::{DivergingEpoch, FollowerFetch};
 use basalt_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
-use basalt_protocol::{
-    ApiKey, ErrorCode, FrameDecoder, FrameStatus, RequestBody, RequestHeader, ResponseBody,
-    decode_response_frame, encode_request_frame,
-};
-use bytes::BytesMut;
+use basalt_protocol::{ApiKey, ErrorCode, RequestBody, ResponseBody};
 use parking_lot::Mutex;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::{Notify, watch};
 
 use crate::now_ms;
 use crate::partition::Partition;
+use crate::peer::{PeerConnection, node_address};
 use crate::replication::Fetched;
 
 /// The Fetch version followers send (topic names, diverging epochs).
@@ -40,8 +35,6 @@ const MAX_WAIT_MS: i32 = 500;
 const PARTITION_MAX_BYTES: i32 = 1 << 20;
 /// Bytes per fetch.
 const MAX_BYTES: i32 = 16 << 20;
-/// Largest answer accepted.
-const MAX_RESPONSE_BYTES: usize = 64 << 20;
 /// Wait before reconnecting after a failure.
 const BACKOFF: Duration = Duration::from_millis(200);
 /// Longest a fetch may take before the connection is dropped.
@@ -120,28 +113,6 @@ impl Drop for Fetchers {
     }
 }
 
-/// The leader's address on a PLAINTEXT listener, preferring the listener name this node's
-/// first PLAINTEXT listener has.
-fn leader_address(quorum: &MetadataQuorum, leader: NodeId) -> Option<String> {
-    let image = quorum.image();
-    let me = image.nodes.get(&quorum.node_id());
-    let preferred = me.and_then(|n| {
-        n.endpoints
-            .iter()
-            .find(|e| e.security_protocol == "PLAINTEXT")
-            .map(|e| e.name.clone())
-    });
-    let node = image.nodes.get(&leader)?;
-    let plaintext = |e: &&basalt_cluster::metadata::Endpoint| e.security_protocol == "PLAINTEXT";
-    let endpoint = node
-        .endpoints
-        .iter()
-        .filter(plaintext)
-        .find(|e| Some(&e.name) == preferred.as_ref())
-        .or_else(|| node.endpoints.iter().find(plaintext))?;
-    Some(format!("{}:{}", endpoint.host, endpoint.port))
-}
-
 async fn run(
     quorum: Arc<MetadataQuorum>,
     leader: NodeId,
@@ -150,7 +121,7 @@ async fn run(
     visible: Arc<watch::Sender<u64>>,
 ) {
     let me = quorum.node_id();
-    let mut conn: Option<Connection> = None;
+    let mut conn: Option<PeerConnection> = None;
     let mut warned = false;
     loop {
         let wanted: Vec<(Arc<Partition>, FollowerFetch)> = partitions
@@ -169,7 +140,7 @@ async fn run(
             continue;
         }
         if conn.is_none() {
-            let Some(addr) = leader_address(&quorum, leader) else {
+            let Some(addr) = node_address(&quorum.image(), me, leader) else {
                 if !warned {
                     tracing::warn!(leader, "the leader has no PLAINTEXT listener to fetch from");
                     warned = true;
@@ -177,18 +148,13 @@ async fn run(
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             };
-            match tokio::time::timeout(REQUEST_TIMEOUT, TcpStream::connect(&addr)).await {
-                Ok(Ok(stream)) => {
-                    let _ = stream.set_nodelay(true);
+            match PeerConnection::connect(&addr, "basalt-replica-fetcher", REQUEST_TIMEOUT).await {
+                Ok(c) => {
                     warned = false;
-                    conn = Some(Connection::new(stream));
+                    conn = Some(c);
                 }
-                Ok(Err(e)) => {
+                Err(e) => {
                     tracing::debug!(leader, %addr, error = %e, "cannot connect to the leader");
-                    tokio::time::sleep(BACKOFF).await;
-                    continue;
-                }
-                Err(_) => {
                     tokio::time::sleep(BACKOFF).await;
                     continue;
                 }
@@ -198,11 +164,17 @@ async fn run(
         let c = conn.as_mut().expect("connected above");
         let answer = tokio::time::timeout(
             REQUEST_TIMEOUT + Duration::from_millis(MAX_WAIT_MS as u64),
-            c.fetch(request),
+            c.request(ApiKey::Fetch, FETCH_VERSION, &RequestBody::Fetch(request)),
         )
         .await;
         let response = match answer {
-            Ok(Ok(r)) => r,
+            Ok(Ok(ResponseBody::Fetch(r))) => r,
+            Ok(Ok(_)) => {
+                tracing::debug!(leader, "the leader answered a fetch with another API");
+                conn = None;
+                tokio::time::sleep(BACKOFF).await;
+                continue;
+            }
             Ok(Err(e)) => {
                 tracing::debug!(leader, error = %e, "follower fetch failed");
                 conn = None;
@@ -296,75 +268,5 @@ fn build_request(me: NodeId, wanted: &[(Arc<Partition>, FollowerFetch)]) -> Fetc
         session_epoch: -1,
         topics,
         ..FetchRequest::default()
-    }
-}
-
-/// One connection to a leader.
-struct Connection {
-    stream: TcpStream,
-    buf: BytesMut,
-    decoder: FrameDecoder,
-    correlation: i32,
-}
-
-impl Connection {
-    fn new(stream: TcpStream) -> Self {
-        Connection {
-            stream,
-            buf: BytesMut::with_capacity(64 * 1024),
-            decoder: FrameDecoder::new(MAX_RESPONSE_BYTES),
-            correlation: 0,
-        }
-    }
-
-    async fn fetch(
-        &mut self,
-        request: FetchRequest,
-    ) -> Result<basalt_protocol::messages::fetch_response::FetchResponse, String> {
-        self.correlation = self.correlation.wrapping_add(1);
-        let header = RequestHeader {
-            request_api_key: ApiKey::Fetch.key(),
-            request_api_version: FETCH_VERSION,
-            correlation_id: self.correlation,
-            client_id: Some("basalt-replica-fetcher".to_owned()),
-            unknown_tagged_fields: Vec::new(),
-        };
-        let frame = encode_request_frame(&header, &RequestBody::Fetch(request))
-            .map_err(|e| format!("cannot encode a fetch: {e}"))?;
-        self.stream
-            .write_all(&frame)
-            .await
-            .map_err(|e| format!("cannot send a fetch: {e}"))?;
-        let frame = loop {
-            match self
-                .decoder
-                .decode(&mut self.buf)
-                .map_err(|e| format!("bad frame from the leader: {e}"))?
-            {
-                FrameStatus::Frame(frame) => break frame,
-                FrameStatus::Incomplete { .. } => {
-                    let n = self
-                        .stream
-                        .read_buf(&mut self.buf)
-                        .await
-                        .map_err(|e| format!("cannot read from the leader: {e}"))?;
-                    if n == 0 {
-                        return Err("the leader closed the connection".into());
-                    }
-                }
-            }
-        };
-        let (header, body) = decode_response_frame(ApiKey::Fetch, FETCH_VERSION, frame)
-            .map_err(|e| format!("cannot decode the leader's answer: {e}"))?;
-        if header.correlation_id != self.correlation {
-            return Err(format!(
-                "answer with correlation id {}, expected {}",
-                header.correlation_id, self.correlation
-            ));
-        }
-        match body {
-            ResponseBody::Fetch(r) => Ok(r),
-            _ => Err("the leader answered a fetch with another API".into()),
-        }
     }
 }

@@ -182,6 +182,56 @@ impl Coordinator {
         (result, durable)
     }
 
+    /// Stages the offsets producer `producer_id`'s open transaction commits for `group`
+    /// (TxnOffsetCommit, `GRP-4`); their durability.
+    pub fn stage_txn_offsets(
+        &self,
+        broker: &Broker,
+        group: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        offsets: Vec<(String, i32, basalt_coordinator::CommittedOffset)>,
+    ) -> Durable {
+        let ((), durable) = self.with_group(
+            broker,
+            group,
+            |now| Some(Group::new_classic(group, now)),
+            |g, _| {
+                let mut effects = Effects::default();
+                if let Some(g) = g {
+                    effects
+                        .records
+                        .push(g.stage_txn_offsets(producer_id, producer_epoch, offsets));
+                }
+                ((), effects)
+            },
+        );
+        durable
+    }
+
+    /// A transaction marker of producer `producer_id` reached partition `index` of
+    /// `__consumer_offsets`: every group of that partition commits (or drops) the offsets the
+    /// producer staged there (`GRP-4`). The durability of the records; empty if nothing was
+    /// staged.
+    pub fn end_txn(&self, broker: &Broker, index: i32, producer_id: i64, commit: bool) -> Durable {
+        let Ok(topic) = self.offsets_topic(broker) else {
+            return Vec::new();
+        };
+        let count = topic.meta.partitions;
+        let now = now_ms();
+        let mut groups = self.groups.lock();
+        let mut records = Vec::new();
+        for g in groups.values_mut() {
+            if partition_for(&g.id, count) == index && g.pending_txn.contains_key(&producer_id) {
+                records.extend(g.end_txn(producer_id, commit, now));
+            }
+        }
+        // GC-1: append under the lock.
+        let durable = self.append(broker, &records);
+        drop(groups);
+        durable
+    }
+
     /// Removes a group that has no members, with its offsets (DeleteGroups), appending its
     /// tombstones; GROUP_ID_NOT_FOUND or NON_EMPTY_GROUP otherwise. Checked and removed under one
     /// lock, so a member joining meanwhile is never lost.
@@ -400,6 +450,7 @@ impl Coordinator {
                 for (t, p, o) in g.offsets.iter() {
                     records.push(Record::offset(&g.id, t, p, o));
                 }
+                records.extend(g.txn_records());
                 records.push(g.metadata_record());
             }
             // GC-1: the lock is held, so nothing is appended between `start` and the records.
@@ -544,7 +595,7 @@ fn append_to(
         rest = &rest[taken..];
         // Group records are never transactional.
         let produced = partition
-            .produce(&b.build(), now, |_| {
+            .produce(&b.build(), now, |_, _| {
                 Err(basalt_protocol::ErrorCode::InvalidTxnState)
             })
             .map_err(|e| e.message)?;
@@ -569,6 +620,23 @@ fn collect_dirty(g: &mut Group, effects: &mut Effects) {
 
 fn apply(groups: &mut HashMap<String, Group>, d: Decoded, now: i64, config: &GroupConfig) {
     match d {
+        Decoded::TxnOffsets {
+            group,
+            producer_id,
+            value,
+        } => {
+            let g = groups
+                .entry(group.clone())
+                .or_insert_with(|| Group::new_classic(&group, now));
+            match value {
+                Some(v) => {
+                    g.pending_txn.insert(producer_id, v);
+                }
+                None => {
+                    g.pending_txn.remove(&producer_id);
+                }
+            }
+        }
         Decoded::Offset {
             group,
             topic,
@@ -603,6 +671,7 @@ fn apply(groups: &mut HashMap<String, Group>, d: Decoded, now: i64, config: &Gro
             None => {
                 if let Some(g) = groups.get(&group)
                     && g.offsets.is_empty()
+                    && g.pending_txn.is_empty()
                 {
                     groups.remove(&group);
                 } else if let Some(g) = groups.get_mut(&group) {

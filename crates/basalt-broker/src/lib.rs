@@ -25,6 +25,7 @@ pub mod fetcher;
 pub mod groups;
 pub mod handlers;
 pub mod partition;
+pub mod peer;
 pub mod producer;
 pub mod replication;
 pub mod snapshot;

@@ -249,6 +249,11 @@ impl Partition {
         self.producers.lock().entries()
     }
 
+    /// Whether `producer_id` has a transaction open on this partition.
+    pub fn has_open_txn(&self, producer_id: i64) -> bool {
+        self.producers.lock().has_open_txn(producer_id)
+    }
+
     /// Writes a transaction marker of `producer_id` (`PART-4`): `None` when the producer has no
     /// transaction open here (nothing to end), else the marker's durability and the offset after
     /// it. A marker older than
@@ -342,12 +347,13 @@ impl Partition {
 
     /// Validates and appends the record batches of one produce request partition.
     /// `verify_txn` is asked, under the producer lock, whether a transactional batch belongs to
-    /// its producer's open transaction (`PART-4`).
+    /// its producer's open transaction (`PART-4`); it is told whether that producer has a
+    /// transaction open on this partition already.
     pub fn produce(
         &self,
         records: &[u8],
         now_ms: i64,
-        verify_txn: impl FnOnce(&BatchHeader) -> Result<(), ErrorCode>,
+        verify_txn: impl FnOnce(&BatchHeader, bool) -> Result<(), ErrorCode>,
     ) -> Result<Produced, ProduceError> {
         let config = self.config();
         let mut headers = Vec::new();
@@ -416,7 +422,8 @@ impl Partition {
         self.check_leads()?;
         if headers[0].is_transactional() {
             // PART-4: the coordinator's answer holds until the lock is released.
-            verify_txn(&headers[0]).map_err(|code| {
+            let open_here = producers.has_open_txn(headers[0].producer_id);
+            verify_txn(&headers[0], open_here).map_err(|code| {
                 ProduceError::new(
                     code,
                     format!(

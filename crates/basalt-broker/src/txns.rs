@@ -33,15 +33,30 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
+use basalt_cluster::metadata::NodeId;
 use basalt_coordinator::txn::{EndOutcome, EndPlan, InitOutcome, Transactions, Txn, TxnConfig};
 use basalt_coordinator::{CommittedOffset, Effects, Group, Record};
-use basalt_protocol::ErrorCode;
+use basalt_protocol::messages::add_partitions_to_txn_request::{
+    AddPartitionsToTxnRequest, AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
+};
+use basalt_protocol::messages::write_txn_markers_request::{
+    WritableTxnMarker, WritableTxnMarkerTopic, WriteTxnMarkersRequest,
+};
+use basalt_protocol::{ApiKey, ErrorCode, RequestBody, ResponseBody};
 use basalt_record::{BatchBuilder, ControlType};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use crate::groups::{Durable, Persisted, durable, partition_for, replay};
+use crate::groups::{Durable, OFFSETS_TOPIC, Persisted, durable, partition_for, replay};
+use crate::peer::Peers;
 use crate::{Broker, Topic, now_ms};
+
+/// AddPartitionsToTxn version of a verification (v4: several transactions, `verify_only`).
+const VERIFY_VERSION: i16 = 4;
+/// WriteTxnMarkers version sent to other nodes.
+const MARKERS_VERSION: i16 = 1;
+/// How long another node may take to answer a marker or a verification.
+const PEER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// The internal topic holding the state of every transactional id.
 pub const TXN_TOPIC: &str = "__transaction_state";
@@ -71,6 +86,9 @@ pub struct TxnCoordinator {
     crash_after_prepare_commit: bool,
     /// The newest connection each transactional id was heard from, per channel (`TC-5`).
     connections: Mutex<std::collections::HashMap<(String, Channel), u64>>,
+    /// Connections to the other nodes: markers for partitions they lead, verifications with
+    /// the coordinators they are.
+    peers: Peers,
 }
 
 /// Which of a client's connections a transactional request comes over (`TC-5`).
@@ -95,6 +113,7 @@ impl TxnCoordinator {
             crash_after_prepare_commit: std::env::var("BASALT_FAIL_POINT").as_deref()
                 == Ok("txn-after-prepare-commit"),
             connections: Mutex::new(std::collections::HashMap::new()),
+            peers: Peers::default(),
         }
     }
 
@@ -221,40 +240,140 @@ impl TxnCoordinator {
         }
     }
 
-    /// TxnOffsetCommit: records the offsets the open transaction commits for `group`, durably.
-    pub async fn add_offsets(
+    /// Whether a transactional batch of `producer_id` at `epoch` may go to `topic`-`partition`
+    /// (`PART-4`), as this node's coordinator knows it. For a partition of
+    /// `__consumer_offsets` (a group coordinator staging transactional offsets), whether the
+    /// transaction added a group that hashes to it.
+    pub fn verify_here(
         &self,
         broker: &Broker,
-        id: &str,
-        producer_id: i64,
-        epoch: i16,
-        group: &str,
-        offsets: Vec<(String, i32, CommittedOffset)>,
-    ) -> Result<(), ErrorCode> {
-        let tickets = {
-            let mut state = self.state.lock();
-            let txn = state.add_offsets(id, producer_id, epoch, group, offsets, now_ms())?;
-            self.append(broker, &[(txn.id.clone(), Some(txn))])
-        };
-        if durable(tickets).await {
-            Ok(())
-        } else {
-            Err(ErrorCode::CoordinatorNotAvailable)
-        }
-    }
-
-    /// Whether a transactional batch of `producer_id` at `epoch` may go to `topic`-`partition`
-    /// (`PART-4`).
-    pub fn verify_produce(
-        &self,
         producer_id: i64,
         epoch: i16,
         topic: &str,
         partition: i32,
     ) -> Result<(), ErrorCode> {
+        if topic == OFFSETS_TOPIC {
+            let count = broker
+                .coordinator()
+                .offsets_topic(broker)
+                .map_err(|_| ErrorCode::CoordinatorNotAvailable)?
+                .meta
+                .partitions;
+            return self
+                .state
+                .lock()
+                .verify_offsets(producer_id, epoch, |g| partition_for(g, count) == partition);
+        }
         self.state
             .lock()
             .verify_produce(producer_id, epoch, topic, partition)
+    }
+
+    /// Verifies with the coordinator of `transactional_id`, here or on another node
+    /// (AddPartitionsToTxn v4 with `verify_only`, as KIP-890 leaders do), that `topic`-
+    /// `partition` is in the producer's open transaction. `Err(Some(code))` when it is not,
+    /// `Err(None)` when the coordinator cannot be asked now (the caller answers with a
+    /// retriable error).
+    pub async fn verify(
+        &self,
+        broker: &Broker,
+        transactional_id: &str,
+        producer_id: i64,
+        epoch: i16,
+        topic: &str,
+        partition: i32,
+    ) -> Result<(), Option<ErrorCode>> {
+        let node = match self.coordinator_node(broker, transactional_id) {
+            Ok(None) => {
+                return self
+                    .verify_here(broker, producer_id, epoch, topic, partition)
+                    .map_err(Some);
+            }
+            Ok(Some(node)) => node,
+            Err(()) => return Err(None),
+        };
+        let Some(image) = broker.image() else {
+            return Err(None);
+        };
+        let request = AddPartitionsToTxnRequest {
+            transactions: vec![AddPartitionsToTxnTransaction {
+                transactional_id: transactional_id.to_owned(),
+                producer_id,
+                producer_epoch: epoch,
+                verify_only: true,
+                topics: vec![AddPartitionsToTxnTopic {
+                    name: topic.to_owned(),
+                    partitions: vec![partition],
+                    ..AddPartitionsToTxnTopic::default()
+                }],
+                ..AddPartitionsToTxnTransaction::default()
+            }],
+            ..AddPartitionsToTxnRequest::default()
+        };
+        let answer = self
+            .peers
+            .call(
+                &image,
+                broker.config().node_id,
+                node,
+                ApiKey::AddPartitionsToTxn,
+                VERIFY_VERSION,
+                RequestBody::AddPartitionsToTxn(request),
+                PEER_TIMEOUT,
+            )
+            .await;
+        let response = match answer {
+            Ok(ResponseBody::AddPartitionsToTxn(r)) => r,
+            Ok(_) => return Err(None),
+            Err(e) => {
+                tracing::debug!(txn = transactional_id, node, error = %e, "cannot verify with the transaction coordinator");
+                return Err(None);
+            }
+        };
+        let code = if response.error_code != 0 {
+            response.error_code
+        } else {
+            response
+                .results_by_transaction
+                .iter()
+                .flat_map(|t| &t.topic_results)
+                .flat_map(|t| &t.results_by_partition)
+                .find(|p| p.partition_index == partition)
+                .map_or(ErrorCode::UnknownServerError.into(), |p| {
+                    p.partition_error_code
+                })
+        };
+        match ErrorCode::try_from(code).unwrap_or(ErrorCode::UnknownServerError) {
+            ErrorCode::None => Ok(()),
+            ErrorCode::NotCoordinator
+            | ErrorCode::CoordinatorNotAvailable
+            | ErrorCode::CoordinatorLoadInProgress
+            | ErrorCode::ConcurrentTransactions
+            | ErrorCode::UnknownServerError => Err(None),
+            code => Err(Some(code)),
+        }
+    }
+
+    /// The node coordinating `transactional_id`: `Ok(None)` for this node (and on a single
+    /// node), `Err` when its partition of `__transaction_state` has no leader now.
+    fn coordinator_node(
+        &self,
+        broker: &Broker,
+        transactional_id: &str,
+    ) -> Result<Option<NodeId>, ()> {
+        if broker.cluster().is_none() {
+            return Ok(None);
+        }
+        let topic = self.topic(broker).map_err(|_| ())?;
+        let index = partition_for(transactional_id, topic.meta.partitions);
+        match usize::try_from(index)
+            .ok()
+            .and_then(|i| topic.leaders.get(i))
+        {
+            Some(&l) if l == broker.config().node_id => Ok(None),
+            Some(&l) if l >= 0 => Ok(Some(l)),
+            _ => Err(()),
+        }
     }
 
     /// EndTxn: ends the open transaction and answers once its markers and offsets are durable
@@ -334,37 +453,9 @@ impl TxnCoordinator {
     /// appends the complete state (`TC-2`). False if something could not be written; the
     /// transaction then stays in its prepare state and is tried again by the timer.
     async fn finish(&self, broker: &Broker, plan: &EndPlan) -> bool {
-        let now = now_ms();
-        let control = if plan.commit {
-            ControlType::Commit
-        } else {
-            ControlType::Abort
-        };
+        let mut ok = self.write_plan_markers(broker, plan).await;
+        // Offsets kept with the transaction by earlier versions, committed here.
         let mut tickets: Durable = Vec::new();
-        let mut ok = true;
-        for (topic, index) in &plan.partitions {
-            // A partition whose topic was deleted meanwhile has nothing left to mark.
-            let Some(partition) = broker.partition(topic, *index) else {
-                continue;
-            };
-            // A partition another node leads took no batch of this transaction: its leader
-            // verifies transactional batches with its own coordinator, which does not know this
-            // one (`PART-4`), so there is no marker to write there.
-            if broker
-                .topic(topic)
-                .is_some_and(|t| !t.is_led_by(*index, broker.config().node_id))
-            {
-                tracing::debug!(txn = %plan.id, topic, partition = index, "no marker for a partition led elsewhere");
-                continue;
-            }
-            match partition.write_marker(plan.producer_id, plan.producer_epoch, control, 0, now) {
-                Ok(t) => tickets.extend(t.map(|(t, end)| Persisted::new(&partition, t, end))),
-                Err(e) => {
-                    tracing::error!(txn = %plan.id, topic, partition = index, error = %e.message, "cannot write transaction marker");
-                    ok = false;
-                }
-            }
-        }
         for (group, offsets) in &plan.offsets {
             let (_, t) = broker.coordinator().with_group(
                 broker,
@@ -389,7 +480,8 @@ impl TxnCoordinator {
             );
             tickets.extend(t);
         }
-        if !ok || !durable(tickets).await {
+        ok &= durable(tickets).await;
+        if !ok {
             return false;
         }
         broker.notify_visible();
@@ -404,6 +496,155 @@ impl TxnCoordinator {
         let _ = durable(tickets).await;
         tracing::debug!(txn = %plan.id, commit = plan.commit, partitions = plan.partitions.len(), "transaction ended");
         true
+    }
+
+    /// Writes the markers of `plan` (`TC-6`): to every partition of the transaction and to the
+    /// partition of `__consumer_offsets` of every group it added, on this node for those it
+    /// leads and with WriteTxnMarkers to the leaders of the others. True once every marker is
+    /// durable where it was written; a partition whose topic was deleted meanwhile needs none.
+    async fn write_plan_markers(&self, broker: &Broker, plan: &EndPlan) -> bool {
+        let mut targets: Vec<(String, i32)> = plan.partitions.clone();
+        if !plan.groups.is_empty() {
+            match broker.coordinator().offsets_topic(broker) {
+                Ok(t) => {
+                    for g in &plan.groups {
+                        let p = (
+                            OFFSETS_TOPIC.to_owned(),
+                            partition_for(g, t.meta.partitions),
+                        );
+                        if !targets.contains(&p) {
+                            targets.push(p);
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(txn = %plan.id, error = %e.message, "cannot find {OFFSETS_TOPIC}");
+                    return false;
+                }
+            }
+        }
+        let me = broker.config().node_id;
+        let clustered = broker.cluster().is_some();
+        let mut ok = true;
+        let mut here = Vec::new();
+        let mut remote: BTreeMap<NodeId, Vec<(String, i32)>> = BTreeMap::new();
+        for (topic, index) in targets {
+            let Some(t) = broker
+                .topic(&topic)
+                .filter(|t| (0..t.meta.partitions).contains(&index))
+            else {
+                continue;
+            };
+            let leader = usize::try_from(index)
+                .ok()
+                .and_then(|i| t.leaders.get(i))
+                .copied()
+                .unwrap_or(-1);
+            if !clustered || leader == me {
+                here.push((topic, index));
+            } else if leader >= 0 {
+                remote.entry(leader).or_default().push((topic, index));
+            } else {
+                tracing::debug!(txn = %plan.id, topic, partition = index, "no leader to take a marker");
+                ok = false;
+            }
+        }
+        let local = async {
+            let codes = write_markers(
+                broker,
+                plan.producer_id,
+                plan.producer_epoch,
+                plan.commit,
+                &here,
+            )
+            .await;
+            let mut ok = true;
+            for ((topic, index), code) in here.iter().zip(codes) {
+                if code != ErrorCode::None {
+                    tracing::warn!(txn = %plan.id, topic, partition = index, %code, "cannot write transaction marker");
+                    ok = false;
+                }
+            }
+            ok
+        };
+        let others = async {
+            let mut ok = true;
+            for (node, partitions) in &remote {
+                ok &= self.send_markers(broker, plan, *node, partitions).await;
+            }
+            ok
+        };
+        let (a, b) = tokio::join!(local, others);
+        ok && a && b
+    }
+
+    /// WriteTxnMarkers to node `node` for `partitions` of `plan`: true once it wrote them all.
+    async fn send_markers(
+        &self,
+        broker: &Broker,
+        plan: &EndPlan,
+        node: NodeId,
+        partitions: &[(String, i32)],
+    ) -> bool {
+        let Some(image) = broker.image() else {
+            return false;
+        };
+        let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        for (t, p) in partitions {
+            topics.entry(t.as_str()).or_default().push(*p);
+        }
+        let request = WriteTxnMarkersRequest {
+            markers: vec![WritableTxnMarker {
+                producer_id: plan.producer_id,
+                producer_epoch: plan.producer_epoch,
+                transaction_result: plan.commit,
+                topics: topics
+                    .into_iter()
+                    .map(|(name, partition_indexes)| WritableTxnMarkerTopic {
+                        name: name.to_owned(),
+                        partition_indexes,
+                        ..WritableTxnMarkerTopic::default()
+                    })
+                    .collect(),
+                coordinator_epoch: 0,
+                ..WritableTxnMarker::default()
+            }],
+            ..WriteTxnMarkersRequest::default()
+        };
+        let answer = self
+            .peers
+            .call(
+                &image,
+                broker.config().node_id,
+                node,
+                ApiKey::WriteTxnMarkers,
+                MARKERS_VERSION,
+                RequestBody::WriteTxnMarkers(request),
+                PEER_TIMEOUT,
+            )
+            .await;
+        let response = match answer {
+            Ok(ResponseBody::WriteTxnMarkers(r)) => r,
+            Ok(_) => return false,
+            Err(e) => {
+                tracing::debug!(txn = %plan.id, node, error = %e, "cannot send transaction markers");
+                return false;
+            }
+        };
+        let mut written = 0;
+        for topic in response.markers.iter().flat_map(|m| &m.topics) {
+            for p in &topic.partitions {
+                let code =
+                    ErrorCode::try_from(p.error_code).unwrap_or(ErrorCode::UnknownServerError);
+                let gone = broker.partition(&topic.name, p.partition_index).is_none();
+                if code == ErrorCode::None || (code == ErrorCode::UnknownTopicOrPartition && gone) {
+                    written += 1;
+                } else {
+                    tracing::debug!(txn = %plan.id, node, topic = %topic.name, partition = p.partition_index, %code, "transaction marker refused");
+                }
+            }
+        }
+        written == partitions.len()
     }
 
     /// Aborts timed-out transactions, finishes those left in a prepare state (after a restart
@@ -496,7 +737,7 @@ impl TxnCoordinator {
             for (k, v) in &records {
                 b.push(now, Some(k), v.as_deref(), &[]);
             }
-            match partition.produce(&b.build(), now, |_| Err(ErrorCode::InvalidTxnState)) {
+            match partition.produce(&b.build(), now, |_, _| Err(ErrorCode::InvalidTxnState)) {
                 Ok(produced) => tickets.extend(
                     produced
                         .durable
@@ -639,6 +880,69 @@ impl TxnCoordinator {
             "loaded transactions"
         );
     }
+}
+
+/// Writes markers of `producer_id` at `epoch` to `partitions`, which this node must lead
+/// (WriteTxnMarkers, and the coordinator for the partitions it leads), and waits until each
+/// is durable and, where replicated, held by the ISR: one code per partition. On a partition
+/// of `__consumer_offsets` the marker commits or drops the offsets the producer staged for
+/// the groups there (`GRP-4`). A partition without an open transaction of the producer needs
+/// no marker and answers NONE, so a retried marker is harmless.
+pub async fn write_markers(
+    broker: &Broker,
+    producer_id: i64,
+    epoch: i16,
+    commit: bool,
+    partitions: &[(String, i32)],
+) -> Vec<ErrorCode> {
+    let now = now_ms();
+    let control = if commit {
+        ControlType::Commit
+    } else {
+        ControlType::Abort
+    };
+    let clustered = broker.cluster().is_some();
+    let me = broker.config().node_id;
+    let mut pending: Vec<(ErrorCode, Durable)> = Vec::with_capacity(partitions.len());
+    for (topic, index) in partitions {
+        let Some(partition) = broker.partition(topic, *index) else {
+            pending.push((ErrorCode::UnknownTopicOrPartition, Vec::new()));
+            continue;
+        };
+        if clustered && !broker.topic(topic).is_some_and(|t| t.is_led_by(*index, me)) {
+            pending.push((ErrorCode::NotLeaderOrFollower, Vec::new()));
+            continue;
+        }
+        if topic == OFFSETS_TOPIC {
+            let tickets = broker
+                .coordinator()
+                .end_txn(broker, *index, producer_id, commit);
+            pending.push((ErrorCode::None, tickets));
+            continue;
+        }
+        match partition.write_marker(producer_id, epoch, control, 0, now) {
+            Ok(t) => pending.push((
+                ErrorCode::None,
+                t.map(|(t, end)| Persisted::new(&partition, t, end))
+                    .into_iter()
+                    .collect(),
+            )),
+            Err(e) => {
+                tracing::warn!(topic, partition = index, error = %e.message, "cannot write transaction marker");
+                pending.push((e.code, Vec::new()));
+            }
+        }
+    }
+    let mut codes = Vec::with_capacity(pending.len());
+    for (code, tickets) in pending {
+        codes.push(if code == ErrorCode::None && !durable(tickets).await {
+            ErrorCode::NotEnoughReplicasAfterAppend
+        } else {
+            code
+        });
+    }
+    broker.notify_visible();
+    codes
 }
 
 fn allocator(broker: &Broker) -> impl FnMut() -> Result<i64, ErrorCode> + '_ {

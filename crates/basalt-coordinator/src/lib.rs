@@ -19,6 +19,9 @@
 //!   older one are refused and never change state.
 //! - `GRP-3`: in a consumer group a partition is owned by at most one member at a time: it is
 //!   handed to a new owner only after the previous owner has revoked it (or was removed).
+//! - `GRP-4`: offsets committed in a transaction are never visible as committed offsets before
+//!   the transaction's COMMIT reaches the group; an ABORT drops them. They are persisted as
+//!   staged sets (one record per producer) so a restart or a new coordinator keeps them.
 
 pub mod assignor;
 pub mod classic;
@@ -131,6 +134,19 @@ pub struct Group {
     pub kind: GroupKind,
     /// Committed offsets.
     pub offsets: Offsets,
+    /// Offsets that open transactions commit (TxnOffsetCommit), by producer id: applied to
+    /// `offsets` when the transaction's COMMIT marker reaches this group's partition of
+    /// `__consumer_offsets`, dropped on ABORT (`GRP-4`).
+    pub pending_txn: BTreeMap<i64, TxnOffsets>,
+}
+
+/// The offsets one producer's open transaction commits for a group.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TxnOffsets {
+    /// The producer epoch that sent them last.
+    pub producer_epoch: i16,
+    /// The offsets by topic and partition.
+    pub offsets: BTreeMap<(String, i32), CommittedOffset>,
 }
 
 /// A group's type as ListGroups names it.
@@ -148,6 +164,7 @@ impl Group {
             id: id.to_owned(),
             kind: GroupKind::Classic(ClassicGroup::new(id, now_ms)),
             offsets: Offsets::default(),
+            pending_txn: BTreeMap::new(),
         }
     }
 
@@ -157,6 +174,7 @@ impl Group {
             id: id.to_owned(),
             kind: GroupKind::Consumer(ConsumerGroup::new(id, now_ms)),
             offsets: Offsets::default(),
+            pending_txn: BTreeMap::new(),
         }
     }
 
@@ -214,6 +232,62 @@ impl Group {
             GroupKind::Classic(g) => g.next_deadline(),
             GroupKind::Consumer(g) => g.next_deadline(config),
         }
+    }
+
+    /// Stages offsets of producer `producer_id`'s open transaction (TxnOffsetCommit); the
+    /// record that persists the producer's whole pending set.
+    pub fn stage_txn_offsets(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        offsets: Vec<(String, i32, CommittedOffset)>,
+    ) -> Record {
+        let pending = self.pending_txn.entry(producer_id).or_default();
+        pending.producer_epoch = producer_epoch;
+        for (topic, partition, offset) in offsets {
+            pending.offsets.insert((topic, partition), offset);
+        }
+        Record::txn_offsets(&self.id, producer_id, pending)
+    }
+
+    /// Ends producer `producer_id`'s transaction for this group (`GRP-4`): on commit its staged
+    /// offsets become committed offsets (stamped `now_ms`), on abort they are dropped. The
+    /// records to persist, in order: the commits, then the removal of the staged set; nothing
+    /// if the producer staged nothing here.
+    pub fn end_txn(&mut self, producer_id: i64, commit: bool, now_ms: i64) -> Vec<Record> {
+        let Some(pending) = self.pending_txn.remove(&producer_id) else {
+            return Vec::new();
+        };
+        let mut records = Vec::new();
+        if commit {
+            for ((topic, partition), offset) in pending.offsets {
+                let value = CommittedOffset {
+                    commit_timestamp: now_ms,
+                    ..offset
+                };
+                records.push(Record::offset(&self.id, &topic, partition, &value));
+                self.offsets.commit(&topic, partition, value);
+            }
+        }
+        records.push(Record::txn_offsets_tombstone(&self.id, producer_id));
+        records
+    }
+
+    /// Partitions whose offsets an open transaction is committing (OffsetFetch's
+    /// `require_stable`).
+    pub fn pending_partitions(&self) -> std::collections::BTreeSet<(String, i32)> {
+        self.pending_txn
+            .values()
+            .flat_map(|p| p.offsets.keys().cloned())
+            .collect()
+    }
+
+    /// The records that persist the staged transactional offsets (for compaction).
+    pub fn txn_records(&self) -> Vec<Record> {
+        self.pending_txn
+            .iter()
+            .map(|(pid, p)| Record::txn_offsets(&self.id, *pid, p))
+            .collect()
     }
 
     /// The record that persists this group's membership metadata.
@@ -276,4 +350,41 @@ impl GroupError {
 /// Bytes helper: an empty assignment.
 pub(crate) fn empty() -> Bytes {
     Bytes::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offset(o: i64) -> CommittedOffset {
+        CommittedOffset {
+            offset: o,
+            leader_epoch: -1,
+            metadata: None,
+            commit_timestamp: 0,
+        }
+    }
+
+    #[test]
+    fn staged_offsets_are_committed_only_by_a_commit() {
+        let mut g = Group::new_classic("g", 0);
+        g.stage_txn_offsets(7, 0, vec![("t".into(), 0, offset(5))]);
+        g.stage_txn_offsets(8, 0, vec![("t".into(), 1, offset(9))]);
+        assert!(g.offsets.is_empty());
+        assert_eq!(g.pending_partitions().len(), 2);
+        assert_eq!(g.txn_records().len(), 2);
+        // Producer 8 aborts: its offsets are dropped, only the removal is persisted.
+        let records = g.end_txn(8, false, 10);
+        assert_eq!(records, vec![Record::txn_offsets_tombstone("g", 8)]);
+        // Producer 7 commits: its offsets become committed, stamped with the commit time.
+        let records = g.end_txn(7, true, 11);
+        assert_eq!(records.len(), 2);
+        let committed: Vec<_> = g.offsets.iter().collect();
+        assert_eq!(committed.len(), 1);
+        assert_eq!(committed[0].2.offset, 5);
+        assert_eq!(committed[0].2.commit_timestamp, 11);
+        assert!(g.pending_partitions().is_empty());
+        // A retried marker finds nothing left to do.
+        assert!(g.end_txn(7, true, 12).is_empty());
+    }
 }

@@ -2,7 +2,8 @@
 //! their replay.
 //!
 //! Each record's key names what it is about (`{"type":"offset","group":…,"topic":…,
-//! "partition":…}` or `{"type":"group","group":…}`), its value is the new state as JSON, and a
+//! "partition":…}`, `{"type":"group","group":…}` or, for offsets staged by an open
+//! transaction, `{"type":"txn_offsets","group":…,"producer_id":…}`), its value is the new state as JSON, and a
 //! null value (a tombstone) removes it. Records of one group go to one partition of the topic, so
 //! replaying the partitions in offset order rebuilds every group (`OFS-1`). The format is
 //! Basalt's own, readable with any consumer (`basalt consume __consumer_offsets`).
@@ -11,6 +12,7 @@ use basalt_protocol::messages::consumer_protocol_subscription::ConsumerProtocolS
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::TxnOffsets;
 use crate::classic::{ClassicGroup, Member};
 use crate::consumer::{self, ConsumerGroup};
 use crate::offsets::CommittedOffset;
@@ -37,6 +39,18 @@ enum Key {
     Group {
         group: String,
     },
+    TxnOffsets {
+        group: String,
+        producer_id: i64,
+    },
+}
+
+/// A staged transactional offset set as persisted: `{"producer_epoch":0,
+/// "offsets":[["topic",0,{offset...}]]}`.
+#[derive(Debug, Serialize, Deserialize)]
+struct TxnOffsetsValue {
+    producer_epoch: i16,
+    offsets: Vec<(String, i32, CommittedOffset)>,
 }
 
 /// A classic group as persisted.
@@ -106,6 +120,16 @@ pub enum Decoded {
         /// The metadata; `None` removes the group.
         value: Option<GroupValue>,
     },
+    /// The offsets a producer's open transaction stages for a group, or their removal (the
+    /// transaction ended).
+    TxnOffsets {
+        /// Group id.
+        group: String,
+        /// The producer.
+        producer_id: i64,
+        /// The staged set; `None` removes it.
+        value: Option<TxnOffsets>,
+    },
 }
 
 fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
@@ -135,6 +159,38 @@ impl Record {
                 group: group.to_owned(),
                 topic: topic.to_owned(),
                 partition,
+            }),
+            value: None,
+        }
+    }
+
+    /// The offsets producer `producer_id` stages for `group`.
+    pub fn txn_offsets(group: &str, producer_id: i64, staged: &TxnOffsets) -> Self {
+        let value = TxnOffsetsValue {
+            producer_epoch: staged.producer_epoch,
+            offsets: staged
+                .offsets
+                .iter()
+                .map(|((t, p), o)| (t.clone(), *p, o.clone()))
+                .collect(),
+        };
+        Record {
+            group: group.to_owned(),
+            key: to_json(&Key::TxnOffsets {
+                group: group.to_owned(),
+                producer_id,
+            }),
+            value: Some(to_json(&value)),
+        }
+    }
+
+    /// The removal of the offsets producer `producer_id` staged for `group`.
+    pub fn txn_offsets_tombstone(group: &str, producer_id: i64) -> Self {
+        Record {
+            group: group.to_owned(),
+            key: to_json(&Key::TxnOffsets {
+                group: group.to_owned(),
+                producer_id,
             }),
             value: None,
         }
@@ -209,6 +265,18 @@ pub fn decode(key: &[u8], value: Option<&[u8]>) -> Result<Decoded, String> {
                 .map(serde_json::from_slice)
                 .transpose()
                 .map_err(|e| format!("bad offset value: {e}"))?,
+        },
+        Key::TxnOffsets { group, producer_id } => Decoded::TxnOffsets {
+            group,
+            producer_id,
+            value: value
+                .map(serde_json::from_slice::<TxnOffsetsValue>)
+                .transpose()
+                .map_err(|e| format!("bad transactional offsets value: {e}"))?
+                .map(|v| TxnOffsets {
+                    producer_epoch: v.producer_epoch,
+                    offsets: v.offsets.into_iter().map(|(t, p, o)| ((t, p), o)).collect(),
+                }),
         },
         Key::Group { group } => Decoded::Group {
             group,
@@ -321,7 +389,7 @@ mod tests {
                 assert_eq!((group.as_str(), topic.as_str(), partition), ("g", "t", 1));
                 assert_eq!(value, Some(v));
             }
-            Decoded::Group { .. } => panic!("wrong kind"),
+            _ => panic!("wrong kind"),
         }
         let t = Record::offset_tombstone("g", "t", 1);
         assert!(matches!(
@@ -329,5 +397,39 @@ mod tests {
             Ok(Decoded::Offset { value: None, .. })
         ));
         assert!(decode(b"{", None).is_err());
+    }
+
+    #[test]
+    fn staged_transactional_offsets_round_trip() {
+        let mut staged = TxnOffsets {
+            producer_epoch: 4,
+            ..TxnOffsets::default()
+        };
+        staged.offsets.insert(
+            ("t".into(), 2),
+            CommittedOffset {
+                offset: 9,
+                leader_epoch: -1,
+                metadata: None,
+                commit_timestamp: 1,
+            },
+        );
+        let r = Record::txn_offsets("g", 77, &staged);
+        match decode(&r.key, r.value.as_deref()).expect("decodes") {
+            Decoded::TxnOffsets {
+                group,
+                producer_id,
+                value,
+            } => {
+                assert_eq!((group.as_str(), producer_id), ("g", 77));
+                assert_eq!(value, Some(staged));
+            }
+            _ => panic!("wrong kind"),
+        }
+        let t = Record::txn_offsets_tombstone("g", 77);
+        assert!(matches!(
+            decode(&t.key, None),
+            Ok(Decoded::TxnOffsets { value: None, .. })
+        ));
     }
 }

@@ -178,7 +178,11 @@ pub struct EndPlan {
     pub commit: bool,
     /// Partitions that get a marker.
     pub partitions: Vec<(String, i32)>,
-    /// Offsets to commit to each group (empty for an abort).
+    /// Groups the transaction commits offsets for (AddOffsetsToTxn): their partitions of
+    /// `__consumer_offsets` get the marker too, which commits or drops the offsets staged there.
+    pub groups: Vec<String>,
+    /// Offsets to commit to each group, as transactions persisted by earlier versions kept them
+    /// with the transaction (empty for an abort, and for every transaction this version opens).
     pub offsets: Vec<(String, PartitionOffsets)>,
 }
 
@@ -425,33 +429,6 @@ impl Transactions {
         Ok(Some(self.insert(txn)))
     }
 
-    /// TxnOffsetCommit: records offsets the open transaction commits for `group`, which it must
-    /// have added with AddOffsetsToTxn (`TXN-1`). Returns the transaction to persist.
-    pub fn add_offsets(
-        &mut self,
-        id: &str,
-        producer_id: i64,
-        epoch: i16,
-        group: &str,
-        offsets: Vec<(String, i32, CommittedOffset)>,
-        now_ms: i64,
-    ) -> Result<Txn, ErrorCode> {
-        let txn = self.owned(id, producer_id, epoch)?;
-        if txn.state.is_prepare() {
-            return Err(ErrorCode::ConcurrentTransactions);
-        }
-        if txn.state != TxnState::Ongoing || !txn.groups.contains_key(group) {
-            return Err(ErrorCode::InvalidTxnState);
-        }
-        let mut txn = txn.clone();
-        let pending = txn.groups.entry(group.to_owned()).or_default();
-        for (topic, partition, offset) in offsets {
-            pending.insert((topic, partition), offset);
-        }
-        txn.update_ms = now_ms;
-        Ok(self.insert(txn))
-    }
-
     /// Whether a transactional produce of `producer_id` at `epoch` to `topic`-`partition` is
     /// part of its open transaction: Ok, or the error for the produce (an unknown or older
     /// epoch is INVALID_PRODUCER_EPOCH, a partition not added INVALID_TXN_STATE).
@@ -471,6 +448,27 @@ impl Transactions {
         if txn.state != TxnState::Ongoing
             || !txn.partitions.contains(&(topic.to_owned(), partition))
         {
+            return Err(ErrorCode::InvalidTxnState);
+        }
+        Ok(())
+    }
+
+    /// Whether producer `producer_id` at `epoch` has an open transaction that added a group
+    /// `matches` accepts (TxnOffsetCommit at the group's coordinator): Ok, or the error as
+    /// [`Transactions::verify_produce`] gives it.
+    pub fn verify_offsets(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        matches: impl Fn(&str) -> bool,
+    ) -> Result<(), ErrorCode> {
+        let txn = self
+            .by_producer(producer_id)
+            .ok_or(ErrorCode::InvalidProducerIdMapping)?;
+        if txn.producer_epoch != epoch {
+            return Err(ErrorCode::InvalidProducerEpoch);
+        }
+        if txn.state != TxnState::Ongoing || !txn.groups.keys().any(|g| matches(g)) {
             return Err(ErrorCode::InvalidTxnState);
         }
         Ok(())
@@ -664,9 +662,11 @@ fn plan_of(txn: &Txn, commit: bool) -> EndPlan {
         producer_epoch: txn.producer_epoch,
         commit,
         partitions: txn.partitions.iter().cloned().collect(),
+        groups: txn.groups.keys().cloned().collect(),
         offsets: if commit {
             txn.groups
                 .iter()
+                .filter(|(_, o)| !o.is_empty())
                 .map(|(g, o)| {
                     (
                         g.clone(),
@@ -913,20 +913,56 @@ mod tests {
             .init_producer_id(&c, "a", 60_000, None, 0, &mut a)
             .unwrap();
         let (pid, e) = ready(&o);
+        assert_eq!(
+            t.verify_offsets(pid, e, |g| g == "g").unwrap_err(),
+            ErrorCode::InvalidTxnState
+        );
+        t.add("a", pid, e, &[], Some("g"), 1).unwrap();
+        t.verify_offsets(pid, e, |g| g == "g").unwrap();
+        assert_eq!(
+            t.verify_offsets(pid, e, |g| g == "other").unwrap_err(),
+            ErrorCode::InvalidTxnState
+        );
+        assert_eq!(
+            t.verify_offsets(pid, e + 1, |g| g == "g").unwrap_err(),
+            ErrorCode::InvalidProducerEpoch
+        );
+        let (EndOutcome::Plan(plan), _) = t.end("a", pid, e, true, false, 3, &mut a).unwrap()
+        else {
+            panic!()
+        };
+        // The group gets the marker; the offsets wait with the group, not here.
+        assert_eq!(plan.groups, vec!["g".to_owned()]);
+        assert!(plan.offsets.is_empty());
+        t.complete(&plan, 4);
+        assert_eq!(
+            t.verify_offsets(pid, e, |g| g == "g").unwrap_err(),
+            ErrorCode::InvalidTxnState
+        );
+    }
+
+    #[test]
+    fn offsets_persisted_with_the_transaction_are_still_committed() {
+        let mut t = Transactions::default();
+        let c = TxnConfig::default();
+        let mut a = alloc();
+        let (o, _) = t
+            .init_producer_id(&c, "a", 60_000, None, 0, &mut a)
+            .unwrap();
+        let (pid, e) = ready(&o);
+        let mut txn = t.add("a", pid, e, &[], Some("g"), 1).unwrap().unwrap();
         let off = CommittedOffset {
             offset: 5,
             leader_epoch: -1,
             metadata: None,
             commit_timestamp: 0,
         };
-        assert_eq!(
-            t.add_offsets("a", pid, e, "g", vec![("x".into(), 0, off.clone())], 1)
-                .unwrap_err(),
-            ErrorCode::InvalidTxnState
-        );
-        t.add("a", pid, e, &[], Some("g"), 1).unwrap();
-        t.add_offsets("a", pid, e, "g", vec![("x".into(), 0, off.clone())], 2)
-            .unwrap();
+        // As an earlier version persisted a TxnOffsetCommit.
+        txn.groups
+            .get_mut("g")
+            .unwrap()
+            .insert(("x".into(), 0), off.clone());
+        t.apply("a", Some(txn));
         assert_eq!(t.pending_offsets("g").len(), 1);
         let (EndOutcome::Plan(plan), _) = t.end("a", pid, e, true, false, 3, &mut a).unwrap()
         else {

@@ -20,7 +20,7 @@ use basalt_protocol::messages::add_partitions_to_txn_response::{
 
 use crate::Broker;
 use crate::acl::{Operation, ResourceType, Session};
-use crate::groups::is_internal;
+use crate::groups::{OFFSETS_TOPIC, is_internal};
 use crate::txns::{Channel, fenced_for};
 
 /// Highest version handled.
@@ -111,11 +111,17 @@ async fn add_one(
     // Partitions refused before the coordinator is asked, with why.
     let mut refused = Vec::new();
     let mut partitions = Vec::new();
-    let txn_allowed =
-        broker.authorize(session, Operation::Write, ResourceType::TransactionalId, id);
+    // A verification comes from a partition leader, already authorized for CLUSTER_ACTION; it
+    // may name a partition of `__consumer_offsets` (a group coordinator verifying a
+    // TxnOffsetCommit).
+    let txn_allowed = verify_only
+        || broker.authorize(session, Operation::Write, ResourceType::TransactionalId, id);
     for t in topics {
-        let writable = broker.authorize(session, Operation::Write, ResourceType::Topic, &t.name);
-        let topic = broker.topic(&t.name).filter(|_| !is_internal(&t.name));
+        let writable = verify_only
+            || broker.authorize(session, Operation::Write, ResourceType::Topic, &t.name);
+        let topic = broker
+            .topic(&t.name)
+            .filter(|_| !is_internal(&t.name) || (verify_only && t.name == OFFSETS_TOPIC));
         for &p in &t.partitions {
             let exists = topic
                 .as_ref()
@@ -147,13 +153,15 @@ async fn add_one(
                     .map_or(ErrorCode::OperationNotAttempted, |(_, code)| *code)
             })
             .collect()
+    } else if version >= 4 && !broker.coordinates_txn(id) {
+        vec![ErrorCode::NotCoordinator; partitions.len()]
     } else if verify_only {
         partitions
             .iter()
             .map(|(t, p)| {
                 broker
                     .txns()
-                    .verify_produce(producer_id, epoch, t, *p)
+                    .verify_here(broker, producer_id, epoch, t, *p)
                     .err()
                     .unwrap_or(ErrorCode::None)
             })

@@ -53,6 +53,7 @@ mod sasl_handshake;
 mod sync_group;
 mod txn_offset_commit;
 mod unsupported;
+mod write_txn_markers;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -141,6 +142,7 @@ pub const SUPPORTED: &[Supported] = &[
     api(ApiKey::AddOffsetsToTxn, 0, add_offsets_to_txn::MAX_VERSION),
     api(ApiKey::EndTxn, 0, end_txn::MAX_VERSION),
     api(ApiKey::TxnOffsetCommit, 0, txn_offset_commit::MAX_VERSION),
+    api(ApiKey::WriteTxnMarkers, 1, write_txn_markers::MAX_VERSION),
     api(ApiKey::DescribeProducers, 0, 0),
     api(ApiKey::DescribeTransactions, 0, 0),
     api(ApiKey::ListTransactions, 0, list_transactions::MAX_VERSION),
@@ -292,7 +294,10 @@ impl Handler for Broker {
             RequestBody::Metadata(r) => {
                 ResponseBody::Metadata(metadata::handle(&self, &session, &conn, r, version))
             }
-            RequestBody::Produce(r) => return produce::handle(&self, &session, &conn, r, version),
+            RequestBody::Produce(r) => {
+                let verdicts = produce::verify_remote(&self, &r).await;
+                return produce::handle(&self, &session, &conn, r, version, &verdicts);
+            }
             RequestBody::Fetch(r) => {
                 let broker = Arc::clone(&self);
                 return Outcome::Later(Box::pin(async move {
@@ -350,6 +355,14 @@ impl Handler for Broker {
                 return Outcome::Later(Box::pin(async move {
                     Outcome::Respond(ResponseBody::TxnOffsetCommit(
                         txn_offset_commit::handle(broker, session, r, version, conn.id).await,
+                    ))
+                }));
+            }
+            RequestBody::WriteTxnMarkers(r) => {
+                let broker = Arc::clone(&self);
+                return Outcome::Later(Box::pin(async move {
+                    Outcome::Respond(ResponseBody::WriteTxnMarkers(
+                        write_txn_markers::handle(&broker, &session, r).await,
                     ))
                 }));
             }

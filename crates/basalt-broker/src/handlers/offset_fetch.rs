@@ -119,7 +119,11 @@ pub fn handle(
     // Read before the group lock: the two coordinators' locks are never nested.
     let unstable = |group: &str| {
         if require_stable {
-            broker.txns().read(|t| t.pending_offsets(group))
+            let mut pending = broker.txns().read(|t| t.pending_offsets(group));
+            pending.extend(coordinator.read(group, |g| {
+                g.map(|g| g.pending_partitions()).unwrap_or_default()
+            }));
+            pending
         } else {
             BTreeSet::new()
         }

@@ -6,7 +6,10 @@
 //! 1 is refused with NOT_ENOUGH_REPLICAS (one node is one replica). CreateTime batches outside
 //! `message.timestamp.before.max.ms` / `after.max.ms` are refused with INVALID_TIMESTAMP.
 //! A transactional batch is appended only to a partition its producer added to its open
-//! transaction (INVALID_TXN_STATE otherwise; an old epoch gets INVALID_PRODUCER_EPOCH).
+//! transaction (INVALID_TXN_STATE otherwise; an old epoch gets INVALID_PRODUCER_EPOCH). When
+//! another node coordinates the transactional id, the first batch of a transaction on a
+//! partition is verified with it (AddPartitionsToTxn `verify_only`) before the append; a
+//! coordinator that cannot be asked gives NOT_ENOUGH_REPLICAS, which clients retry.
 //! Authorization: WRITE on each topic (TOPIC_AUTHORIZATION_FAILED), and WRITE on the
 //! transactional id of a transactional request (TRANSACTIONAL_ID_AUTHORIZATION_FAILED for every
 //! partition); auto-creation needs CREATE on the cluster or the topic.
@@ -20,7 +23,7 @@ use basalt_protocol::messages::produce_response::{
     LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
 };
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use basalt_protocol::ResponseBody;
@@ -32,15 +35,79 @@ use crate::{Broker, now_ms};
 /// Highest Produce version handled.
 pub const MAX_VERSION: i16 = 11;
 
+/// What the coordinator of a transactional request, on another node, said of partitions that
+/// had no transaction of the producer open yet (`PART-4`).
+pub type Verdicts = BTreeMap<(String, i32), Result<(), Option<ErrorCode>>>;
+
+/// Before a transactional request is appended: asks the transaction coordinator, when another
+/// node is it, about each partition led here where the producer has no transaction open yet
+/// (KIP-890's verification; once a transaction is open on a partition its later batches need
+/// no question). Awaited in the request's first stage, so the connection's later requests
+/// still start after it (`NET-5`).
+pub async fn verify_remote(broker: &Arc<Broker>, req: &ProduceRequest) -> Verdicts {
+    let mut verdicts = Verdicts::new();
+    let Some(id) = req.transactional_id.as_deref() else {
+        return verdicts;
+    };
+    if broker.cluster().is_none() || broker.coordinates_txn(id) {
+        return verdicts;
+    }
+    let me = broker.config().node_id;
+    for t in &req.topic_data {
+        let Some(topic) = broker.topic(&t.name) else {
+            continue;
+        };
+        for pd in &t.partition_data {
+            let Some(partition) = usize::try_from(pd.index)
+                .ok()
+                .and_then(|i| topic.partitions.get(i))
+            else {
+                continue;
+            };
+            let Some(header) = pd
+                .records
+                .as_deref()
+                .and_then(|r| basalt_record::BatchHeader::parse(r).ok())
+            else {
+                continue;
+            };
+            if !header.is_transactional()
+                || !topic.is_led_by(pd.index, me)
+                || partition.has_open_txn(header.producer_id)
+            {
+                continue;
+            }
+            let verdict = broker
+                .txns()
+                .verify(
+                    broker,
+                    id,
+                    header.producer_id,
+                    header.producer_epoch,
+                    &t.name,
+                    pd.index,
+                )
+                .await;
+            verdicts.insert((t.name.clone(), pd.index), verdict);
+        }
+    }
+    verdicts
+}
+
 /// Handles a produce request: appends now, in the connection's request order (`NET-5`), and
-/// defers only the wait for durability.
+/// defers only the wait for durability. `verdicts` are [`verify_remote`]'s.
 pub fn handle(
     broker: &Arc<Broker>,
     session: &Session,
     conn: &ConnectionInfo,
     req: ProduceRequest,
     _version: i16,
+    verdicts: &Verdicts,
 ) -> Outcome {
+    let remote_coordinator = req
+        .transactional_id
+        .as_deref()
+        .is_some_and(|id| broker.cluster().is_some() && !broker.coordinates_txn(id));
     // Leaders named in NOT_LEADER_OR_FOLLOWER answers (v10+ tells their endpoints).
     let mut moved: BTreeSet<i32> = BTreeSet::new();
     let acks = req.acks;
@@ -128,13 +195,29 @@ pub fn handle(
                             Some(records) => partition
                                 .check_required_acks(acks)
                                 .and_then(|()| {
-                                    partition.produce(records, now, |h| {
-                                        broker.txns().verify_produce(
-                                            h.producer_id,
-                                            h.producer_epoch,
-                                            &topic.meta.name,
-                                            pd.index,
-                                        )
+                                    partition.produce(records, now, |h, open_here| {
+                                        if !remote_coordinator {
+                                            return broker.txns().verify_here(
+                                                broker,
+                                                h.producer_id,
+                                                h.producer_epoch,
+                                                &topic.meta.name,
+                                                pd.index,
+                                            );
+                                        }
+                                        if open_here {
+                                            return Ok(());
+                                        }
+                                        // Unasked (the transaction here ended meanwhile) or
+                                        // the coordinator could not be asked: the client
+                                        // retries.
+                                        match verdicts.get(&(topic.meta.name.clone(), pd.index)) {
+                                            Some(Ok(())) => Ok(()),
+                                            Some(Err(Some(code))) => Err(*code),
+                                            Some(Err(None)) | None => {
+                                                Err(ErrorCode::NotEnoughReplicas)
+                                            }
+                                        }
                                     })
                                 })
                                 .map_err(|e| (e.code, e.message)),

@@ -1,6 +1,9 @@
 //! TxnOffsetCommit (key 28), v0–5: offsets a transactional producer commits for a group as part
-//! of its open transaction (`send_offsets_to_transaction`). They are kept with the transaction
-//! and applied to the group only when it commits; an abort drops them. From v3 the request
+//! of its open transaction (`send_offsets_to_transaction`), sent to the group's coordinator.
+//! It checks with the transaction coordinator (on this node or another) that the transaction
+//! added the group, then stages the offsets with the group; the transaction's COMMIT marker on
+//! the group's partition of `__consumer_offsets` makes them committed offsets, an ABORT drops
+//! them (`GRP-4`). From v3 the request
 //! carries the consumer's member id and generation (KIP-447), checked like an OffsetCommit's
 //! when given.
 
@@ -14,7 +17,7 @@ use basalt_protocol::messages::txn_offset_commit_response::{
 };
 
 use crate::acl::{Operation, ResourceType, Session};
-use crate::groups::is_internal;
+use crate::groups::{OFFSETS_TOPIC, durable, is_internal, partition_for};
 use crate::txns::{Channel, fenced_for};
 use crate::{Broker, now_ms};
 
@@ -94,6 +97,8 @@ pub async fn handle(
         Some(code)
     } else if req.group_id.is_empty() {
         Some(ErrorCode::InvalidGroupId)
+    } else if !broker.coordinates_group(&req.group_id) {
+        Some(ErrorCode::NotCoordinator)
     } else if let Err(code) = admitted {
         Some(code)
     } else if req.member_id.is_empty() && req.generation_id < 0 {
@@ -116,16 +121,7 @@ pub async fn handle(
                     })
                 })
                 .collect();
-            broker
-                .txns()
-                .add_offsets(
-                    &broker,
-                    &req.transactional_id,
-                    req.producer_id,
-                    req.producer_epoch,
-                    &req.group_id,
-                    offsets,
-                )
+            stage(&broker, &req, offsets)
                 .await
                 .err()
                 .map_or(ErrorCode::None, |c| fenced_for(c, version, 3))
@@ -156,6 +152,51 @@ pub async fn handle(
             })
             .collect(),
         ..TxnOffsetCommitResponse::default()
+    }
+}
+
+/// Verifies with the transaction coordinator (here or on another node) that the producer's open
+/// transaction added this group, then stages the offsets with the group until the
+/// transaction's marker reaches it (`GRP-4`), durably.
+async fn stage(
+    broker: &Arc<Broker>,
+    req: &TxnOffsetCommitRequest,
+    offsets: Vec<(String, i32, CommittedOffset)>,
+) -> Result<(), ErrorCode> {
+    let count = broker
+        .coordinator()
+        .offsets_topic(broker)
+        .map_err(|_| ErrorCode::CoordinatorNotAvailable)?
+        .meta
+        .partitions;
+    broker
+        .txns()
+        .verify(
+            broker,
+            &req.transactional_id,
+            req.producer_id,
+            req.producer_epoch,
+            OFFSETS_TOPIC,
+            partition_for(&req.group_id, count),
+        )
+        .await
+        .map_err(|code| match code {
+            // The coordinator could not be asked now: retriable.
+            None => ErrorCode::CoordinatorLoadInProgress,
+            Some(ErrorCode::InvalidProducerEpoch) => ErrorCode::ProducerFenced,
+            Some(code) => code,
+        })?;
+    let tickets = broker.coordinator().stage_txn_offsets(
+        broker,
+        &req.group_id,
+        req.producer_id,
+        req.producer_epoch,
+        offsets,
+    );
+    if durable(tickets).await {
+        Ok(())
+    } else {
+        Err(ErrorCode::CoordinatorNotAvailable)
     }
 }
 

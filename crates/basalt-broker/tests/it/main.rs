@@ -95,7 +95,7 @@ pub async fn produce(broker: &Broker, topic: &str, p: i32, n: usize) {
         let mut b = basalt_record::BatchBuilder::new(0);
         b.push(1_000 + i as i64, None, Some(b"v"), &[]);
         let produced = partition
-            .produce(&b.build(), basalt_broker::now_ms(), |_| Ok(()))
+            .produce(&b.build(), basalt_broker::now_ms(), |_, _| Ok(()))
             .unwrap();
         if let Some(ticket) = produced.durable {
             ticket.await.unwrap();

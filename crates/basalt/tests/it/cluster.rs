@@ -1357,3 +1357,344 @@ fn committed_offsets_survive_the_group_coordinators_death() {
     after.sort();
     assert_eq!(after, ["0-late", "1-late"]);
 }
+
+/// The node FindCoordinator names for `key` (`key_type` 0: a group, 1: a transactional id),
+/// once one is named.
+fn coordinator_of(cluster: &Cluster, key_type: i8, key: &str) -> i32 {
+    use basalt_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
+    eventually(cluster, "a coordinator", || {
+        let mut raw = RawClient::connect(cluster.node(0).addr(), "cluster-test");
+        match raw.call(
+            4,
+            RequestBody::FindCoordinator(FindCoordinatorRequest {
+                key_type,
+                coordinator_keys: vec![key.to_owned()],
+                ..FindCoordinatorRequest::default()
+            }),
+        ) {
+            ResponseBody::FindCoordinator(r) => r
+                .coordinators
+                .first()
+                .filter(|c| c.error_code == 0)
+                .map(|c| c.node_id),
+            other => panic!("{other:?}"),
+        }
+    })
+}
+
+/// A raw transactional produce of one record by `producer` to `topic`-`partition` through
+/// node `node` (1-based); the partition's error code.
+fn raw_txn_produce(
+    cluster: &Cluster,
+    node: i32,
+    txn_id: &str,
+    (pid, epoch): (i64, i16),
+    sequence: i32,
+    topic: &str,
+    partition: i32,
+) -> ErrorCode {
+    use basalt_protocol::messages::produce_request::{
+        PartitionProduceData, ProduceRequest, TopicProduceData,
+    };
+    let mut b = basalt_record::BatchBuilder::new(0)
+        .producer(pid, epoch, sequence)
+        .transactional();
+    b.push(0, None, Some(b"raw-txn"), &[]);
+    let mut raw = RawClient::connect(cluster.node(node as usize - 1).addr(), "cluster-test");
+    let resp = raw.call(
+        9,
+        RequestBody::Produce(ProduceRequest {
+            transactional_id: Some(txn_id.to_owned()),
+            acks: -1,
+            timeout_ms: 10_000,
+            topic_data: vec![TopicProduceData {
+                name: topic.into(),
+                partition_data: vec![PartitionProduceData {
+                    index: partition,
+                    records: Some(b.build()),
+                    ..PartitionProduceData::default()
+                }],
+                ..TopicProduceData::default()
+            }],
+            ..ProduceRequest::default()
+        }),
+    );
+    match resp {
+        ResponseBody::Produce(r) => {
+            ErrorCode::try_from(r.responses[0].partition_responses[0].error_code).unwrap()
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn transactions_span_partitions_and_groups_coordinated_on_other_nodes() {
+    use basalt_protocol::messages::add_partitions_to_txn_request::{
+        AddPartitionsToTxnRequest, AddPartitionsToTxnTopic,
+    };
+    use rdkafka::consumer::ConsumerGroupMetadata;
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    use rdkafka::{Offset, TopicPartitionList};
+
+    let cluster = Cluster::start();
+    eventually(&cluster, "three brokers", || {
+        (broker_ids(&cluster.bootstrap(0)).len() == 3).then_some(())
+    });
+    let b = cluster.bootstrap(0);
+    create_replicated(&b, "span-in", 3, 3);
+    create_replicated(&b, "span-out", 6, 3);
+    let out_leaders = eventually(&cluster, "leaders of span-out", || {
+        let l = leaders(&b, "span-out");
+        (l.len() == 6 && l.values().all(|n| *n > 0)).then_some(l)
+    });
+    // A transactional id and a group coordinated by two different nodes, so every
+    // transaction below has markers for partitions led by the coordinator, by the group's
+    // coordinator and by the third node.
+    let txn_id = (0..)
+        .map(|i| format!("span-copy-{i}"))
+        .find(|id| coordinator_of(&cluster, 1, id) == 1)
+        .unwrap();
+    let group = (0..)
+        .map(|i| format!("span-group-{i}"))
+        .find(|g| coordinator_of(&cluster, 0, g) == 2)
+        .unwrap();
+    assert_eq!(
+        out_leaders.values().collect::<BTreeSet<_>>().len(),
+        3,
+        "span-out is led by every node: {out_leaders:?}"
+    );
+
+    let plain = producer(&b, &[]);
+    for part in 0..3 {
+        for n in 0..10 {
+            send_one(
+                &plain,
+                FutureRecord::to("span-in")
+                    .partition(part)
+                    .payload(format!("{part}-{n}").as_bytes()),
+            );
+        }
+    }
+
+    let p: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", &b)
+        .set("transactional.id", &txn_id)
+        .set("linger.ms", "5")
+        .set("retry.backoff.ms", "20")
+        .create()
+        .unwrap();
+    p.init_transactions(TIMEOUT).unwrap();
+    let reader = |group: &str| -> BaseConsumer {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &b)
+            .set("group.id", group)
+            .set("group.protocol", "classic")
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false")
+            .set("fetch.wait.max.ms", "100")
+            .set("isolation.level", "read_committed")
+            .create()
+            .unwrap();
+        c.subscribe(&["span-in"]).unwrap();
+        c
+    };
+    // Copies `n` records read by `c` into span-out, spread over all six partitions, with the
+    // consumed offsets, then commits or aborts.
+    let copy = |c: &BaseConsumer, n: usize, commit: bool| -> Vec<String> {
+        let mut got = Vec::new();
+        let deadline = Instant::now() + DEADLINE;
+        while got.len() < n {
+            assert!(Instant::now() < deadline, "read only {got:?}");
+            if let Some(m) = c.poll(Duration::from_millis(100)) {
+                got.push(m.unwrap().detach());
+            }
+        }
+        p.begin_transaction().unwrap();
+        let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+        for (i, m) in got.iter().enumerate() {
+            let value = format!("copy-{}", String::from_utf8_lossy(m.payload().unwrap()));
+            p.send(
+                BaseRecord::<(), str>::to("span-out")
+                    .partition(i as i32 % 6)
+                    .payload(&value),
+            )
+            .unwrap_or_else(|(e, _)| panic!("could not enqueue: {e}"));
+            next.insert(m.partition(), m.offset() + 1);
+        }
+        let mut offsets = TopicPartitionList::new();
+        for (partition, offset) in &next {
+            offsets
+                .add_partition_offset("span-in", *partition, Offset::Offset(*offset))
+                .unwrap();
+        }
+        let meta: ConsumerGroupMetadata = c.group_metadata().unwrap();
+        p.send_offsets_to_transaction(&offsets, &meta, TIMEOUT)
+            .unwrap();
+        if commit {
+            p.commit_transaction(TIMEOUT).unwrap();
+        } else {
+            p.abort_transaction(TIMEOUT).unwrap();
+        }
+        got.iter()
+            .map(|m| String::from_utf8_lossy(m.payload().unwrap()).into_owned())
+            .collect()
+    };
+    let committed = |c: &BaseConsumer| -> BTreeMap<i32, i64> {
+        let mut tpl = TopicPartitionList::new();
+        for part in 0..3 {
+            tpl.add_partition("span-in", part);
+        }
+        c.committed_offsets(tpl, TIMEOUT)
+            .unwrap()
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(o) => Some((e.partition(), o)),
+                _ => None,
+            })
+            .collect()
+    };
+
+    let c = reader(&group);
+    let first = copy(&c, 12, true);
+    let after_first = committed(&c);
+    assert_eq!(after_first.values().sum::<i64>(), 12, "{after_first:?}");
+    // An abort moves neither the output nor the offsets.
+    let aborted = copy(&c, 9, false);
+    assert_eq!(committed(&c), after_first);
+    drop(c);
+    // A new member resumes at the committed offsets and copies the rest.
+    let c = reader(&group);
+    let rest = copy(&c, 18, true);
+    let done = committed(&c);
+    assert_eq!(done, BTreeMap::from([(0, 10), (1, 10), (2, 10)]));
+    drop(c);
+
+    // Every input record is in span-out exactly once for read_committed readers, and the
+    // aborted copies only for read_uncommitted ones.
+    let mut expected: Vec<String> = first.iter().chain(&rest).cloned().collect();
+    expected.sort();
+    let mut want: Vec<String> = (0..3)
+        .flat_map(|p| (0..10).map(move |n| format!("{p}-{n}")))
+        .collect();
+    want.sort();
+    assert_eq!(expected, want, "the copies read every input once");
+    let read_out = |isolation: &str, n: usize| -> Vec<String> {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &b)
+            .set("group.id", "span-check")
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "false")
+            .set("isolation.level", isolation)
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        for part in 0..6 {
+            tpl.add_partition_offset("span-out", part, Offset::Beginning)
+                .unwrap();
+        }
+        c.assign(&tpl).unwrap();
+        let mut got = Vec::new();
+        let deadline = Instant::now() + DEADLINE;
+        while got.len() < n {
+            assert!(Instant::now() < deadline, "read only {got:?}");
+            if let Some(m) = c.poll(Duration::from_millis(100)) {
+                let m = m.unwrap();
+                got.push(String::from_utf8_lossy(m.payload().unwrap()).into_owned());
+            }
+        }
+        // Nothing more arrives.
+        let quiet = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < quiet {
+            if let Some(m) = c.poll(Duration::from_millis(100)) {
+                let m = m.unwrap();
+                got.push(String::from_utf8_lossy(m.payload().unwrap()).into_owned());
+            }
+        }
+        got.sort();
+        got
+    };
+    let copies: Vec<String> = want.iter().map(|v| format!("copy-{v}")).collect();
+    assert_eq!(read_out("read_committed", 30), copies);
+    let mut all: Vec<String> = copies
+        .iter()
+        .cloned()
+        .chain(aborted.iter().map(|v| format!("copy-{v}")))
+        .collect();
+    all.sort();
+    assert_eq!(read_out("read_uncommitted", 39), all);
+
+    // A transactional batch for a partition the transaction did not add is refused by its
+    // leader, which asks the coordinator on another node; an added one is taken.
+    let raw_coordinator = coordinator_of(&cluster, 1, "span-raw");
+    let mut raw = RawClient::connect(
+        cluster.node(raw_coordinator as usize - 1).addr(),
+        "cluster-test",
+    );
+    let producer_id = eventually(&cluster, "a transactional producer id", || {
+        let ResponseBody::InitProducerId(r) = raw.call(
+            4,
+            RequestBody::InitProducerId(InitProducerIdRequest {
+                transactional_id: Some("span-raw".into()),
+                transaction_timeout_ms: 60_000,
+                producer_id: -1,
+                producer_epoch: -1,
+                ..InitProducerIdRequest::default()
+            }),
+        ) else {
+            panic!("not an InitProducerId response")
+        };
+        (r.error_code == 0).then_some((r.producer_id, r.producer_epoch))
+    });
+    let remote: Vec<i32> = out_leaders
+        .iter()
+        .filter(|(_, n)| **n != raw_coordinator)
+        .map(|(p, _)| *p)
+        .collect();
+    let (added, not_added) = (remote[0], remote[1]);
+    let ResponseBody::AddPartitionsToTxn(r) = raw.call(
+        3,
+        RequestBody::AddPartitionsToTxn(AddPartitionsToTxnRequest {
+            v3_and_below_transactional_id: "span-raw".into(),
+            v3_and_below_producer_id: producer_id.0,
+            v3_and_below_producer_epoch: producer_id.1,
+            v3_and_below_topics: vec![AddPartitionsToTxnTopic {
+                name: "span-out".into(),
+                partitions: vec![added],
+                ..AddPartitionsToTxnTopic::default()
+            }],
+            ..AddPartitionsToTxnRequest::default()
+        }),
+    ) else {
+        panic!("not an AddPartitionsToTxn response")
+    };
+    assert_eq!(
+        r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
+        0
+    );
+    assert_eq!(
+        raw_txn_produce(
+            &cluster,
+            out_leaders[&not_added],
+            "span-raw",
+            producer_id,
+            0,
+            "span-out",
+            not_added
+        ),
+        ErrorCode::InvalidTxnState
+    );
+    assert_eq!(
+        raw_txn_produce(
+            &cluster,
+            out_leaders[&added],
+            "span-raw",
+            producer_id,
+            0,
+            "span-out",
+            added
+        ),
+        ErrorCode::None
+    );
+}
