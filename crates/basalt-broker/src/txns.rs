@@ -4,8 +4,13 @@
 //! the offsets of committed transactions to their groups, and aborts transactions that time out.
 //!
 //! Ending a transaction: the prepare state (the decision) is made durable first; then a marker is
-//! appended to every partition of the transaction and the transaction's offsets are committed to
-//! their groups; once all of that is durable the complete state is appended. A restart between
+//! appended to every partition of the transaction and to the `__consumer_offsets` partition of
+//! every group it added (where the group coordinator commits or drops the offsets the
+//! transaction staged with it); once all of that is durable the complete state is appended.
+//! Partitions this node leads get their markers here, the others through WriteTxnMarkers to
+//! their leaders. Leaders and group coordinators on other nodes verify with this coordinator
+//! (AddPartitionsToTxn `verify_only`) before they take a transaction's first batch on a
+//! partition or its offsets. A restart between
 //! those steps finds the prepare state in `__transaction_state` and finishes the same plan, so a
 //! decided commit is never lost and an abort never half-applied.
 //!
@@ -26,6 +31,11 @@
 //!   copy of one the client already retried: it is refused (CONCURRENT_TRANSACTIONS) before it
 //!   can end or extend a later transaction. This is the guard for clients on transaction
 //!   version 1, which carry no per-transaction epoch (KIP-890 bumps one under version 2).
+//! - `TC-6`: a transaction completes only once every partition of it and every group it added
+//!   has its marker, durable and held by the ISR on that partition's leader, wherever the
+//!   leader is; a marker that could not be written (no leader, a node that does not answer)
+//!   leaves the transaction in its prepare state, and the timer tries again. Writing a marker
+//!   twice is harmless: a partition without an open transaction of the producer takes none.
 //! - `TC-4`: no lock is held across an `.await` (`BRK-3`); the state lock is never taken while a
 //!   partition's producer lock is held by this module (the produce path takes them the other
 //!   way round, producer lock first).

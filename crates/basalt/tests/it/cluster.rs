@@ -1362,8 +1362,13 @@ fn committed_offsets_survive_the_group_coordinators_death() {
 /// once one is named.
 fn coordinator_of(cluster: &Cluster, key_type: i8, key: &str) -> i32 {
     use basalt_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
+    let live = cluster
+        .nodes
+        .iter()
+        .position(Option::is_some)
+        .expect("a node runs");
     eventually(cluster, "a coordinator", || {
-        let mut raw = RawClient::connect(cluster.node(0).addr(), "cluster-test");
+        let mut raw = RawClient::connect(cluster.node(live).addr(), "cluster-test");
         match raw.call(
             4,
             RequestBody::FindCoordinator(FindCoordinatorRequest {
@@ -1697,4 +1702,85 @@ fn transactions_span_partitions_and_groups_coordinated_on_other_nodes() {
         ),
         ErrorCode::None
     );
+}
+
+/// Kafka's `transactions_test` on three nodes: records are copied between two topics with
+/// three replicas in transactions that commit the input offsets, while the node coordinating
+/// the transactional id is killed with SIGKILL and restarted, three times. The coordinator,
+/// the group coordinator and the partitions' leaders move between nodes; afterwards the output
+/// holds exactly one committed copy of every input record, in order per partition.
+#[test]
+fn a_transactional_copy_across_nodes_survives_kills_of_its_coordinator() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use crate::txn::{assert_one_committed_copy_of_each, copy_transactionally};
+
+    const PARTITIONS: i32 = 3;
+    const PER_PARTITION: usize = 1000;
+    const TOTAL: usize = PARTITIONS as usize * PER_PARTITION;
+    const KILLS: usize = 3;
+
+    let cluster = Cluster::start();
+    eventually(&cluster, "three brokers", || {
+        (broker_ids(&cluster.bootstrap(0)).len() == 3).then_some(())
+    });
+    let all = cluster
+        .addrs
+        .iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    create_replicated(&all, "copy-in", PARTITIONS, 3);
+    create_replicated(&all, "copy-out", PARTITIONS, 3);
+    let plain = producer(&all, &[("enable.idempotence", "true")]);
+    for p in 0..PARTITIONS {
+        for i in 0..PER_PARTITION {
+            send_one(
+                &plain,
+                FutureRecord::to("copy-in")
+                    .partition(p)
+                    .payload(format!("{p}-{i}").as_bytes()),
+            );
+        }
+    }
+    drop(plain);
+
+    let cluster = Arc::new(Mutex::new(cluster));
+    let copied = Arc::new(AtomicUsize::new(0));
+    let killer = {
+        let cluster = Arc::clone(&cluster);
+        let copied = Arc::clone(&copied);
+        std::thread::spawn(move || {
+            for k in 0..KILLS {
+                let threshold = TOTAL * (20 + 25 * k) / 100;
+                let deadline = Instant::now() + 4 * DEADLINE;
+                while copied.load(Ordering::SeqCst) < threshold {
+                    assert!(
+                        Instant::now() < deadline,
+                        "the copy stalled before kill {k}"
+                    );
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                let mut c = cluster.lock().unwrap();
+                let victim = coordinator_of(&c, 1, "copier") as usize - 1;
+                eprintln!("kill {k}: node {} coordinates the copier", victim + 1);
+                c.kill(victim);
+                std::thread::sleep(Duration::from_millis(500));
+                c.restart(victim);
+            }
+        })
+    };
+    let restarts = copy_transactionally(
+        &all,
+        PARTITIONS,
+        PER_PARTITION as i64,
+        &copied,
+        4 * DEADLINE,
+    );
+    killer.join().unwrap();
+    assert!(restarts >= 1, "the kills never interrupted the copy");
+    assert_one_committed_copy_of_each(&all, PARTITIONS, PER_PARTITION, || {
+        cluster.lock().unwrap().logs()
+    });
 }

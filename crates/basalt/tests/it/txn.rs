@@ -684,18 +684,47 @@ fn a_transactional_copy_survives_broker_kills_with_exactly_one_copy_of_each_mess
         })
     };
 
+    let restarts = copy_transactionally(&b, PARTITIONS, PER_PARTITION as i64, &copied, 8 * TIMEOUT);
+    killer.join().unwrap();
+    assert!(restarts >= 1, "the kills never interrupted the copy");
+
+    assert_one_committed_copy_of_each(&b, PARTITIONS, PER_PARTITION, || {
+        broker
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|b| b.log())
+            .unwrap_or_default()
+    });
+    let running = broker.lock().unwrap().take().unwrap();
+    let (status, log) = running.terminate();
+    assert!(status.success(), "log:\n{log}");
+}
+
+/// The copier of the transactional copy tests: reads `copy-in` (`partitions` partitions of
+/// `input_end` records each) from the group `copier`'s committed offsets and copies each batch
+/// into `copy-out` in one transaction with its offsets, adding to `copied` what it committed;
+/// on any error it drops its clients and starts again from the committed offsets. Returns how
+/// many times it started again.
+pub(crate) fn copy_transactionally(
+    bootstrap: &str,
+    partitions: i32,
+    input_end: i64,
+    copied: &std::sync::atomic::AtomicUsize,
+    within: Duration,
+) -> usize {
+    use std::sync::atomic::Ordering;
     // The copier: reads from the committed offsets, copies a batch in one transaction with
     // its offsets; on any error it aborts, drops its clients and starts again from the
     // committed offsets.
-    let input_end = PER_PARTITION as i64;
-    let deadline = Instant::now() + 8 * TIMEOUT;
+    let deadline = Instant::now() + within;
     let mut restarts = 0;
     'copier: loop {
         assert!(Instant::now() < deadline, "the copy did not finish");
         let attempt = || -> Result<bool, KafkaError> {
             let mut config = ClientConfig::new();
             config
-                .set("bootstrap.servers", &b)
+                .set("bootstrap.servers", bootstrap)
                 .set("transactional.id", "copier")
                 .set("transaction.timeout.ms", "10000")
                 .set("message.timeout.ms", "10000")
@@ -706,7 +735,7 @@ fn a_transactional_copy_survives_broker_kills_with_exactly_one_copy_of_each_mess
             let p: TxnProducer = config.create()?;
             p.init_transactions(Duration::from_secs(10))?;
             let c: BaseConsumer = ClientConfig::new()
-                .set("bootstrap.servers", &b)
+                .set("bootstrap.servers", bootstrap)
                 .set("group.id", "copier")
                 .set("enable.auto.commit", "false")
                 .set("isolation.level", "read_committed")
@@ -715,7 +744,7 @@ fn a_transactional_copy_survives_broker_kills_with_exactly_one_copy_of_each_mess
                 .set("reconnect.backoff.max.ms", "200")
                 .create()?;
             let mut wanted = TopicPartitionList::new();
-            for p in 0..PARTITIONS {
+            for p in 0..partitions {
                 wanted.add_partition("copy-in", p);
             }
             let committed = c.committed_offsets(wanted, Duration::from_secs(10))?;
@@ -780,11 +809,22 @@ fn a_transactional_copy_survives_broker_kills_with_exactly_one_copy_of_each_mess
             }
         }
     }
-    killer.join().unwrap();
-    assert!(restarts >= 1, "the kills never interrupted the copy");
+    restarts
+}
 
-    let c = reader(&b, "copy-out", &[0, 1, 2], "read_committed");
-    let got = read_until(&c, |m| m.len() >= TOTAL);
+/// Reads `copy-out` at read_committed and checks that it holds exactly one copy of every input
+/// record `p-i` (`i < per_partition`), in order per partition; `log` gives the brokers' logs for
+/// the failure message.
+pub(crate) fn assert_one_committed_copy_of_each(
+    bootstrap: &str,
+    partitions: i32,
+    per_partition: usize,
+    log: impl Fn() -> String,
+) {
+    let total = partitions as usize * per_partition;
+    let all: Vec<i32> = (0..partitions).collect();
+    let c = reader(bootstrap, "copy-out", &all, "read_committed");
+    let got = read_until(&c, |m| m.len() >= total);
     // Nothing beyond one copy of each.
     if let Some(extra) = c.poll(Duration::from_millis(500)) {
         let extra = extra.map(|m| {
@@ -803,12 +843,7 @@ fn a_transactional_copy_survives_broker_kills_with_exactly_one_copy_of_each_mess
             })
             .map(|m| (m.offset(), text(m).to_owned()))
             .collect();
-        let log = broker
-            .lock()
-            .unwrap()
-            .as_ref()
-            .map(|b| b.log())
-            .unwrap_or_default();
+        let log = log();
         panic!(
             "a record beyond one copy of each: {extra:?}; read before: {copies:?}; broker log:\n{log}"
         );
@@ -820,11 +855,8 @@ fn a_transactional_copy_survives_broker_kills_with_exactly_one_copy_of_each_mess
             .or_default()
             .push(text(m).to_owned());
     }
-    for p in 0..PARTITIONS {
-        let want: Vec<String> = (0..PER_PARTITION).map(|i| format!("{p}-{i}")).collect();
+    for p in 0..partitions {
+        let want: Vec<String> = (0..per_partition).map(|i| format!("{p}-{i}")).collect();
         assert_eq!(by_partition.get(&p), Some(&want), "partition {p}");
     }
-    let running = broker.lock().unwrap().take().unwrap();
-    let (status, log) = running.terminate();
-    assert!(status.success(), "log:\n{log}");
 }
