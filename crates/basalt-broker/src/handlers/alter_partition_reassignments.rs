@@ -1,5 +1,7 @@
-//! AlterPartitionReassignments (key 45), v0: starts or cancels moving partitions to new
-//! replicas, one result per requested partition.
+//! AlterPartitionReassignments (key 45), v0–1: starts or cancels moving partitions to new
+//! replicas, one result per requested partition. From v1 (KIP-860) a request may forbid
+//! changing the replication factor: a target with another number of replicas then gets
+//! INVALID_REPLICATION_FACTOR.
 //!
 //! Needs ALTER on the cluster (CLUSTER_AUTHORIZATION_FAILED, at the top and for every
 //! partition, otherwise). Each partition's target (or `null`, a cancel) is proposed to the
@@ -23,9 +25,10 @@ pub fn handle(
     broker: &Broker,
     session: &Session,
     req: AlterPartitionReassignmentsRequest,
-    _version: i16,
+    version: i16,
 ) -> AlterPartitionReassignmentsResponse {
     let denied = !broker.authorize_cluster(session, Operation::Alter);
+    let keep_factor = version >= 1 && !req.allow_replication_factor_change;
     let responses = req
         .topics
         .into_iter()
@@ -38,8 +41,21 @@ pub fn handle(
                         partition_index: p.partition_index,
                         ..ReassignablePartitionResponse::default()
                     };
+                    let current = current_factor(broker, &t.name, p.partition_index);
                     let outcome = if denied {
                         Err((ErrorCode::ClusterAuthorizationFailed, None))
+                    } else if let (true, Some(target), Some(current)) =
+                        (keep_factor, &p.replicas, current)
+                        && target.len() != current
+                    {
+                        Err((
+                            ErrorCode::InvalidReplicationFactor,
+                            Some(format!(
+                                "the target has {} replicas and the partition {current}; \
+                                 the request does not allow changing the replication factor",
+                                target.len()
+                            )),
+                        ))
                     } else {
                         broker
                             .reassign_partition(&t.name, p.partition_index, p.replicas)
@@ -62,7 +78,21 @@ pub fn handle(
         } else {
             ErrorCode::None.into()
         },
+        allow_replication_factor_change: !keep_factor,
         responses,
         ..AlterPartitionReassignmentsResponse::default()
+    }
+}
+
+/// The number of replicas partition `index` of `topic` has (or moves to): one on a single
+/// node; `None` for an unknown partition (the reassignment reports it).
+fn current_factor(broker: &Broker, topic: &str, index: i32) -> Option<usize> {
+    match broker.image() {
+        None => broker.topic(topic).map(|_| 1),
+        Some(image) => image
+            .topic(topic)?
+            .partitions
+            .get(usize::try_from(index).ok()?)
+            .map(|p| p.target_replicas().len()),
     }
 }

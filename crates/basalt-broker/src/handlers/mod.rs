@@ -112,7 +112,7 @@ pub const SUPPORTED: &[Supported] = &[
     api(ApiKey::IncrementalAlterConfigs, 0, 1),
     api(ApiKey::DescribeCluster, 0, 2),
     api(ApiKey::ElectLeaders, 0, elect_leaders::MAX_VERSION),
-    api(ApiKey::AlterPartitionReassignments, 0, 0),
+    api(ApiKey::AlterPartitionReassignments, 0, 1),
     api(ApiKey::ListPartitionReassignments, 0, 0),
     api(ApiKey::OffsetCommit, 2, offset_commit::MAX_VERSION),
     api(ApiKey::OffsetFetch, 1, offset_fetch::MAX_VERSION),

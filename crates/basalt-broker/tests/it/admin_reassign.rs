@@ -15,6 +15,55 @@ fn code(e: ErrorCode) -> i16 {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn v1_can_forbid_changing_the_replication_factor() {
+    let (_dir, broker) = crate::open(|_| {});
+    create(&broker, "rf", 1, &[]);
+    let me = broker.config().node_id;
+    let request = |allow| {
+        RequestBody::AlterPartitionReassignments(AlterPartitionReassignmentsRequest {
+            allow_replication_factor_change: allow,
+            topics: vec![ReassignableTopic {
+                name: "rf".into(),
+                partitions: vec![
+                    ReassignablePartition {
+                        partition_index: 0,
+                        replicas: Some(vec![me, me + 1]),
+                        ..ReassignablePartition::default()
+                    },
+                    ReassignablePartition {
+                        partition_index: 0,
+                        replicas: Some(vec![me]),
+                        ..ReassignablePartition::default()
+                    },
+                ],
+                ..ReassignableTopic::default()
+            }],
+            ..AlterPartitionReassignmentsRequest::default()
+        })
+    };
+    let codes = |r: &ResponseBody| match r {
+        ResponseBody::AlterPartitionReassignments(r) => r.responses[0]
+            .partitions
+            .iter()
+            .map(|p| p.error_code)
+            .collect::<Vec<_>>(),
+        other => panic!("{other:?}"),
+    };
+    // Forbidden: two replicas for a one-replica partition; the same count is fine.
+    let r = call(&broker, 1, request(false)).await;
+    assert_eq!(
+        codes(&r),
+        vec![code(ErrorCode::InvalidReplicationFactor), 0]
+    );
+    // Allowed: the target is judged on its nodes (node me + 1 does not exist).
+    let r = call(&broker, 1, request(true)).await;
+    assert_eq!(
+        codes(&r),
+        vec![code(ErrorCode::InvalidReplicaAssignment), 0]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_single_node_reassigns_only_to_itself_and_needs_no_election() {
     let (_dir, broker) = crate::open(|_| {});
     create(&broker, "t", 2, &[]);
