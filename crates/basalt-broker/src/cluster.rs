@@ -604,7 +604,12 @@ impl Broker {
             }
         }
         if let Some(cluster) = &self.cluster {
-            self.fetchers.update(&cluster.quorum, &self.visible, follow);
+            self.fetchers.update(
+                &cluster.quorum,
+                &self.config.inter_broker,
+                &self.visible,
+                follow,
+            );
         }
         if moved {
             self.notify_visible();

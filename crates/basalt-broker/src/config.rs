@@ -87,6 +87,9 @@ pub struct BrokerConfig {
     /// Authorization: on when `authorizer.class.name` is set; `super.users`,
     /// `allow.everyone.if.no.acl.found`.
     pub authorizer: crate::acl::AuthorizerConfig,
+    /// How this node connects to the others (replication, transaction markers): the listener
+    /// and its login (`inter.broker.listener.name`, `sasl.mechanism.inter.broker.protocol`).
+    pub inter_broker: crate::peer::PeerSecurity,
     /// `connections.max.reauth.ms`: the SASL session lifetime the listeners enforce (0: none);
     /// kept here so DescribeConfigs reports it (clients read it to plan re-authentication).
     pub connections_max_reauth_ms: i64,
@@ -123,6 +126,7 @@ impl Default for BrokerConfig {
             transaction_state_segment_bytes: 100 * 1024 * 1024,
             txns: basalt_coordinator::txn::TxnConfig::default(),
             authorizer: crate::acl::AuthorizerConfig::default(),
+            inter_broker: crate::peer::PeerSecurity::default(),
             connections_max_reauth_ms: 0,
         }
     }

@@ -1,5 +1,6 @@
 //! Follower fetching: one task per leader node this node follows partitions of, sending Kafka
-//! Fetch requests with this node's replica id over the leader's PLAINTEXT listener and handing
+//! Fetch requests with this node's replica id over the leader's inter-broker listener
+//! (`peer.rs`) and handing
 //! each partition's answer to `Partition::on_fetched` (`replication.rs`).
 //!
 //! The set of partitions per leader comes from `reconcile` ([`Fetchers::update`]); a task with
@@ -24,7 +25,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::now_ms;
 use crate::partition::Partition;
-use crate::peer::{PeerConnection, node_address};
+use crate::peer::{PeerConnection, PeerSecurity, node_address};
 use crate::replication::Fetched;
 
 /// The Fetch version followers send (topic names, diverging epochs).
@@ -62,6 +63,7 @@ impl Fetchers {
     pub fn update(
         &self,
         quorum: &Arc<MetadataQuorum>,
+        security: &PeerSecurity,
         visible: &Arc<watch::Sender<u64>>,
         mut follow: BTreeMap<NodeId, Vec<Arc<Partition>>>,
     ) {
@@ -83,6 +85,7 @@ impl Fetchers {
             let wake = Arc::new(Notify::new());
             let task = tokio::spawn(run(
                 Arc::clone(quorum),
+                security.clone(),
                 leader,
                 Arc::clone(&set),
                 Arc::clone(&wake),
@@ -115,6 +118,7 @@ impl Drop for Fetchers {
 
 async fn run(
     quorum: Arc<MetadataQuorum>,
+    security: PeerSecurity,
     leader: NodeId,
     partitions: PartitionSet,
     wake: Arc<Notify>,
@@ -139,22 +143,30 @@ async fn run(
             }
             continue;
         }
+        if conn.as_ref().is_some_and(PeerConnection::expired) {
+            conn = None;
+        }
         if conn.is_none() {
-            let Some(addr) = node_address(&quorum.image(), me, leader) else {
+            let Some(to) = node_address(&quorum.image(), me, leader, &security) else {
                 if !warned {
-                    tracing::warn!(leader, "the leader has no PLAINTEXT listener to fetch from");
+                    tracing::warn!(leader, listener = ?security.listener, "the leader has no listener to fetch from");
                     warned = true;
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             };
-            match PeerConnection::connect(&addr, "basalt-replica-fetcher", REQUEST_TIMEOUT).await {
+            match PeerConnection::connect(&to, &security, "basalt-replica-fetcher", REQUEST_TIMEOUT)
+                .await
+            {
                 Ok(c) => {
                     warned = false;
                     conn = Some(c);
                 }
                 Err(e) => {
-                    tracing::debug!(leader, %addr, error = %e, "cannot connect to the leader");
+                    if !warned {
+                        tracing::warn!(leader, addr = %to.addr, error = %e, "cannot connect to the leader");
+                        warned = true;
+                    }
                     tokio::time::sleep(BACKOFF).await;
                     continue;
                 }

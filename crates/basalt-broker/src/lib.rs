@@ -173,6 +173,7 @@ impl Broker {
             config.txns.clone(),
             config.transaction_state_num_partitions,
             config.transaction_state_segment_bytes,
+            config.inter_broker.clone(),
         ));
         if let Some(link) = &cluster {
             cluster::import_topics(link, &topics)?;

@@ -111,8 +111,13 @@ pub enum Channel {
 }
 
 impl TxnCoordinator {
-    /// An empty coordinator.
-    pub fn new(config: TxnConfig, partitions: i32, segment_bytes: i64) -> Self {
+    /// An empty coordinator; it reaches other nodes with `security`.
+    pub fn new(
+        config: TxnConfig,
+        partitions: i32,
+        segment_bytes: i64,
+        security: crate::peer::PeerSecurity,
+    ) -> Self {
         TxnCoordinator {
             config,
             partitions: partitions.max(1),
@@ -123,7 +128,7 @@ impl TxnCoordinator {
             crash_after_prepare_commit: std::env::var("BASALT_FAIL_POINT").as_deref()
                 == Ok("txn-after-prepare-commit"),
             connections: Mutex::new(std::collections::HashMap::new()),
-            peers: Peers::default(),
+            peers: Peers::new(security),
         }
     }
 

@@ -579,6 +579,65 @@ impl ScramClient {
     }
 }
 
+/// A client's side of a SASL login, for Basalt's own connections to brokers (the command-line
+/// client, and one node's requests to another): the first message, then each answer to a
+/// server message until `None` (done).
+pub enum SaslClient {
+    /// PLAIN sends one message.
+    Plain,
+    /// SCRAM, and how many server messages it has answered.
+    Scram(ScramClient, u8),
+}
+
+impl SaslClient {
+    /// Starts a login; returns the client and the first message.
+    pub fn start(mechanism: Mechanism, user: &str, password: &str) -> (SaslClient, Vec<u8>) {
+        match mechanism {
+            Mechanism::Plain => {
+                let mut msg = Vec::new();
+                msg.push(0);
+                msg.extend_from_slice(user.as_bytes());
+                msg.push(0);
+                msg.extend_from_slice(password.as_bytes());
+                (SaslClient::Plain, msg)
+            }
+            m => {
+                let nonce: String = (0..24)
+                    .map(|_| char::from(b'a' + rand::random_range(0..26u8)))
+                    .collect();
+                let (client, first) = ScramClient::new(m, user, password, &nonce);
+                (SaslClient::Scram(client, 0), first)
+            }
+        }
+    }
+
+    /// The answer to the server's message, or `None` when the login is complete.
+    pub fn next(&mut self, server: &[u8]) -> Result<Option<Vec<u8>>, String> {
+        match self {
+            SaslClient::Plain => Ok(None),
+            SaslClient::Scram(client, step) => {
+                *step += 1;
+                if *step == 1 {
+                    Ok(Some(
+                        client.client_final(server).map_err(|e| e.to_string())?,
+                    ))
+                } else {
+                    client
+                        .verify_server_final(server)
+                        .map_err(|_| "the broker's SCRAM signature is wrong".to_owned())?;
+                    Ok(None)
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for SaslClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SaslClient")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -363,6 +363,30 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     bootstrap_user: Option<String>,
+    /// `inter.broker.listener.name`: the listener of the other nodes this node fetches
+    /// replicas from and sends transaction markers to; it must be one of this node's listeners
+    /// [default: their PLAINTEXT listener, as the anonymous principal].
+    #[arg(
+        long = "inter.broker.listener.name",
+        env = "BASALT_INTER_BROKER_LISTENER_NAME"
+    )]
+    inter_broker_listener: Option<String>,
+    /// `sasl.mechanism.inter.broker.protocol`: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, for a
+    /// SASL inter-broker listener [default: SCRAM-SHA-512].
+    #[arg(
+        long = "sasl.mechanism.inter.broker.protocol",
+        env = "BASALT_SASL_MECHANISM_INTER_BROKER_PROTOCOL"
+    )]
+    inter_broker_mechanism: Option<String>,
+    /// `inter.broker.user` (Basalt's; Kafka puts it in the listener's JAAS config):
+    /// NAME:PASSWORD this node logs in as on a SASL inter-broker listener. The user needs a
+    /// SCRAM credential (or PLAIN login) and, with an authorizer, a place in super.users.
+    #[arg(
+        long = "inter.broker.user",
+        env = "BASALT_INTER_BROKER_USER",
+        hide_env_values = true
+    )]
+    inter_broker_user: Option<String>,
     /// `controller.quorum.voters`: the metadata quorum, `ID@HOST:PORT,...` with this node among
     /// them [default: none, a quorum of this node alone].
     #[arg(
@@ -724,6 +748,16 @@ pub fn resolve(args: ServeArgs) -> Result<Resolved, Error> {
             },
         ));
     }
+    let inter_broker = inter_broker_security(
+        &secured,
+        args.inter_broker_listener
+            .or_else(|| file.get_list("inter.broker.listener.name")),
+        args.inter_broker_mechanism
+            .or_else(|| file.get_list("sasl.mechanism.inter.broker.protocol")),
+        args.inter_broker_user
+            .or_else(|| file.get_list("inter.broker.user")),
+        (cert.as_deref(), key.as_deref(), ca.as_deref()),
+    )?;
     let bootstrap_user = match args
         .bootstrap_user
         .or_else(|| file.get_list("bootstrap.user"))
@@ -950,6 +984,7 @@ pub fn resolve(args: ServeArgs) -> Result<Resolved, Error> {
     };
     let mut broker = broker;
     broker.connections_max_reauth_ms = max_reauth_ms;
+    broker.inter_broker = inter_broker;
     Ok(Resolved {
         listeners: secured,
         advertised,
@@ -1121,6 +1156,90 @@ async fn serve(mut r: Resolved) -> Result<(), Error> {
     quorum.shutdown().await;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// How this node reaches the others (`inter.broker.listener.name`): the listener, which must be
+/// one of this node's, with the TLS client settings (the CAs of `ssl.ca.location`, and this
+/// node's certificate for listeners that ask for one) and the SASL login it needs.
+fn inter_broker_security(
+    listeners: &[(ListenerSpec, Security)],
+    name: Option<String>,
+    mechanism: Option<String>,
+    user: Option<String>,
+    (cert, key, ca): (Option<&str>, Option<&str>, Option<&str>),
+) -> Result<basalt_broker::peer::PeerSecurity, Error> {
+    let Some(name) = name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()) else {
+        return Ok(Default::default());
+    };
+    let (spec, security) = listeners
+        .iter()
+        .find(|(l, _)| l.name == name)
+        .ok_or_else(|| format!("inter.broker.listener.name {name} is not one of the listeners"))?;
+    let tls = if spec.protocol.is_tls() {
+        let ca = security
+            .tls
+            .as_ref()
+            .and_then(|t| t.ca.as_ref().map(|p| p.display().to_string()))
+            .or_else(|| ca.map(str::to_owned))
+            .ok_or_else(|| {
+                format!("inter-broker listener {name} uses TLS: set ssl.ca.location to the CA that signed the nodes' certificates")
+            })?;
+        Some(Arc::new(tls_client(&ca, cert.zip(key))?))
+    } else {
+        None
+    };
+    let sasl = if spec.protocol.is_sasl() {
+        let text = mechanism.unwrap_or_else(|| "SCRAM-SHA-512".to_owned());
+        let mechanism = Mechanism::from_name(text.trim()).ok_or_else(|| {
+            format!("sasl.mechanism.inter.broker.protocol: {text:?} is not supported")
+        })?;
+        let (user, password) = user
+            .as_deref()
+            .and_then(|u| u.split_once(':'))
+            .filter(|(n, p)| !n.is_empty() && !p.is_empty())
+            .ok_or_else(|| {
+                format!("inter-broker listener {name} uses SASL: set inter.broker.user (BASALT_INTER_BROKER_USER) to NAME:PASSWORD")
+            })?;
+        Some((mechanism, user.to_owned(), password.to_owned()))
+    } else {
+        None
+    };
+    Ok(basalt_broker::peer::PeerSecurity {
+        listener: Some(name),
+        tls,
+        sasl,
+    })
+}
+
+/// A rustls client trusting the CAs in `ca` and, given `identity` (certificate and key PEM
+/// files), presenting it when a listener asks for a client certificate.
+fn tls_client(ca: &str, identity: Option<(&str, &str)>) -> Result<rustls::ClientConfig, Error> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).map_err(|e| format!("{ca}: {e}"))? {
+        roots
+            .add(cert.map_err(|e| format!("{ca}: {e}"))?)
+            .map_err(|e| format!("{ca}: {e}"))?;
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_root_certificates(roots);
+    Ok(match identity {
+        Some((cert, key)) => {
+            let chain = CertificateDer::pem_file_iter(cert)
+                .map_err(|e| format!("{cert}: {e}"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("{cert}: {e}"))?;
+            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{key}: {e}"))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| format!("{cert}: {e}"))?
+        }
+        None => builder.with_no_client_auth(),
+    })
 }
 
 /// Starts this node's member of the metadata quorum under `<data>/metadata` and waits until the

@@ -42,7 +42,8 @@ use basalt_server::Mechanism;
 use bytes::{Bytes, BytesMut};
 
 use super::Error;
-use super::security::{SaslClient, Security, Stream};
+use super::security::{Security, Stream};
+use basalt_server::scram::SaslClient;
 
 /// The broker list used when neither `--brokers` nor `BASALT_BROKERS` is given.
 pub const DEFAULT_BROKERS: &str = "127.0.0.1:9092";

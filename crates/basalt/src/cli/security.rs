@@ -11,7 +11,6 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 
-use basalt_server::scram::ScramClient;
 use basalt_server::{Mechanism, SecurityProtocol};
 use clap::Args;
 use rustls_pki_types::pem::PemObject;
@@ -199,63 +198,5 @@ impl Security {
     /// The SASL login, if any: mechanism, user and password.
     pub fn sasl(&self) -> Option<&(Mechanism, String, String)> {
         self.sasl.as_ref()
-    }
-}
-
-/// The client's SASL steps: the first message, then each answer to a server message until
-/// `None` (done).
-pub enum SaslClient {
-    /// PLAIN sends one message.
-    Plain,
-    /// SCRAM.
-    Scram(ScramClient, u8),
-}
-
-impl SaslClient {
-    /// Starts a login; returns the client and the first message.
-    pub fn start(mechanism: Mechanism, user: &str, password: &str) -> (SaslClient, Vec<u8>) {
-        match mechanism {
-            Mechanism::Plain => {
-                let mut msg = Vec::new();
-                msg.push(0);
-                msg.extend_from_slice(user.as_bytes());
-                msg.push(0);
-                msg.extend_from_slice(password.as_bytes());
-                (SaslClient::Plain, msg)
-            }
-            m => {
-                let nonce: String = (0..24)
-                    .map(|_| char::from(b'a' + rand::random_range(0..26u8)))
-                    .collect();
-                let (client, first) = ScramClient::new(m, user, password, &nonce);
-                (SaslClient::Scram(client, 0), first)
-            }
-        }
-    }
-
-    /// The answer to the server's message, or `None` when the login is complete.
-    pub fn next(&mut self, server: &[u8]) -> Result<Option<Vec<u8>>, Error> {
-        match self {
-            SaslClient::Plain => Ok(None),
-            SaslClient::Scram(client, step) => {
-                *step += 1;
-                if *step == 1 {
-                    Ok(Some(
-                        client.client_final(server).map_err(|e| e.to_string())?,
-                    ))
-                } else {
-                    client
-                        .verify_server_final(server)
-                        .map_err(|_| "the broker's SCRAM signature is wrong")?;
-                    Ok(None)
-                }
-            }
-        }
-    }
-}
-
-impl std::fmt::Debug for SaslClient {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SaslClient")
     }
 }
