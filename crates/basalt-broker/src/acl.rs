@@ -1,6 +1,7 @@
 //! ACLs as Kafka models them, and the decision whether a principal may perform an operation on
-//! a resource. Pure: no I/O, no clock, no locks; the broker keeps the bindings (`acls.json`) and
-//! asks [`Acls::authorize`].
+//! a resource. Pure: no I/O, no clock, no locks; the broker keeps the bindings (from the cluster
+//! metadata, as [`AclRecord`]s; `acls.json` for a broker without a metadata quorum) and asks
+//! [`Acls::authorize`].
 //!
 //! The rules are those of Kafka's `StandardAuthorizer` (and `AclAuthorizer` before it):
 //!
@@ -17,6 +18,7 @@
 
 use std::fmt;
 
+use basalt_cluster::metadata::AclRecord;
 use serde::{Deserialize, Serialize};
 
 /// Kafka's `ResourceType` codes.
@@ -299,6 +301,33 @@ impl AclBinding {
             operation,
             permission,
         })
+    }
+
+    /// The binding as the cluster metadata holds it.
+    pub fn to_record(&self) -> AclRecord {
+        AclRecord {
+            resource_type: self.resource_type.code(),
+            resource_name: self.resource_name.clone(),
+            pattern_type: self.pattern_type.code(),
+            principal: self.principal.clone(),
+            host: self.host.clone(),
+            operation: self.operation.code(),
+            permission: self.permission.code(),
+        }
+    }
+
+    /// The binding a record of the cluster metadata holds, checked as [`AclBinding::from_wire`]
+    /// checks a request's.
+    pub fn from_record(record: &AclRecord) -> Result<Self, String> {
+        AclBinding::from_wire(
+            record.resource_type,
+            &record.resource_name,
+            record.pattern_type,
+            &record.principal,
+            &record.host,
+            record.operation,
+            record.permission,
+        )
     }
 
     /// Whether the pattern covers resource `name` of type `resource_type` (`ACL-3`).
@@ -998,6 +1027,15 @@ mod tests {
             config.super_users.push("User:a".into());
             let supered = Acls::new(config, acls.bindings().to_vec());
             prop_assert!(supered.authorize(&session, op, ResourceType::Topic, name));
+        }
+
+        /// A binding survives the trip through the cluster metadata unchanged, and its record
+        /// is well formed there (`META-8`).
+        #[test]
+        fn bindings_round_trip_through_metadata_records(binding in arb_binding()) {
+            let record = binding.to_record();
+            prop_assert!(record.check().is_ok());
+            prop_assert_eq!(AclBinding::from_record(&record), Ok(binding));
         }
 
         /// The decision depends only on the bindings that match the resource.

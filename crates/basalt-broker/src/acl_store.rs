@@ -1,9 +1,12 @@
-//! `<data>/acls.json`: the ACL bindings of this node, loaded at start and rewritten whole
-//! before CreateAcls or DeleteAcls answer.
+//! `<data>/acls.json`: the ACL bindings of a broker without a metadata quorum (brokers embedded
+//! in tests and tools), loaded at start and rewritten whole before CreateAcls or DeleteAcls
+//! answer. With a quorum (every `basalt serve`) the cluster metadata holds the bindings
+//! (`CLU-4`) and this file is only read, once, to import the bindings an older node kept here.
 //!
 //! # Contract
 //! - `ACL-6`: the file is replaced atomically (a temporary file, fsync, rename, fsync of the
-//!   directory), so after a crash it holds either the old or the new set, never a mix.
+//!   directory), so after a crash it holds either the old or the new set, never a mix. A
+//!   broker with a quorum never writes it.
 //!
 //! Format (version 1): `{"version":1,"acls":[{"resource_type":"TOPIC","resource_name":"orders",
 //! "pattern_type":"LITERAL","principal":"User:alice","host":"*","operation":"READ",
@@ -16,6 +19,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::acl::AclBinding;
+
+/// The name of the ACL file of a data directory.
+pub const FILE_NAME: &str = "acls.json";
 
 /// The version this code writes and reads.
 const VERSION: u32 = 1;
@@ -36,7 +42,7 @@ impl AclStore {
     /// The store of `data_dir`.
     pub fn new(data_dir: &Path) -> Self {
         AclStore {
-            path: data_dir.join("acls.json"),
+            path: data_dir.join(FILE_NAME),
         }
     }
 

@@ -18,20 +18,32 @@
 //!   long as the image holds it; `topics.json` is this node's copy, rewritten on reconcile.
 //! - `CLU-2`: Produce, Fetch, ListOffsets, OffsetForLeaderEpoch and DeleteRecords for a
 //!   partition whose image leader is another node answer NOT_LEADER_OR_FOLLOWER.
-//! - `CLU-3`: a topic change (and a reassignment or election) is answered only after the image
-//!   of this node shows it (and this node reconciled), so a client that asks this node right
-//!   after sees it.
+//! - `CLU-3`: a topic change (and a reassignment or election, an ACL or SCRAM credential
+//!   change) is answered only after the image of this node shows it (and this node
+//!   reconciled), so a client that asks this node right after sees it.
+//! - `CLU-4`: the image is the source of truth for ACL bindings and SCRAM credentials: every
+//!   node's authorizer and credential store are replaced from the image whenever its ACLs or
+//!   credentials change (in `reconcile`, never from an image older than the last one taken),
+//!   so a binding or user created through any node is in force on every node once its image
+//!   shows it. Logins and authorization read those copies and never wait on the quorum
+//!   (`CRED-2`). `acls.json` and `credentials.json` are no longer written; an old node's files
+//!   are imported once (`import_security`) and renamed `*.imported`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use basalt_cluster::metadata::security::ACLS_PER_COMMAND_MAX;
 use basalt_cluster::metadata::{
-    Command, ConfigResource, Endpoint, MetadataImage, MetadataQuorum, NodeId, Outcome,
-    PartitionRecord, ProposeError, Rejection, TopicId, place,
+    AclRecord, Command, ConfigResource, Endpoint, MetadataImage, MetadataQuorum, NodeId, Outcome,
+    PartitionRecord, ProposeError, Rejection, ScramRecord, TopicId, place,
 };
 use basalt_protocol::{ErrorCode, Uuid};
+
+use crate::acl::{AclBinding, Acls};
+use crate::credentials::{self, CredentialChange};
 
 use crate::errors::{propose_error_code, rejection_code};
 use crate::partition::Partition;
@@ -424,6 +436,231 @@ impl Broker {
     }
 }
 
+/// The ACLs and credentials of the image a node last took them from (`CLU-4`).
+#[derive(Debug, Default)]
+pub(crate) struct SecuritySeen {
+    /// Whether anything was taken yet.
+    synced: bool,
+    /// The applied index of that image.
+    index: u64,
+    acls: BTreeSet<AclRecord>,
+    scram: BTreeMap<String, BTreeMap<String, ScramRecord>>,
+}
+
+impl Broker {
+    /// Replaces the authorizer's bindings and the credential store with the image's when they
+    /// differ from those last taken, unless the image is older than that one (`CLU-4`).
+    fn sync_security(&self, image: &MetadataImage) {
+        let mut seen = self.security_seen.lock();
+        if seen.synced && image.applied_index < seen.index {
+            return;
+        }
+        if !seen.synced || seen.acls != image.acls {
+            let bindings: Vec<AclBinding> = image
+                .acls
+                .iter()
+                .filter_map(|r| match AclBinding::from_record(r) {
+                    Ok(b) => Some(b),
+                    Err(e) => {
+                        tracing::warn!(acl = %r, error = %e, "skipping an ACL binding this node cannot use");
+                        None
+                    }
+                })
+                .collect();
+            let _ops = self.acl_ops.lock();
+            let count = bindings.len();
+            *self.acls.write() = Acls::new(self.config.authorizer.clone(), bindings);
+            if seen.synced {
+                tracing::info!(acls = count, "ACLs updated from the cluster metadata");
+            }
+            seen.acls = image.acls.clone();
+        }
+        let credentials_differ = !seen.synced || seen.scram != image.scram_credentials;
+        if credentials_differ {
+            let replaced = self
+                .credentials
+                .replace_from_image(&image.scram_credentials);
+            if replaced && seen.synced {
+                tracing::info!(
+                    users = image.scram_credentials.len(),
+                    "SCRAM credentials updated from the cluster metadata"
+                );
+            }
+            seen.scram = image.scram_credentials.clone();
+        }
+        seen.index = image.applied_index;
+        seen.synced = true;
+    }
+
+    /// Proposes `bindings` (`CreateAcls`, in commands of at most [`ACLS_PER_COMMAND_MAX`]) and
+    /// answers once this node's image holds them all (`CLU-3`).
+    pub(crate) fn create_acls_in_cluster(&self, bindings: &[AclBinding]) -> Result<(), TopicError> {
+        let records: Vec<AclRecord> = bindings.iter().map(AclBinding::to_record).collect();
+        for chunk in records.chunks(ACLS_PER_COMMAND_MAX) {
+            let cmd = Command::CreateAcls {
+                bindings: chunk.to_vec(),
+            };
+            self.propose_and_wait(cmd, |i| chunk.iter().all(|r| i.acls.contains(r)))?;
+        }
+        Ok(())
+    }
+
+    /// Proposes the removal of exactly `bindings` (`DeleteAcls`) and answers once this node's
+    /// image holds none of them (`CLU-3`).
+    pub(crate) fn delete_acls_in_cluster<'a>(
+        &self,
+        bindings: impl Iterator<Item = &'a AclBinding>,
+    ) -> Result<(), TopicError> {
+        let records: Vec<AclRecord> = bindings
+            .map(AclBinding::to_record)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        for chunk in records.chunks(ACLS_PER_COMMAND_MAX) {
+            let cmd = Command::DeleteAcls {
+                bindings: chunk.to_vec(),
+            };
+            self.propose_and_wait(cmd, |i| chunk.iter().all(|r| !i.acls.contains(r)))?;
+        }
+        Ok(())
+    }
+
+    /// Checks one credential change against this node's credentials, proposes it and answers
+    /// once this node's image shows it (`CLU-3`). The quorum refuses deleting a credential
+    /// that another node deleted meanwhile (RESOURCE_NOT_FOUND).
+    pub(crate) fn alter_credential_in_cluster(
+        &self,
+        change: CredentialChange,
+    ) -> Result<(), TopicError> {
+        change.check(&self.credentials.snapshot())?;
+        match change {
+            CredentialChange::Upsert {
+                user,
+                mechanism,
+                credential,
+            } => {
+                let record = credentials::to_record(&credential);
+                let name = mechanism.name();
+                let cmd = Command::UpsertScramCredential {
+                    user: user.clone(),
+                    mechanism: name.to_owned(),
+                    salt: record.salt.clone(),
+                    iterations: record.iterations,
+                    stored_key: record.stored_key.clone(),
+                    server_key: record.server_key.clone(),
+                };
+                self.propose_and_wait(cmd, |i| {
+                    i.scram_credentials
+                        .get(&user)
+                        .and_then(|m| m.get(name))
+                        .is_some_and(|r| *r == record)
+                })?;
+            }
+            CredentialChange::Delete { user, mechanism } => {
+                let name = mechanism.name();
+                let cmd = Command::DeleteScramCredential {
+                    user: user.clone(),
+                    mechanism: name.to_owned(),
+                };
+                self.propose_and_wait(cmd, |i| {
+                    i.scram_credentials
+                        .get(&user)
+                        .is_none_or(|m| !m.contains_key(name))
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Imports the ACLs of an `acls.json` and the users of a `credentials.json` written before the
+/// cluster metadata held them (`CLU-4`): bindings the image lacks are created, and users it
+/// does not know get the file's credentials (a user the image knows keeps the image's). Each
+/// file is then renamed `<name>.imported`, so the import happens once and a binding or user
+/// deleted later is not brought back.
+pub(crate) fn import_security(link: &ClusterLink, data_dir: &Path) -> Result<(), String> {
+    let acl_file = data_dir.join(crate::acl_store::FILE_NAME);
+    if acl_file.exists() {
+        let bindings = crate::acl_store::AclStore::new(data_dir)
+            .load()
+            .map_err(|e| format!("cannot import ACLs: {e}"))?;
+        let image = link.quorum.image();
+        let missing: Vec<AclRecord> = bindings
+            .iter()
+            .map(AclBinding::to_record)
+            .filter(|r| !image.acls.contains(r))
+            .collect();
+        block_on(async {
+            for chunk in missing.chunks(ACLS_PER_COMMAND_MAX) {
+                let cmd = Command::CreateAcls {
+                    bindings: chunk.to_vec(),
+                };
+                propose_retrying(&link.quorum, cmd).await.map_err(|e| {
+                    format!("cannot import the ACLs of {}: {e}", acl_file.display())
+                })?;
+            }
+            wait_image(&link.quorum, |i| missing.iter().all(|r| i.acls.contains(r)))
+                .await
+                .map(|_| ())
+                .map_err(|e| e.message)
+        })?;
+        tracing::info!(file = %acl_file.display(), bindings = bindings.len(), new = missing.len(), "imported ACLs into the cluster metadata");
+        set_aside(&acl_file);
+    }
+    let cred_file = data_dir.join(credentials::FILE_NAME);
+    if let Some(users) = credentials::read_file(data_dir)
+        .map_err(|e| format!("cannot import SCRAM credentials: {e}"))?
+    {
+        let image = link.quorum.image();
+        let missing: Vec<(&String, &BTreeMap<basalt_server::Mechanism, _>)> = users
+            .iter()
+            .filter(|(u, _)| !image.scram_credentials.contains_key(*u))
+            .collect();
+        block_on(async {
+            for (user, mechanisms) in &missing {
+                for (mechanism, c) in *mechanisms {
+                    let r = credentials::to_record(c);
+                    let cmd = Command::UpsertScramCredential {
+                        user: (*user).clone(),
+                        mechanism: mechanism.name().to_owned(),
+                        salt: r.salt,
+                        iterations: r.iterations,
+                        stored_key: r.stored_key,
+                        server_key: r.server_key,
+                    };
+                    propose_retrying(&link.quorum, cmd).await.map_err(|e| {
+                        format!("cannot import the credentials of user {user}: {e}")
+                    })?;
+                }
+            }
+            wait_image(&link.quorum, |i| {
+                missing
+                    .iter()
+                    .all(|(u, _)| i.scram_credentials.contains_key(*u))
+            })
+            .await
+            .map(|_| ())
+            .map_err(|e| e.message)
+        })?;
+        tracing::info!(file = %cred_file.display(), users = users.len(), new = missing.len(), "imported SCRAM credentials into the cluster metadata");
+        set_aside(&cred_file);
+    }
+    Ok(())
+}
+
+/// Renames an imported file to `<name>.imported` (kept for the operator, never read again).
+fn set_aside(path: &Path) {
+    let mut to = path.as_os_str().to_owned();
+    to.push(".imported");
+    let synced = std::fs::rename(path, &to).and_then(|()| match path.parent() {
+        Some(dir) => std::fs::File::open(dir)?.sync_all(),
+        None => Ok(()),
+    });
+    if let Err(e) = synced {
+        tracing::warn!(file = %path.display(), error = %e, "cannot rename the imported file; it will be imported again at the next start");
+    }
+}
+
 /// Imports the topics of a `topics.json` written before the quorum existed into an image that
 /// has no topics yet, with their ids and every partition on this node.
 pub(crate) fn import_topics(
@@ -477,6 +714,7 @@ impl Broker {
         if self.cluster.is_none() {
             return;
         }
+        self.sync_security(image);
         let _ops = self.topic_ops.lock();
         let current: BTreeMap<String, Arc<Topic>> = self.topics.read().clone();
         let mut next = current.clone();

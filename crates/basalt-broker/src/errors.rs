@@ -38,6 +38,9 @@ pub fn rejection_code(rejection: &Rejection) -> ErrorCode {
         Rejection::InvalidReplicationFactor { .. } => ErrorCode::InvalidReplicationFactor,
         Rejection::InvalidReplicaAssignment { .. } => ErrorCode::InvalidReplicaAssignment,
         Rejection::InvalidConfig { .. } => ErrorCode::InvalidConfig,
+        Rejection::InvalidAcl { .. } => ErrorCode::InvalidRequest,
+        Rejection::InvalidScramCredential { .. } => ErrorCode::UnacceptableCredential,
+        Rejection::UnknownScramCredential { .. } => ErrorCode::ResourceNotFound,
         Rejection::NoReassignmentInProgress { .. } => ErrorCode::NoReassignmentInProgress,
         Rejection::StalePartitionEpoch { .. } | Rejection::InvalidLeaderOrIsr { .. } => {
             ErrorCode::InvalidRequest

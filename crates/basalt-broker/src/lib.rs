@@ -12,8 +12,11 @@
 //!   metadata quorum ([`cluster`]) they are committed by the quorum instead, and `topics.json`
 //!   is this node's copy of the image's topics (`CLU-1`).
 //! - `BRK-3`: no lock is held across an `.await`.
-//! - `BRK-4`: ACL changes are serialised (under `acl_ops`) and persisted in `acls.json` before
-//!   they are answered or take effect.
+//! - `BRK-4`: ACL and SCRAM credential changes are serialised (under `acl_ops` and the
+//!   credential store's lock) and persisted before they are answered or take effect: with a
+//!   metadata quorum they are committed by the quorum (the image holds them, `META-8`) and
+//!   answered once this node's image shows them and its authorizer and credential store were
+//!   updated from it (`CLU-3`, `CLU-4`); without one, in `acls.json` and `credentials.json`.
 
 pub mod acl;
 pub mod acl_store;
@@ -109,10 +112,13 @@ pub struct Broker {
     coordinator: groups::Coordinator,
     txns: Arc<txns::TxnCoordinator>,
     acls: RwLock<acl::Acls>,
+    /// `acls.json`: the ACLs of a broker without a metadata quorum.
     acl_store: acl_store::AclStore,
-    /// Serialises ACL changes (`BRK-4`).
+    /// Serialises ACL changes (`BRK-4`) and their updates from the image.
     acl_ops: Mutex<()>,
     credentials: Arc<credentials::CredentialStore>,
+    /// The ACLs and credentials of the image this node last took them from (`CLU-4`).
+    security_seen: Mutex<cluster::SecuritySeen>,
     /// This node's membership of a cluster (`cluster.rs`); `None` for a broker used without a
     /// metadata quorum (tests, tools).
     cluster: Option<cluster::ClusterLink>,
@@ -129,9 +135,12 @@ impl Broker {
     }
 
     /// Opens the data directory as [`Broker::open`] does, then makes the metadata image of
-    /// `cluster` the source of its topics (`CLU-1`): topics of a `topics.json` written before
-    /// the quorum existed are imported into an empty image first, then local partitions are
-    /// reconciled with the image. Call from a blocking thread of a multi-threaded runtime.
+    /// `cluster` the source of its topics (`CLU-1`), ACLs and credentials (`CLU-4`): topics of
+    /// a `topics.json` written before the quorum existed are imported into an empty image
+    /// first, and so are the ACLs of an `acls.json` and the users of a `credentials.json`
+    /// (once: the files are renamed `*.imported` after), then local partitions, the authorizer
+    /// and the credential store are reconciled with the image. Call from a blocking thread of a
+    /// multi-threaded runtime.
     pub fn open_clustered(
         data_dir: &Path,
         config: BrokerConfig,
@@ -155,8 +164,22 @@ impl Broker {
         }
         let producer_ids = ProducerIds::open(data_dir)?;
         let acl_store = acl_store::AclStore::new(data_dir);
-        let acls = acl::Acls::new(config.authorizer.clone(), acl_store.load()?);
-        let credentials = Arc::new(credentials::CredentialStore::open(data_dir)?);
+        // With a quorum the image is the source of ACLs and credentials (`CLU-4`): they come
+        // with the first reconcile, after any old files were imported.
+        let (acls, credentials) = match &cluster {
+            Some(link) => {
+                cluster::import_security(link, data_dir)?;
+                (
+                    acl::Acls::new(config.authorizer.clone(), Vec::new()),
+                    credentials::CredentialStore::replicated(),
+                )
+            }
+            None => (
+                acl::Acls::new(config.authorizer.clone(), acl_store.load()?),
+                credentials::CredentialStore::open(data_dir)?,
+            ),
+        };
+        let credentials = Arc::new(credentials);
         tracing::info!(
             dir = %data_dir.display(),
             topics = topics.len(),
@@ -192,6 +215,7 @@ impl Broker {
             acl_store,
             acl_ops: Mutex::new(()),
             credentials,
+            security_seen: Mutex::new(cluster::SecuritySeen::default()),
             cluster,
             fetchers: fetcher::Fetchers::default(),
             stopping: std::sync::atomic::AtomicBool::new(false),
@@ -295,8 +319,12 @@ impl Broker {
         self.acls.read().matching(filter)
     }
 
-    /// Adds `bindings`, persisting them before they take effect (`BRK-4`).
-    pub fn create_acls(&self, bindings: Vec<acl::AclBinding>) -> std::io::Result<()> {
+    /// Adds `bindings`, persisting them before they take effect (`BRK-4`): in a cluster, by
+    /// proposing them to the quorum; without one, in `acls.json`.
+    pub fn create_acls(&self, bindings: Vec<acl::AclBinding>) -> Result<(), TopicError> {
+        if self.cluster.is_some() {
+            return self.create_acls_in_cluster(&bindings);
+        }
         let _ops = self.acl_ops.lock();
         let mut next = self.acls.read().clone();
         let mut changed = false;
@@ -304,7 +332,9 @@ impl Broker {
             changed |= next.add(b);
         }
         if changed {
-            self.acl_store.save(next.bindings())?;
+            self.acl_store
+                .save(next.bindings())
+                .map_err(|e| TopicError::new(ErrorCode::KafkaStorageError, e.to_string()))?;
             *self.acls.write() = next;
         }
         Ok(())
@@ -316,16 +346,69 @@ impl Broker {
     pub fn delete_acls(
         &self,
         filters: &[acl::AclFilter],
-    ) -> std::io::Result<Vec<Vec<acl::AclBinding>>> {
+    ) -> Result<Vec<Vec<acl::AclBinding>>, TopicError> {
+        if self.cluster.is_some() {
+            let mut next = self.acls.read().clone();
+            let removed: Vec<Vec<acl::AclBinding>> =
+                filters.iter().map(|f| next.remove_matching(f)).collect();
+            self.delete_acls_in_cluster(removed.iter().flatten())?;
+            return Ok(removed);
+        }
         let _ops = self.acl_ops.lock();
         let mut next = self.acls.read().clone();
         let removed: Vec<Vec<acl::AclBinding>> =
             filters.iter().map(|f| next.remove_matching(f)).collect();
         if removed.iter().any(|r| !r.is_empty()) {
-            self.acl_store.save(next.bindings())?;
+            self.acl_store
+                .save(next.bindings())
+                .map_err(|e| TopicError::new(ErrorCode::KafkaStorageError, e.to_string()))?;
             *self.acls.write() = next;
         }
         Ok(removed)
+    }
+
+    /// Applies the SCRAM credential changes of one AlterUserScramCredentials request in order,
+    /// each checked first (`CredentialChange::check`); returns, per change, whether it was
+    /// applied or why not. Persisted before they are answered or used by a login (`BRK-4`,
+    /// `CRED-1`): in a cluster by proposing each to the quorum, without one in
+    /// `credentials.json`.
+    pub fn alter_credentials(
+        &self,
+        changes: Vec<credentials::CredentialChange>,
+    ) -> Vec<Result<(), TopicError>> {
+        if self.cluster.is_some() {
+            return changes
+                .into_iter()
+                .map(|c| self.alter_credential_in_cluster(c))
+                .collect();
+        }
+        let n = changes.len();
+        match self.credentials.apply(changes) {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot persist credentials");
+                (0..n)
+                    .map(|_| {
+                        Err(TopicError::new(
+                            ErrorCode::UnknownServerError,
+                            format!("cannot persist credentials: {e}"),
+                        ))
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// Creates SCRAM-SHA-256 and SCRAM-SHA-512 credentials for `user` with `password` unless
+    /// the user has credentials already (the bootstrap user); returns whether it created them.
+    pub fn ensure_user(&self, user: &str, password: &str) -> Result<bool, TopicError> {
+        if self.credentials.snapshot().contains_key(user) {
+            return Ok(false);
+        }
+        for outcome in self.alter_credentials(credentials::password_changes(user, password)) {
+            outcome?;
+        }
+        Ok(true)
     }
 
     /// The broker's settings.

@@ -1,8 +1,10 @@
 //! The cluster metadata and the Raft quorum that replicates it.
 //!
 //! - [`image`]: the metadata model ([`MetadataImage`]: nodes and their endpoints, topics,
-//!   partitions with replicas, leader, leader epoch, ISR and partition epoch, configs) and its
-//!   [`Command`]s, as a pure, deterministic state machine (`META-1..5`).
+//!   partitions with replicas, leader, leader epoch, ISR and partition epoch, configs, ACL
+//!   bindings and SCRAM credentials) and its [`Command`]s, as a pure, deterministic state
+//!   machine (`META-1..8`).
+//! - [`security`]: the ACL and SCRAM credential records the image holds (`META-8`).
 //! - [`placement`]: where new partitions' replicas and leaders go (`PLACE-1..3`).
 //! - [`quorum`]: [`MetadataQuorum`], one node's handle on the Raft quorum (openraft) that
 //!   replicates the commands: start, propose (forwarded to the leader), the latest image,
@@ -20,6 +22,7 @@ pub mod image;
 pub mod placement;
 pub mod quorum;
 pub mod rpc;
+pub mod security;
 pub mod state_machine;
 pub mod store;
 pub mod types;
@@ -33,4 +36,5 @@ pub use quorum::{
     MetadataQuorum, ProposeError, QuorumError, QuorumOptions, QuorumSettings, QuorumStatus, Voter,
     parse_voters,
 };
+pub use security::{AclRecord, SCRAM_MECHANISMS, ScramRecord};
 pub use store::StoreError;

@@ -1087,9 +1087,12 @@ async fn serve(mut r: Resolved) -> Result<(), Error> {
         tokio::task::spawn_blocking(move || Broker::open_clustered(&dir, config, link)).await??
     };
     if let Some((user, password)) = r.bootstrap_user.take() {
-        let store = Arc::clone(broker.credentials());
+        let b = Arc::clone(&broker);
         let name = user.clone();
-        if tokio::task::spawn_blocking(move || store.ensure_user(&name, &password)).await?? {
+        let created = tokio::task::spawn_blocking(move || b.ensure_user(&name, &password))
+            .await?
+            .map_err(|e| format!("cannot create the bootstrap user {user}: {}", e.message))?;
+        if created {
             tracing::info!(%user, "created the bootstrap user (SCRAM-SHA-256 and SCRAM-SHA-512)");
         }
     }

@@ -1,6 +1,8 @@
 //! AlterUserScramCredentials (key 51), v0: creates, replaces and deletes users' SCRAM
 //! credentials. The client sends the salt and the salted password; the broker keeps only the
-//! salt, iterations, StoredKey and ServerKey (`credentials.rs`), persisted before the answer.
+//! salt, iterations, StoredKey and ServerKey (`credentials.rs`), committed to the cluster
+//! metadata (or, for a broker without a quorum, persisted in `credentials.json`) before the
+//! answer (`BRK-4`, `CRED-1`).
 //!
 //! Refusals follow Kafka: an unknown mechanism is UNSUPPORTED_SASL_MECHANISM, iterations outside
 //! 4096..=16384 or an empty name/salt/password UNACCEPTABLE_CREDENTIAL, a user named twice
@@ -158,29 +160,13 @@ pub fn handle(
         .zip(change_users)
         .filter(|(_, user)| errors.get(user).is_some_and(Option::is_none))
         .unzip();
-    match broker.credentials().apply(changes) {
-        Ok(outcomes) => {
-            for (outcome, user) in outcomes.into_iter().zip(change_users) {
-                if let Some(message) = outcome {
-                    let code = if message.contains("does not exist") {
-                        ErrorCode::ResourceNotFound
-                    } else {
-                        ErrorCode::UnacceptableCredential
-                    };
-                    fail(&mut errors, &user, code, message);
-                }
-            }
-        }
-        Err(err) => {
-            tracing::error!(error = %err, "cannot persist credentials");
-            for user in change_users {
-                fail(
-                    &mut errors,
-                    &user,
-                    ErrorCode::UnknownServerError,
-                    format!("cannot persist credentials: {err}"),
-                );
-            }
+    for (outcome, user) in broker
+        .alter_credentials(changes)
+        .into_iter()
+        .zip(change_users)
+    {
+        if let Err(e) = outcome {
+            fail(&mut errors, &user, e.code, e.message);
         }
     }
     AlterUserScramCredentialsResponse {

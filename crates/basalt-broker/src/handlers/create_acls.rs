@@ -1,9 +1,12 @@
-//! CreateAcls (key 30), v1–3: adds ACL bindings, persisted in `acls.json` before the answer.
+//! CreateAcls (key 30), v1–3: adds ACL bindings, committed to the cluster metadata (or, for a
+//! broker without a quorum, persisted in `acls.json`) before the answer (`BRK-4`, `CLU-3`).
 //!
 //! Needs ALTER on the cluster (CLUSTER_AUTHORIZATION_FAILED for every creation otherwise);
 //! answers SECURITY_DISABLED when no authorizer is configured. Each creation is checked as Kafka
 //! does (INVALID_REQUEST for unknown or ANY/MATCH codes, a bad principal, an empty name or host);
-//! the valid ones are stored together.
+//! the valid ones are stored together; if that fails they all carry its error (NOT_CONTROLLER
+//! while the quorum has no leader, REQUEST_TIMED_OUT when this node's image did not catch up,
+//! KAFKA_STORAGE_ERROR when the file cannot be written).
 
 use basalt_protocol::ErrorCode;
 use basalt_protocol::messages::create_acls_request::CreateAclsRequest;
@@ -59,7 +62,7 @@ pub fn handle(broker: &Broker, session: &Session, req: CreateAclsRequest) -> Cre
         broker.create_acls(valid)
     };
     if let Err(e) = &stored {
-        tracing::error!(error = %e, "could not persist ACLs");
+        tracing::error!(error = %e.message, "could not store ACLs");
     }
     let results = checked
         .into_iter()
@@ -70,8 +73,8 @@ pub fn handle(broker: &Broker, session: &Session, req: CreateAclsRequest) -> Cre
                 ..AclCreationResult::default()
             },
             (Ok(_), Err(e)) => AclCreationResult {
-                error_code: ErrorCode::KafkaStorageError.into(),
-                error_message: Some(e.to_string()),
+                error_code: e.code.into(),
+                error_message: Some(e.message.clone()),
                 ..AclCreationResult::default()
             },
             (Ok(acl), Ok(())) => {

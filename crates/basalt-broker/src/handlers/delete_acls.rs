@@ -1,5 +1,7 @@
-//! DeleteAcls (key 31), v1–3: removes the ACL bindings each filter matches, persisted in
-//! `acls.json` before the answer, and reports them per filter.
+//! DeleteAcls (key 31), v1–3: removes the ACL bindings each filter matches and reports them per
+//! filter. The filters are resolved here, against this node's bindings, to the exact bindings
+//! removed; their removal is committed to the cluster metadata (or, for a broker without a
+//! quorum, persisted in `acls.json`) before the answer (`BRK-4`, `CLU-3`).
 //!
 //! Needs ALTER on the cluster (CLUSTER_AUTHORIZATION_FAILED); answers SECURITY_DISABLED when no
 //! authorizer is configured and INVALID_REQUEST for a malformed filter (the other filters still
@@ -60,7 +62,7 @@ pub fn handle(broker: &Broker, session: &Session, req: DeleteAclsRequest) -> Del
     let valid: Vec<AclFilter> = parsed.iter().filter_map(|f| f.clone().ok()).collect();
     let removed = broker.delete_acls(&valid);
     if let Err(e) = &removed {
-        tracing::error!(error = %e, "could not persist ACLs");
+        tracing::error!(error = %e.message, "could not store ACLs");
     }
     let mut removed_each = match &removed {
         Ok(r) => r.clone().into_iter(),
@@ -75,8 +77,8 @@ pub fn handle(broker: &Broker, session: &Session, req: DeleteAclsRequest) -> Del
                 ..DeleteAclsFilterResult::default()
             },
             (Ok(_), Err(e)) => DeleteAclsFilterResult {
-                error_code: ErrorCode::KafkaStorageError.into(),
-                error_message: Some(e.to_string()),
+                error_code: e.code.into(),
+                error_message: Some(e.message.clone()),
                 ..DeleteAclsFilterResult::default()
             },
             (Ok(_), Ok(_)) => DeleteAclsFilterResult {

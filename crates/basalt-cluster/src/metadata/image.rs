@@ -40,11 +40,16 @@
 //!   a reassignment each bump the leader epoch too, even when the leader stays, so the
 //!   leader's replication state is rebuilt with the new replica set (the broker builds a new
 //!   one only on a new leader epoch).
+//! - `META-8`: ACL bindings and SCRAM credentials are well formed (see [`super::security`]);
+//!   the image holds no password. Creating a binding that exists or deleting one that does not
+//!   changes nothing; deleting a credential that does not exist is rejected.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+
+use super::security::{ACLS_PER_COMMAND_MAX, AclRecord, ScramRecord, check_user_mechanism};
 
 /// A node's id: Kafka's `node.id` (a broker id), non-negative.
 pub type NodeId = i32;
@@ -248,6 +253,12 @@ pub struct MetadataImage {
     pub node_configs: BTreeMap<NodeId, BTreeMap<String, String>>,
     /// Cluster-wide default broker configs.
     pub cluster_configs: BTreeMap<String, String>,
+    /// ACL bindings, sorted (`META-8`).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub acls: BTreeSet<AclRecord>,
+    /// SCRAM credentials by user, then by mechanism name (`SCRAM-SHA-256`, `SCRAM-SHA-512`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub scram_credentials: BTreeMap<String, BTreeMap<String, ScramRecord>>,
     /// The Raft log index of the last entry applied to this image (0 before any). Set by the
     /// quorum's state machine, not by [`MetadataImage::apply`]; equal images at equal indexes
     /// on every node.
@@ -343,6 +354,41 @@ pub enum Command {
         /// Key → new value, or `None` to remove the key.
         changes: BTreeMap<String, Option<String>>,
     },
+    /// Add ACL bindings (those present already stay as they are).
+    CreateAcls {
+        /// The bindings, validated by the broker.
+        bindings: Vec<AclRecord>,
+    },
+    /// Remove exactly these ACL bindings (those absent are ignored: deleted meanwhile).
+    DeleteAcls {
+        /// The bindings, as the broker resolved its filters.
+        bindings: Vec<AclRecord>,
+    },
+    /// Set the SCRAM credential of a user for a mechanism.
+    UpsertScramCredential {
+        /// The user.
+        user: String,
+        /// `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+        mechanism: String,
+        /// The salt.
+        #[serde(with = "super::security::hex_bytes")]
+        salt: Vec<u8>,
+        /// The iteration count.
+        iterations: u32,
+        /// H(ClientKey).
+        #[serde(with = "super::security::hex_bytes")]
+        stored_key: Vec<u8>,
+        /// HMAC(SaltedPassword, "Server Key").
+        #[serde(with = "super::security::hex_bytes")]
+        server_key: Vec<u8>,
+    },
+    /// Remove the SCRAM credential of a user for a mechanism.
+    DeleteScramCredential {
+        /// The user.
+        user: String,
+        /// `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+        mechanism: String,
+    },
 }
 
 impl fmt::Display for Command {
@@ -380,6 +426,14 @@ impl fmt::Display for Command {
                 "cancel the reassignment of partition {topic}-{partition}"
             ),
             Command::AlterConfigs { resource, .. } => write!(f, "alter configs of {resource:?}"),
+            Command::CreateAcls { bindings } => write!(f, "create {} ACLs", bindings.len()),
+            Command::DeleteAcls { bindings } => write!(f, "delete {} ACLs", bindings.len()),
+            Command::UpsertScramCredential {
+                user, mechanism, ..
+            } => write!(f, "set the {mechanism} credential of user {user}"),
+            Command::DeleteScramCredential { user, mechanism } => {
+                write!(f, "delete the {mechanism} credential of user {user}")
+            }
         }
     }
 }
@@ -439,6 +493,14 @@ pub enum Outcome {
     },
     /// Configs were changed.
     ConfigsAltered,
+    /// ACL bindings were created or deleted.
+    AclsChanged {
+        /// How many bindings were added or removed (those present or absent already are not
+        /// counted).
+        changed: u32,
+    },
+    /// A SCRAM credential was set or removed.
+    ScramCredentialChanged,
     /// A log entry that carries no command (a new leader's blank entry, a membership change).
     NoCommand,
 }
@@ -572,6 +634,26 @@ pub enum Rejection {
         /// Why.
         reason: String,
     },
+    /// An ACL binding is malformed (`META-8`).
+    #[error("invalid ACL binding: {reason}")]
+    InvalidAcl {
+        /// Why.
+        reason: String,
+    },
+    /// A SCRAM credential is malformed (`META-8`).
+    #[error("invalid SCRAM credential: {reason}")]
+    InvalidScramCredential {
+        /// Why.
+        reason: String,
+    },
+    /// The user has no credential for the mechanism.
+    #[error("attempt to delete a user credential that does not exist: {user} {mechanism}")]
+    UnknownScramCredential {
+        /// The user.
+        user: String,
+        /// The mechanism.
+        mechanism: String,
+    },
 }
 
 /// Why a topic name is invalid, under Kafka's rules.
@@ -681,7 +763,102 @@ impl MetadataImage {
                 target,
             } => self.reassign_partition(topic, *partition, target.as_deref()),
             Command::AlterConfigs { resource, changes } => self.alter_configs(resource, changes),
+            Command::CreateAcls { bindings } => self.create_acls(bindings),
+            Command::DeleteAcls { bindings } => self.delete_acls(bindings),
+            Command::UpsertScramCredential {
+                user,
+                mechanism,
+                salt,
+                iterations,
+                stored_key,
+                server_key,
+            } => self.upsert_scram_credential(
+                user,
+                mechanism,
+                ScramRecord {
+                    salt: salt.clone(),
+                    iterations: *iterations,
+                    stored_key: stored_key.clone(),
+                    server_key: server_key.clone(),
+                },
+            ),
+            Command::DeleteScramCredential { user, mechanism } => {
+                self.delete_scram_credential(user, mechanism)
+            }
         }
+    }
+
+    fn check_acl_batch(bindings: &[AclRecord]) -> Result<(), Rejection> {
+        if bindings.len() > ACLS_PER_COMMAND_MAX {
+            return Err(Rejection::InvalidAcl {
+                reason: format!(
+                    "{} bindings in one command; at most {ACLS_PER_COMMAND_MAX}",
+                    bindings.len()
+                ),
+            });
+        }
+        for b in bindings {
+            b.check()
+                .map_err(|reason| Rejection::InvalidAcl { reason })?;
+        }
+        Ok(())
+    }
+
+    fn create_acls(&mut self, bindings: &[AclRecord]) -> Result<Outcome, Rejection> {
+        Self::check_acl_batch(bindings)?;
+        let mut changed = 0u32;
+        for b in bindings {
+            if self.acls.insert(b.clone()) {
+                changed += 1;
+            }
+        }
+        Ok(Outcome::AclsChanged { changed })
+    }
+
+    fn delete_acls(&mut self, bindings: &[AclRecord]) -> Result<Outcome, Rejection> {
+        Self::check_acl_batch(bindings)?;
+        let mut changed = 0u32;
+        for b in bindings {
+            if self.acls.remove(b) {
+                changed += 1;
+            }
+        }
+        Ok(Outcome::AclsChanged { changed })
+    }
+
+    fn upsert_scram_credential(
+        &mut self,
+        user: &str,
+        mechanism: &str,
+        record: ScramRecord,
+    ) -> Result<Outcome, Rejection> {
+        record
+            .check(user, mechanism)
+            .map_err(|reason| Rejection::InvalidScramCredential { reason })?;
+        self.scram_credentials
+            .entry(user.to_owned())
+            .or_default()
+            .insert(mechanism.to_owned(), record);
+        Ok(Outcome::ScramCredentialChanged)
+    }
+
+    fn delete_scram_credential(
+        &mut self,
+        user: &str,
+        mechanism: &str,
+    ) -> Result<Outcome, Rejection> {
+        check_user_mechanism(user, mechanism)
+            .map_err(|reason| Rejection::InvalidScramCredential { reason })?;
+        let unknown = || Rejection::UnknownScramCredential {
+            user: user.to_owned(),
+            mechanism: mechanism.to_owned(),
+        };
+        let mechanisms = self.scram_credentials.get_mut(user).ok_or_else(unknown)?;
+        mechanisms.remove(mechanism).ok_or_else(unknown)?;
+        if mechanisms.is_empty() {
+            self.scram_credentials.remove(user);
+        }
+        Ok(Outcome::ScramCredentialChanged)
     }
 
     fn register_node(
@@ -1230,9 +1407,22 @@ impl MetadataImage {
         Ok(Outcome::ConfigsAltered)
     }
 
-    /// Checks `META-2`, `META-3`, `META-5` and `META-7` over the whole image; tests and simulations call
-    /// it after every command (the pair of the checks `apply` makes on each command).
+    /// Checks `META-2`, `META-3`, `META-5`, `META-7` and `META-8` over the whole image; tests and
+    /// simulations call it after every command (the pair of the checks `apply` makes on each
+    /// command).
     pub fn check_invariants(&self) -> Result<(), String> {
+        for b in &self.acls {
+            b.check().map_err(|e| format!("ACL {b}: {e}"))?;
+        }
+        for (user, mechanisms) in &self.scram_credentials {
+            if mechanisms.is_empty() {
+                return Err(format!("user {user} has an empty credential set"));
+            }
+            for (mechanism, c) in mechanisms {
+                c.check(user, mechanism)
+                    .map_err(|e| format!("credential {user} {mechanism}: {e}"))?;
+            }
+        }
         let mut ids = BTreeSet::new();
         let mut folded = BTreeSet::new();
         for (name, t) in &self.topics {

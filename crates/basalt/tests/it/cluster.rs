@@ -45,9 +45,22 @@ fn metrics_port(node: &ProcessBroker) -> u16 {
         .unwrap_or_else(|| panic!("no metrics address in the log:\n{log}"))
 }
 
+/// How the nodes of a [`Cluster`] start, beyond [`node_args`].
+#[derive(Default)]
+pub(crate) struct NodeSetup {
+    /// More `serve` arguments, the same on every node.
+    pub extra_args: Vec<String>,
+    /// Environment variables of every node.
+    pub env: Vec<(String, String)>,
+    /// Whether each node has a SASL_PLAINTEXT listener besides its PLAINTEXT one.
+    pub sasl: bool,
+    /// Called with each node's index (0-based) and data directory before the nodes start.
+    pub prepare: Option<fn(usize, &Path)>,
+}
+
 /// Three nodes with ids 1..=3, started together (each waits for a quorum leader, which needs
 /// two of them).
-struct Cluster {
+pub(crate) struct Cluster {
     nodes: Vec<Option<ProcessBroker>>,
     voters: String,
     dirs: Vec<tempfile::TempDir>,
@@ -55,6 +68,11 @@ struct Cluster {
     metrics: Vec<u16>,
     /// Each node's Kafka listener, kept across restarts.
     addrs: Vec<std::net::SocketAddr>,
+    /// Each node's `--listen` value, kept across restarts.
+    listens: Vec<String>,
+    /// Each node's SASL_PLAINTEXT listener, with [`NodeSetup::sasl`].
+    sasl_addrs: Vec<Option<std::net::SocketAddr>>,
+    setup: NodeSetup,
 }
 
 fn node_args(id: usize, voters: &str) -> Vec<String> {
@@ -79,7 +97,11 @@ fn node_args(id: usize, voters: &str) -> Vec<String> {
 
 impl Cluster {
     fn start() -> Cluster {
-        let bin = Path::new(env!("CARGO_BIN_EXE_basalt"));
+        Self::start_with(NodeSetup::default())
+    }
+
+    /// Three nodes started as `setup` says.
+    pub(crate) fn start_with(setup: NodeSetup) -> Cluster {
         let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let voters = ports
             .iter()
@@ -88,52 +110,120 @@ impl Cluster {
             .collect::<Vec<_>>()
             .join(",");
         let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-        let nodes = std::thread::scope(|s| {
-            let handles: Vec<_> = dirs
+        if let Some(prepare) = setup.prepare {
+            for (i, dir) in dirs.iter().enumerate() {
+                prepare(i, dir.path());
+            }
+        }
+        let sasl_addrs: Vec<Option<std::net::SocketAddr>> = (0..3)
+            .map(|_| {
+                setup
+                    .sasl
+                    .then(|| std::net::SocketAddr::from(([127, 0, 0, 1], free_port())))
+            })
+            .collect();
+        let listens: Vec<String> = sasl_addrs
+            .iter()
+            .map(|sasl| match sasl {
+                Some(sasl) => format!(
+                    "PLAINTEXT://127.0.0.1:{},SASL_PLAINTEXT://{sasl}",
+                    free_port()
+                ),
+                None => "127.0.0.1:0".to_owned(),
+            })
+            .collect();
+        let mut cluster = Cluster {
+            nodes: (0..3).map(|_| None).collect(),
+            voters,
+            dirs,
+            metrics: vec![0; 3],
+            addrs: Vec::new(),
+            listens,
+            sasl_addrs,
+            setup,
+        };
+        cluster.start_nodes(&[0, 1, 2]);
+        cluster.addrs = cluster
+            .nodes
+            .iter()
+            .map(|n| n.as_ref().unwrap().addr())
+            .collect();
+        cluster.listens = cluster
+            .listens
+            .iter()
+            .zip(&cluster.addrs)
+            .map(|(listen, addr)| {
+                if listen.contains("://") {
+                    listen.clone()
+                } else {
+                    addr.to_string()
+                }
+            })
+            .collect();
+        cluster
+    }
+
+    /// Starts nodes `which` (0-based, not running) together over their data directories.
+    fn start_nodes(&mut self, which: &[usize]) {
+        let bin = Path::new(env!("CARGO_BIN_EXE_basalt"));
+        let started = std::thread::scope(|s| {
+            let handles: Vec<_> = which
                 .iter()
-                .enumerate()
-                .map(|(i, dir)| {
-                    let voters = voters.clone();
+                .map(|&i| {
+                    let mut args = node_args(i + 1, &self.voters);
+                    args.extend(self.setup.extra_args.iter().cloned());
+                    let dir = self.dirs[i].path();
+                    let listen = &self.listens[i];
+                    let env = &self.setup.env;
                     s.spawn(move || {
-                        let args = node_args(i + 1, &voters);
                         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                        ProcessBroker::start(bin, dir.path(), &args)
+                        let env: Vec<(&str, &str)> =
+                            env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                        ProcessBroker::start_at(bin, dir, listen, &args, &env)
                     })
                 })
                 .collect();
             handles
                 .into_iter()
-                .map(|h| Some(h.join().unwrap()))
+                .map(|h| h.join().unwrap())
                 .collect::<Vec<_>>()
         });
-        let metrics = nodes
-            .iter()
-            .map(|n| metrics_port(n.as_ref().unwrap()))
-            .collect();
-        let addrs = nodes.iter().map(|n| n.as_ref().unwrap().addr()).collect();
-        Cluster {
-            nodes,
-            voters,
-            dirs,
-            metrics,
-            addrs,
+        for (&i, node) in which.iter().zip(started) {
+            self.metrics[i] = metrics_port(&node);
+            self.nodes[i] = Some(node);
         }
     }
 
     /// Starts node `i` (0-based) again over its data directory, on the address it had (as a
     /// real node keeps its port: clients that knew only the old addresses find it again).
-    fn restart(&mut self, i: usize) {
-        let bin = Path::new(env!("CARGO_BIN_EXE_basalt"));
-        let args = node_args(i + 1, &self.voters);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let listen = self.addrs[i].to_string();
-        let node = ProcessBroker::start_at(bin, self.dirs[i].path(), &listen, &args, &[]);
-        self.metrics[i] = metrics_port(&node);
-        self.nodes[i] = Some(node);
+    pub(crate) fn restart(&mut self, i: usize) {
+        self.start_nodes(&[i]);
+    }
+
+    /// Stops every node (SIGTERM, waiting for each to exit), then starts them all again
+    /// together over their data directories and addresses.
+    pub(crate) fn restart_all(&mut self) {
+        for node in &mut self.nodes {
+            let (status, log) = node.take().expect("the node runs").terminate();
+            assert!(status.success(), "log:\n{log}");
+        }
+        self.start_nodes(&[0, 1, 2]);
+    }
+
+    /// Node `i`'s SASL_PLAINTEXT listener (with [`NodeSetup::sasl`]).
+    pub(crate) fn sasl_bootstrap(&self, i: usize) -> String {
+        self.sasl_addrs[i]
+            .expect("the cluster has SASL listeners")
+            .to_string()
+    }
+
+    /// Node `i`'s data directory.
+    pub(crate) fn dir(&self, i: usize) -> &Path {
+        self.dirs[i].path()
     }
 
     /// Kills node `i` (0-based) with SIGKILL.
-    fn kill(&mut self, i: usize) {
+    pub(crate) fn kill(&mut self, i: usize) {
         self.nodes[i].take().expect("the node runs").kill();
     }
 
@@ -141,11 +231,11 @@ impl Cluster {
         self.nodes[i].as_ref().expect("the node runs")
     }
 
-    fn bootstrap(&self, i: usize) -> String {
+    pub(crate) fn bootstrap(&self, i: usize) -> String {
         self.node(i).bootstrap()
     }
 
-    fn logs(&self) -> String {
+    pub(crate) fn logs(&self) -> String {
         self.nodes
             .iter()
             .enumerate()
@@ -168,7 +258,11 @@ fn metadata(bootstrap: &str, topic: Option<&str>) -> Metadata {
 }
 
 /// Polls `probe` until it gives a value; panics with the nodes' logs after [`DEADLINE`].
-fn eventually<T>(cluster: &Cluster, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn eventually<T>(
+    cluster: &Cluster,
+    what: &str,
+    mut probe: impl FnMut() -> Option<T>,
+) -> T {
     let deadline = Instant::now() + DEADLINE;
     loop {
         if let Some(v) = probe() {

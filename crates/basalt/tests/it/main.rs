@@ -7,6 +7,7 @@ mod acl;
 mod bench;
 mod clients;
 mod cluster;
+mod cluster_security;
 mod common;
 mod durability;
 mod faults;

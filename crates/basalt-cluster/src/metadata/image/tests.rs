@@ -843,3 +843,190 @@ mod reassignment_sequences {
         }
     }
 }
+
+fn acl(name: &str, principal: &str) -> AclRecord {
+    AclRecord {
+        resource_type: 2,
+        resource_name: name.into(),
+        pattern_type: 3,
+        principal: principal.into(),
+        host: "*".into(),
+        operation: 4,
+        permission: 3,
+    }
+}
+
+fn scram(byte: u8) -> ScramRecord {
+    ScramRecord {
+        salt: vec![byte; 24],
+        iterations: 4096,
+        stored_key: vec![byte ^ 1; 32],
+        server_key: vec![byte ^ 2; 32],
+    }
+}
+
+fn upsert(user: &str, mechanism: &str, c: &ScramRecord) -> Command {
+    Command::UpsertScramCredential {
+        user: user.into(),
+        mechanism: mechanism.into(),
+        salt: c.salt.clone(),
+        iterations: c.iterations,
+        stored_key: c.stored_key.clone(),
+        server_key: c.server_key.clone(),
+    }
+}
+
+#[test]
+fn acls_are_created_and_deleted_by_exact_binding() {
+    let mut image = cluster(1);
+    let a = acl("orders", "User:alice");
+    let b = acl("orders", "User:bob");
+    let out = apply(
+        &mut image,
+        Command::CreateAcls {
+            bindings: vec![a.clone(), b.clone(), a.clone()],
+        },
+    );
+    assert_eq!(out, Ok(Outcome::AclsChanged { changed: 2 }));
+    assert_eq!(image.acls, BTreeSet::from([a.clone(), b.clone()]));
+    // Deleting one present and one absent binding removes the present one only.
+    let out = apply(
+        &mut image,
+        Command::DeleteAcls {
+            bindings: vec![a.clone(), acl("payments", "User:alice")],
+        },
+    );
+    assert_eq!(out, Ok(Outcome::AclsChanged { changed: 1 }));
+    assert_eq!(image.acls, BTreeSet::from([b.clone()]));
+    // A malformed binding rejects the whole command (META-1, META-8).
+    for bad in [
+        AclRecord {
+            resource_type: 1,
+            ..a.clone()
+        },
+        AclRecord {
+            pattern_type: 2,
+            ..a.clone()
+        },
+        AclRecord {
+            operation: 0,
+            ..a.clone()
+        },
+        AclRecord {
+            permission: 1,
+            ..a.clone()
+        },
+        AclRecord {
+            principal: String::new(),
+            ..a.clone()
+        },
+        AclRecord {
+            host: String::new(),
+            ..a.clone()
+        },
+    ] {
+        let r = apply(
+            &mut image,
+            Command::CreateAcls {
+                bindings: vec![a.clone(), bad],
+            },
+        );
+        assert!(matches!(r, Err(Rejection::InvalidAcl { .. })), "{r:?}");
+    }
+    assert_eq!(image.acls, BTreeSet::from([b]));
+}
+
+#[test]
+fn scram_credentials_are_set_replaced_and_deleted() {
+    let mut image = cluster(1);
+    apply(&mut image, upsert("alice", "SCRAM-SHA-256", &scram(1))).unwrap();
+    apply(&mut image, upsert("alice", "SCRAM-SHA-512", &scram(2))).unwrap();
+    apply(&mut image, upsert("alice", "SCRAM-SHA-256", &scram(3))).unwrap();
+    assert_eq!(image.scram_credentials["alice"]["SCRAM-SHA-256"], scram(3));
+    assert_eq!(image.scram_credentials["alice"].len(), 2);
+    let delete = |user: &str, mechanism: &str| Command::DeleteScramCredential {
+        user: user.into(),
+        mechanism: mechanism.into(),
+    };
+    apply(&mut image, delete("alice", "SCRAM-SHA-256")).unwrap();
+    assert_eq!(
+        apply(&mut image, delete("alice", "SCRAM-SHA-256")),
+        Err(Rejection::UnknownScramCredential {
+            user: "alice".into(),
+            mechanism: "SCRAM-SHA-256".into()
+        })
+    );
+    assert!(matches!(
+        apply(&mut image, delete("bob", "SCRAM-SHA-512")),
+        Err(Rejection::UnknownScramCredential { .. })
+    ));
+    apply(&mut image, delete("alice", "SCRAM-SHA-512")).unwrap();
+    assert!(
+        image.scram_credentials.is_empty(),
+        "a user without credentials goes"
+    );
+    // Malformed credentials are rejected.
+    for bad in [
+        upsert("", "SCRAM-SHA-256", &scram(1)),
+        upsert("alice", "PLAIN", &scram(1)),
+        upsert(
+            "alice",
+            "SCRAM-SHA-256",
+            &ScramRecord {
+                iterations: 0,
+                ..scram(1)
+            },
+        ),
+        upsert(
+            "alice",
+            "SCRAM-SHA-256",
+            &ScramRecord {
+                stored_key: Vec::new(),
+                ..scram(1)
+            },
+        ),
+        delete("alice", "SCRAM-SHA-1"),
+    ] {
+        let r = apply(&mut image, bad);
+        assert!(
+            matches!(r, Err(Rejection::InvalidScramCredential { .. })),
+            "{r:?}"
+        );
+    }
+}
+
+#[test]
+fn security_records_round_trip_and_older_images_stay_readable() {
+    let mut image = cluster(2);
+    apply(
+        &mut image,
+        Command::CreateAcls {
+            bindings: vec![acl("orders", "User:alice")],
+        },
+    )
+    .unwrap();
+    let cmd = upsert("alice", "SCRAM-SHA-512", &scram(7));
+    apply(&mut image, cmd.clone()).unwrap();
+    let json = serde_json::to_string(&image).unwrap();
+    assert!(json.contains(&"07".repeat(24)), "bytes are hex: {json}");
+    assert_eq!(serde_json::from_str::<MetadataImage>(&json).unwrap(), image);
+    let json = serde_json::to_string(&cmd).unwrap();
+    assert_eq!(serde_json::from_str::<Command>(&json).unwrap(), cmd);
+    // An image without ACLs or credentials is written as before, and one written before they
+    // existed reads as having none.
+    let plain = cluster(2);
+    let json = serde_json::to_string(&plain).unwrap();
+    assert!(!json.contains("acls") && !json.contains("scram"), "{json}");
+    let old: MetadataImage = serde_json::from_str(
+        r#"{"nodes":{},"topics":{},"node_configs":{},"cluster_configs":{},"applied_index":7}"#,
+    )
+    .unwrap();
+    assert!(old.acls.is_empty() && old.scram_credentials.is_empty());
+    assert_eq!(old.applied_index, 7);
+    assert!(
+        serde_json::from_str::<ScramRecord>(
+            r#"{"salt":"0g","iterations":1,"stored_key":"00","server_key":"00"}"#
+        )
+        .is_err()
+    );
+}
