@@ -396,3 +396,131 @@ fn a_single_node_keeps_acls_and_users_in_its_metadata_across_a_restart() {
     let (status, log) = node.terminate();
     assert!(status.success(), "log:\n{log}");
 }
+
+/// Nodes that replicate over their SASL_PLAINTEXT listener, logged in as `User:broker`, the
+/// only super user: `User:ANONYMOUS` on PLAINTEXT is nobody.
+fn inter_broker_setup() -> NodeSetup {
+    NodeSetup {
+        extra_args: [
+            "--authorizer",
+            "--super.users",
+            "User:broker",
+            "--sasl.enabled.mechanisms",
+            "SCRAM-SHA-512",
+            "--inter.broker.listener.name",
+            "SASL_PLAINTEXT",
+            "--sasl.mechanism.inter.broker.protocol",
+            "SCRAM-SHA-512",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect(),
+        env: vec![
+            (
+                "BASALT_BOOTSTRAP_USER".into(),
+                "broker:broker-secret".into(),
+            ),
+            (
+                "BASALT_INTER_BROKER_USER".into(),
+                "broker:broker-secret".into(),
+            ),
+        ],
+        sasl: true,
+        ..NodeSetup::default()
+    }
+}
+
+/// A librdkafka configuration for `bootstrap` logged in as the broker user.
+fn as_broker(bootstrap: &str) -> rdkafka::ClientConfig {
+    let mut c = rdkafka::ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap);
+    for (k, v) in login("broker", "broker-secret") {
+        c.set(k, v);
+    }
+    c
+}
+
+#[test]
+fn nodes_replicate_and_end_transactions_over_an_authenticated_inter_broker_listener() {
+    use rdkafka::admin::{AdminClient, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    use rdkafka::{Message, Offset, TopicPartitionList};
+
+    let cluster = Cluster::start_with(inter_broker_setup());
+    let sasl = cluster.sasl_bootstrap(0);
+    let admin: AdminClient<DefaultClientContext> = as_broker(&sasl).create().unwrap();
+    eventually(&cluster, "the topic created as the broker user", || {
+        let topic = NewTopic::new("replicated", 3, TopicReplication::Fixed(3))
+            .set("min.insync.replicas", "2");
+        let r = block_on(admin.create_topics(&[topic], &crate::common::admin_options())).ok()?;
+        matches!(r.first(), Some(Ok(_))).then_some(())
+    });
+    // Every follower catches up: each partition has three in-sync replicas, which only
+    // follower fetches over the SASL listener can give (the plaintext principal may not fetch
+    // as a replica).
+    let metadata: BaseConsumer = as_broker(&sasl).create().unwrap();
+    eventually(&cluster, "three in-sync replicas everywhere", || {
+        let md = metadata.fetch_metadata(Some("replicated"), TIMEOUT).ok()?;
+        let t = md.topics().iter().find(|t| t.name() == "replicated")?;
+        (t.partitions().len() == 3 && t.partitions().iter().all(|p| p.isr().len() == 3))
+            .then_some(())
+    });
+    // acks=all through every leader, and a transaction over the three partitions (so over
+    // three leaders: its markers go to the other nodes as WriteTxnMarkers).
+    let p: ThreadedProducer<DefaultProducerContext> = as_broker(&sasl)
+        .set("transactional.id", "inter-broker")
+        .set("acks", "all")
+        .create()
+        .unwrap();
+    p.init_transactions(TIMEOUT).unwrap();
+    p.begin_transaction().unwrap();
+    for part in 0..3 {
+        p.send(
+            BaseRecord::<(), str>::to("replicated")
+                .partition(part)
+                .payload("committed"),
+        )
+        .unwrap_or_else(|(e, _)| panic!("could not enqueue: {e}"));
+    }
+    p.commit_transaction(TIMEOUT).unwrap();
+    let reader: BaseConsumer = as_broker(&sasl)
+        .set("group.id", "inter-broker-check")
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for part in 0..3 {
+        tpl.add_partition_offset("replicated", part, Offset::Beginning)
+            .unwrap();
+    }
+    reader.assign(&tpl).unwrap();
+    let mut got = Vec::new();
+    let deadline = Instant::now() + TIMEOUT;
+    while got.len() < 3 {
+        assert!(Instant::now() < deadline, "read committed only {got:?}");
+        if let Some(m) = reader.poll(Duration::from_millis(100)) {
+            got.push(m.unwrap().partition());
+        }
+    }
+    got.sort();
+    assert_eq!(got, vec![0, 1, 2]);
+    // The plaintext listener's anonymous clients are not super users here.
+    let code = try_produce_plain(&cluster.bootstrap(1), "replicated");
+    assert_eq!(code, Err(RDKafkaErrorCode::TopicAuthorizationFailed));
+}
+
+/// Producing one record to `topic` through a PLAINTEXT `bootstrap`, as `User:ANONYMOUS`.
+fn try_produce_plain(bootstrap: &str, topic: &str) -> Result<(), RDKafkaErrorCode> {
+    let p = producer(bootstrap, &[("message.timeout.ms", "5000")]);
+    let sent = p
+        .send_result(FutureRecord::<[u8], [u8]>::to(topic).payload(b"anonymous".as_slice()))
+        .unwrap_or_else(|(e, _)| panic!("could not enqueue: {e}"));
+    match block_on(sent).expect("delivery report lost") {
+        Ok(_) => Ok(()),
+        Err((KafkaError::MessageProduction(code), _)) => Err(code),
+        Err((e, _)) => Err(e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail)),
+    }
+}
