@@ -196,6 +196,7 @@ impl Broker {
             config.txns.clone(),
             config.transaction_state_num_partitions,
             config.transaction_state_segment_bytes,
+            config.node_id,
             config.inter_broker.clone(),
         ));
         if let Some(link) = &cluster {

@@ -196,7 +196,6 @@ impl PeerConnection {
     ) -> Result<(), String> {
         let body = RequestBody::SaslHandshake(SaslHandshakeRequest {
             mechanism: mechanism.name().to_owned(),
-            ..SaslHandshakeRequest::default()
         });
         match self.request(ApiKey::SaslHandshake, 1, &body).await? {
             ResponseBody::SaslHandshake(r) if r.error_code == 0 => {}
@@ -301,6 +300,8 @@ type Slot = Arc<tokio::sync::Mutex<Option<PeerConnection>>>;
 /// Connections to the other nodes for the coordinator's requests, one per node.
 pub struct Peers {
     slots: Mutex<HashMap<NodeId, Slot>>,
+    /// This node: addresses are taken as it sees them.
+    me: NodeId,
     security: PeerSecurity,
 }
 
@@ -313,20 +314,20 @@ impl std::fmt::Debug for Peers {
 }
 
 impl Peers {
-    /// No connections yet; they will be made with `security`.
-    pub fn new(security: PeerSecurity) -> Self {
+    /// No connections yet; node `me` will make them with `security`.
+    pub fn new(me: NodeId, security: PeerSecurity) -> Self {
         Peers {
             slots: Mutex::new(HashMap::new()),
+            me,
             security,
         }
     }
 
-    /// Sends `body` to node `node` (its address from `image`, as seen by node `me`) and waits at
-    /// most `timeout` for the answer. A failure drops the connection.
+    /// Sends `body` to node `node` (its address from `image`) and waits at most `timeout` for
+    /// the answer. A failure drops the connection.
     pub async fn call(
         &self,
         image: &MetadataImage,
-        me: NodeId,
         node: NodeId,
         api: ApiKey,
         version: i16,
@@ -340,7 +341,7 @@ impl Peers {
         }
         let result = tokio::time::timeout(timeout, async {
             if conn.is_none() {
-                let to = node_address(image, me, node, &self.security)
+                let to = node_address(image, self.me, node, &self.security)
                     .ok_or_else(|| format!("node {node} has no listener to reach it on"))?;
                 *conn = Some(
                     PeerConnection::connect(&to, &self.security, "basalt-coordinator", timeout)

@@ -111,11 +111,12 @@ pub enum Channel {
 }
 
 impl TxnCoordinator {
-    /// An empty coordinator; it reaches other nodes with `security`.
+    /// An empty coordinator of node `node_id`; it reaches other nodes with `security`.
     pub fn new(
         config: TxnConfig,
         partitions: i32,
         segment_bytes: i64,
+        node_id: i32,
         security: crate::peer::PeerSecurity,
     ) -> Self {
         TxnCoordinator {
@@ -128,7 +129,7 @@ impl TxnCoordinator {
             crash_after_prepare_commit: std::env::var("BASALT_FAIL_POINT").as_deref()
                 == Ok("txn-after-prepare-commit"),
             connections: Mutex::new(std::collections::HashMap::new()),
-            peers: Peers::new(security),
+            peers: Peers::new(node_id, security),
         }
     }
 
@@ -329,7 +330,6 @@ impl TxnCoordinator {
             .peers
             .call(
                 &image,
-                broker.config().node_id,
                 node,
                 ApiKey::AddPartitionsToTxn,
                 VERIFY_VERSION,
@@ -630,7 +630,6 @@ impl TxnCoordinator {
             .peers
             .call(
                 &image,
-                broker.config().node_id,
                 node,
                 ApiKey::WriteTxnMarkers,
                 MARKERS_VERSION,
