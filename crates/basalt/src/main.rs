@@ -44,8 +44,8 @@ enum Command {
     Acl(cli::acl::AclArgs),
     /// Create, delete and list SCRAM users (SASL logins) on any Kafka-compatible broker.
     User(cli::user::UserArgs),
-    /// Cluster status, and emptying a node before it leaves (a node joins by starting with the
-    /// cluster's --controller.quorum.voters list; there is no add-node command).
+    /// Cluster status, giving a node that joined its share of the replicas, and emptying a node
+    /// before it leaves.
     Cluster(cli::cluster::ClusterArgs),
 }
 

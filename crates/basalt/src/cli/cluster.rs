@@ -11,8 +11,15 @@
 //! (one the brokers list) that holds the fewest replicas and not yet one of this partition, so
 //! every partition keeps its replication factor; it refuses before moving anything when some
 //! partition has no such node. It then waits until ListPartitionReassignments shows the moves
-//! done and Metadata names N in no partition. There is no command to add a node: a node joins
-//! by starting with the cluster's `--controller.quorum.voters` list.
+//! done and Metadata names N in no partition.
+//!
+//! `basalt cluster add-node --node N` is the other way round, for a node that just joined (a
+//! node joins by starting with the cluster's `--controller.quorum.voters` list, and only new
+//! topics would be placed on it): once the brokers list N, it moves replicas onto N until N
+//! holds its share (the replicas of every partition over the live nodes, rounded down), each
+//! time taking one from the node that holds the most, in the place that node had in the
+//! partition's replica list (so N also becomes the preferred leader where it took a preferred
+//! leader's place), and waits until the moves are done.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -28,8 +35,8 @@ use super::output::{ids, print_json, print_table, table};
 use super::{ConnectArgs, Error};
 
 /// `basalt cluster ...`. A node joins a cluster by starting with its
-/// `--controller.quorum.voters` list (there is no add-node command); `decommission` empties a
-/// node before it leaves.
+/// `--controller.quorum.voters` list; `add-node` gives it its share of the existing replicas,
+/// `decommission` empties a node before it leaves.
 #[derive(Debug, Args)]
 pub struct ClusterArgs {
     #[command(flatten)]
@@ -42,9 +49,19 @@ pub struct ClusterArgs {
 enum ClusterCommand {
     /// Nodes, the controller, and offline and under-replicated partitions.
     Status,
+    /// Move replicas onto a node that joined (started with the cluster's
+    /// --controller.quorum.voters list) until it holds its share, taking them from the nodes
+    /// that hold the most, and wait until the moves are done.
+    AddNode {
+        /// The node to fill; the command waits until it is live.
+        #[arg(long)]
+        node: i32,
+        /// Give up waiting after this many seconds (the moves go on).
+        #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+        timeout: u64,
+    },
     /// Move every replica off a node onto the other live nodes, keeping each partition's
-    /// replication factor, and wait until none is left on it. (A node joins by starting with
-    /// the cluster's --controller.quorum.voters list; there is no add-node command.)
+    /// replication factor, and wait until none is left on it.
     Decommission {
         /// The node to empty.
         #[arg(long)]
@@ -59,6 +76,9 @@ enum ClusterCommand {
 pub fn run(args: ClusterArgs) -> Result<(), Error> {
     let mut client = args.connect.client()?;
     match args.command {
+        ClusterCommand::AddNode { node, timeout } => {
+            add_node(&mut client, node, timeout, args.connect.json)
+        }
         ClusterCommand::Decommission { node, timeout } => {
             decommission(&mut client, node, timeout, args.connect.json)
         }
@@ -203,26 +223,7 @@ fn plan_decommission(
         .filter(|b| b.node_id != node)
         .map(|b| (b.node_id, 0))
         .collect();
-    let mut partitions: Vec<(String, i32, Vec<i32>)> = metadata
-        .topics
-        .iter()
-        .flat_map(|t| {
-            let name = t.name.clone().unwrap_or_default();
-            t.partitions.iter().map(move |p| {
-                let moving = ongoing
-                    .iter()
-                    .find(|o| o.topic == name && o.partition == p.partition_index);
-                let replicas = p
-                    .replica_nodes
-                    .iter()
-                    .copied()
-                    .filter(|r| moving.is_none_or(|m| !m.removing.contains(r)))
-                    .collect();
-                (name.clone(), p.partition_index, replicas)
-            })
-        })
-        .collect();
-    partitions.sort();
+    let partitions = current_replicas(metadata, ongoing);
     for (_, _, replicas) in &partitions {
         for r in replicas {
             if let Some(n) = load.get_mut(r) {
@@ -258,6 +259,147 @@ fn plan_decommission(
         });
     }
     Ok(moves)
+}
+
+/// Each partition's replicas as they will be once the moves under way (`ongoing`) are done, in
+/// topic and partition order.
+fn current_replicas(
+    metadata: &MetadataResponse,
+    ongoing: &[Ongoing],
+) -> Vec<(String, i32, Vec<i32>)> {
+    let mut partitions: Vec<(String, i32, Vec<i32>)> = metadata
+        .topics
+        .iter()
+        .flat_map(|t| {
+            let name = t.name.clone().unwrap_or_default();
+            t.partitions.iter().map(move |p| {
+                let moving = ongoing
+                    .iter()
+                    .find(|o| o.topic == name && o.partition == p.partition_index);
+                let replicas = p
+                    .replica_nodes
+                    .iter()
+                    .copied()
+                    .filter(|r| moving.is_none_or(|m| !m.removing.contains(r)))
+                    .collect();
+                (name.clone(), p.partition_index, replicas)
+            })
+        })
+        .collect();
+    partitions.sort();
+    partitions
+}
+
+/// The moves that give `node` its share of the replicas (see the module docs): one replica at a
+/// time from the live node holding the most, in a partition `node` is not in yet and not
+/// already moving, at most one move per partition.
+fn plan_add_node(metadata: &MetadataResponse, ongoing: &[Ongoing], node: i32) -> Vec<Move> {
+    let mut load: BTreeMap<i32, usize> = metadata.brokers.iter().map(|b| (b.node_id, 0)).collect();
+    load.entry(node).or_insert(0);
+    let partitions = current_replicas(metadata, ongoing);
+    let mut total = 0;
+    for (_, _, replicas) in &partitions {
+        total += replicas.len();
+        for r in replicas {
+            if let Some(n) = load.get_mut(r) {
+                *n += 1;
+            }
+        }
+    }
+    let share = total / load.len();
+    let moving: BTreeSet<(&str, i32)> = ongoing
+        .iter()
+        .map(|o| (o.topic.as_str(), o.partition))
+        .collect();
+    let mut planned: BTreeSet<usize> = BTreeSet::new();
+    let mut exhausted: BTreeSet<i32> = BTreeSet::new();
+    let mut moves = Vec::new();
+    while load[&node] < share {
+        // The donor: the node holding the most (the lowest id among equals) that still has a
+        // partition to give.
+        let Some((&donor, &held)) = load
+            .iter()
+            .filter(|(id, _)| **id != node && !exhausted.contains(id))
+            .max_by_key(|(id, n)| (**n, std::cmp::Reverse(**id)))
+        else {
+            break;
+        };
+        if held <= load[&node] + 1 {
+            break;
+        }
+        let found = partitions.iter().enumerate().find(|(i, (t, p, replicas))| {
+            !planned.contains(i)
+                && !moving.contains(&(t.as_str(), *p))
+                && replicas.contains(&donor)
+                && !replicas.contains(&node)
+        });
+        let Some((i, (topic, partition, replicas))) = found else {
+            exhausted.insert(donor);
+            continue;
+        };
+        planned.insert(i);
+        *load.get_mut(&donor).expect("a live node") -= 1;
+        *load.get_mut(&node).expect("the new node") += 1;
+        moves.push(Move {
+            topic: topic.clone(),
+            partition: *partition,
+            target: replicas
+                .iter()
+                .map(|r| if *r == donor { node } else { *r })
+                .collect(),
+        });
+    }
+    moves
+}
+
+fn add_node(client: &mut Client, node: i32, timeout: u64, json: bool) -> Result<(), Error> {
+    let deadline = Instant::now() + Duration::from_secs(timeout);
+    let metadata = loop {
+        let metadata = client.metadata(None)?;
+        if metadata.brokers.iter().any(|b| b.node_id == node) {
+            break metadata;
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "node {node} is not live: start it with the cluster's --controller.quorum.voters"
+            )
+            .into());
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let ongoing = client.list_reassignments()?;
+    let moves = plan_add_node(&metadata, &ongoing, node);
+    if !moves.is_empty() {
+        client.reassign(&moves)?;
+    }
+    if !json {
+        println!("moving {} replica(s) onto node {node}", moves.len());
+        for m in &moves {
+            println!("  {}-{} to {}", m.topic, m.partition, ids(&m.target));
+        }
+    }
+    let total = moves.len();
+    client.wait_reassignments(&moves, Duration::from_secs(timeout), |moving| {
+        if !json {
+            println!(
+                "  {} of {total} move(s) done, {} under way",
+                total - moving.len(),
+                moving.len()
+            );
+        }
+    })?;
+    if json {
+        return print_json(&moves);
+    }
+    let metadata = client.metadata(None)?;
+    let held = metadata
+        .topics
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .filter(|p| p.replica_nodes.contains(&node))
+        .count();
+    println!("node {node} holds {held} replica(s)");
+    Ok(())
 }
 
 fn decommission(client: &mut Client, node: i32, timeout: u64, json: bool) -> Result<(), Error> {
@@ -384,6 +526,73 @@ mod tests {
             isr_nodes: isr.to_vec(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_new_node_takes_its_share_from_the_most_loaded_nodes() {
+        // Six partitions of three replicas on nodes 1..3 (six each); node 4 joins.
+        let replicas = [
+            [1, 2, 3],
+            [2, 3, 1],
+            [3, 1, 2],
+            [1, 2, 3],
+            [2, 3, 1],
+            [3, 1, 2],
+        ];
+        let metadata = MetadataResponse {
+            brokers: [1, 2, 3, 4]
+                .map(|id| MetadataResponseBroker {
+                    node_id: id,
+                    ..Default::default()
+                })
+                .to_vec(),
+            topics: vec![MetadataResponseTopic {
+                name: Some("t".into()),
+                partitions: replicas
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| partition(i as i32, r[0], r, r))
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let moves = plan_add_node(&metadata, &[], 4);
+        // 18 replicas over 4 nodes: node 4 gets 4, one partition each, and keeps the place of
+        // the node it replaces (here twice the preferred leader's).
+        assert_eq!(moves.len(), 4);
+        let mut load: BTreeMap<i32, usize> = BTreeMap::new();
+        for r in replicas.iter().flatten() {
+            *load.entry(*r).or_default() += 1;
+        }
+        for m in &moves {
+            let before = &replicas[m.partition as usize];
+            let gone: Vec<i32> = before
+                .iter()
+                .copied()
+                .filter(|r| !m.target.contains(r))
+                .collect();
+            assert_eq!(gone.len(), 1, "{m:?}");
+            let at = before.iter().position(|r| *r == gone[0]).unwrap();
+            assert_eq!(m.target[at], 4, "{m:?}");
+            *load.get_mut(&gone[0]).unwrap() -= 1;
+        }
+        assert_eq!(load.values().copied().collect::<Vec<_>>(), vec![4, 5, 5]);
+        let partitions: BTreeSet<i32> = moves.iter().map(|m| m.partition).collect();
+        assert_eq!(partitions.len(), 4);
+        // A partition already moving is left alone; a node already holding its share gets
+        // nothing.
+        let ongoing: Vec<Ongoing> = (0..6)
+            .map(|p| Ongoing {
+                topic: "t".into(),
+                partition: p,
+                replicas: replicas[p as usize].to_vec(),
+                adding: vec![],
+                removing: vec![],
+            })
+            .collect();
+        assert!(plan_add_node(&metadata, &ongoing, 4).is_empty());
+        assert!(plan_add_node(&metadata, &[], 1).is_empty());
     }
 
     #[test]

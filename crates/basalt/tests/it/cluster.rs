@@ -1296,6 +1296,17 @@ fn a_fourth_node_joins_as_an_observer_and_takes_partitions() {
     eventually(&cluster, "three brokers", || {
         (broker_ids(&cluster.bootstrap(0)).len() == 3).then_some(())
     });
+    // A topic from before the fourth node, with a record in each partition.
+    create_replicated(&cluster.bootstrap(0), "existing", 6, 3);
+    let p = producer(&cluster.bootstrap(0), &[]);
+    for part in 0..6 {
+        send_one(
+            &p,
+            FutureRecord::to("existing")
+                .partition(part)
+                .payload(format!("before-{part}").as_bytes()),
+        );
+    }
     let bin = Path::new(env!("CARGO_BIN_EXE_basalt"));
     let dir = tempfile::tempdir().unwrap();
     let controller = format!("127.0.0.1:{}", free_port());
@@ -1340,6 +1351,45 @@ fn a_fourth_node_joins_as_an_observer_and_takes_partitions() {
     // Its metadata is the cluster's: it names the same controller.
     let status = cluster_status(&fourth.bootstrap());
     assert_eq!(status["nodes"].as_array().unwrap().len(), 4, "{status}");
+
+    // `cluster add-node` gives it its share of every replica (the older topic's too): the
+    // replicas over four nodes, rounded down, taken from the nodes holding the most; the
+    // records stay readable.
+    let out = basalt_cli(
+        &cluster,
+        &cluster.bootstrap(0),
+        &["cluster", "add-node", "--node", "4"],
+    );
+    let md = metadata(&cluster.bootstrap(0), None);
+    let mut per_node: BTreeMap<i32, usize> = BTreeMap::new();
+    for p in md.topics().iter().flat_map(|t| t.partitions()) {
+        for r in p.replicas() {
+            *per_node.entry(*r).or_default() += 1;
+        }
+    }
+    let share = per_node.values().sum::<usize>() / 4;
+    assert_eq!(per_node.get(&4), Some(&share), "{per_node:?}\n{out}");
+    assert!(
+        out.contains(&format!("node 4 holds {share} replica(s)")),
+        "{out}"
+    );
+    assert!(
+        per_node.values().all(|n| (share..=share + 1).contains(n)),
+        "{per_node:?}"
+    );
+    let moved = placement(&cluster.bootstrap(0), "existing")
+        .values()
+        .filter(|(r, _)| r.contains(&4))
+        .count();
+    assert!(moved >= 1, "{out}");
+    let all: Vec<(i32, usize)> = (0..6).map(|p| (p, 1)).collect();
+    let got = consume_exactly(&fourth.bootstrap(), "existing", &all);
+    for part in 0..6 {
+        assert_eq!(
+            got[&part][0].payload(),
+            Some(format!("before-{part}").as_bytes())
+        );
+    }
 }
 
 /// The node coordinating `group`, as node `i` answers FindCoordinator.
