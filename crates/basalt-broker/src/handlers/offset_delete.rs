@@ -1,5 +1,7 @@
 //! OffsetDelete (key 47), v0: removes a group's commits for partitions of topics the group is
-//! not consuming (GROUP_SUBSCRIBED_TO_TOPIC otherwise).
+//! not consuming (GROUP_SUBSCRIBED_TO_TOPIC otherwise). Needs DELETE on the group and, as in
+//! Kafka, READ on each topic (TOPIC_AUTHORIZATION_FAILED for that topic's partitions, whose
+//! commits stay).
 
 use basalt_coordinator::{Effects, GroupKind, Record};
 use basalt_protocol::ErrorCode;
@@ -19,6 +21,11 @@ pub fn handle(
     req: OffsetDeleteRequest,
 ) -> impl Future<Output = OffsetDeleteResponse> + Send + 'static {
     let coordinator = broker.coordinator();
+    let readable: Vec<bool> = req
+        .topics
+        .iter()
+        .map(|t| broker.authorize(session, Operation::Read, ResourceType::Topic, &t.name))
+        .collect();
     let (result, durable) = if !broker.authorize(
         session,
         Operation::Delete,
@@ -48,12 +55,15 @@ pub fn handle(
                 let topics = req
                     .topics
                     .iter()
-                    .map(|t| {
+                    .zip(&readable)
+                    .map(|(t, readable)| {
                         let partitions = t
                             .partitions
                             .iter()
                             .map(|p| {
-                                let code = if subscribed.contains(&t.name) {
+                                let code = if !readable {
+                                    ErrorCode::TopicAuthorizationFailed
+                                } else if subscribed.contains(&t.name) {
                                     ErrorCode::GroupSubscribedToTopic
                                 } else {
                                     if group.offsets.remove(&t.name, p.partition_index) {

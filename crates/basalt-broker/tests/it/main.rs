@@ -10,6 +10,7 @@ mod admin_partitions;
 mod admin_reassign;
 mod admin_records;
 mod cluster;
+mod offset_delete;
 mod producer_state;
 mod versions;
 mod wire;
@@ -63,6 +64,10 @@ pub async fn call(broker: &Arc<Broker>, version: i16, body: RequestBody) -> Resp
     ));
     let response = match Arc::clone(broker).handle(conn, header, body).await {
         Outcome::Respond(r) => r,
+        Outcome::Later(later) => match later.await {
+            Outcome::Respond(r) => r,
+            other => panic!("unexpected outcome {other:?}"),
+        },
         other => panic!("unexpected outcome {other:?}"),
     };
     let mut buf = Encoder::new();
