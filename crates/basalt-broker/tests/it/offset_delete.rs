@@ -78,11 +78,7 @@ async fn offset_delete_needs_read_on_each_topic() {
         .unwrap();
     let topic = |name: &str| OffsetDeleteRequestTopic {
         name: name.into(),
-        partitions: vec![OffsetDeleteRequestPartition {
-            partition_index: 0,
-            ..OffsetDeleteRequestPartition::default()
-        }],
-        ..OffsetDeleteRequestTopic::default()
+        partitions: vec![OffsetDeleteRequestPartition { partition_index: 0 }],
     };
     let ResponseBody::OffsetDelete(r) = call(
         &broker,
@@ -90,7 +86,6 @@ async fn offset_delete_needs_read_on_each_topic() {
         RequestBody::OffsetDelete(OffsetDeleteRequest {
             group_id: "g".into(),
             topics: vec![topic("readable"), topic("hidden")],
-            ..OffsetDeleteRequest::default()
         }),
     )
     .await
