@@ -62,6 +62,37 @@ impl ResourceType {
         })
     }
 
+    /// The operations Kafka defines on a resource of this type (its `AclEntry`
+    /// `supportedOperations`), which `authorized_operations` fields report on.
+    pub fn operations(self) -> &'static [Operation] {
+        use Operation::*;
+        match self {
+            ResourceType::Topic => &[
+                Read,
+                Write,
+                Create,
+                Delete,
+                Alter,
+                Describe,
+                DescribeConfigs,
+                AlterConfigs,
+            ],
+            ResourceType::Group => &[Read, Describe, Delete],
+            ResourceType::Cluster => &[
+                Create,
+                Alter,
+                Describe,
+                ClusterAction,
+                DescribeConfigs,
+                AlterConfigs,
+                IdempotentWrite,
+            ],
+            ResourceType::TransactionalId => &[Write, Describe],
+            ResourceType::DelegationToken => &[Describe],
+            ResourceType::User => &[CreateTokens, DescribeTokens],
+        }
+    }
+
     /// The wire code.
     pub fn code(self) -> i8 {
         match self {

@@ -265,6 +265,26 @@ impl Broker {
         allowed
     }
 
+    /// The `authorized_operations` bit field of Metadata, DescribeGroups, DescribeCluster and
+    /// ConsumerGroupDescribe: bit `code` set for each operation Kafka defines on `name` of
+    /// `resource_type` that `session` may perform (all of them without an authorizer).
+    pub fn authorized_operations(
+        &self,
+        session: &acl::Session,
+        resource_type: acl::ResourceType,
+        name: &str,
+    ) -> i32 {
+        let acls = self.acls.read();
+        resource_type
+            .operations()
+            .iter()
+            .filter(|op| {
+                !self.config.authorizer.enabled
+                    || acls.authorize(session, **op, resource_type, name)
+            })
+            .fold(0, |bits, op| bits | (1 << op.code()))
+    }
+
     /// Whether `session` may perform `operation` on some resource of `resource_type`.
     pub fn authorize_any(
         &self,

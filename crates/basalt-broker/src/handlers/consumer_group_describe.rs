@@ -38,6 +38,7 @@ pub fn handle(
     req: ConsumerGroupDescribeRequest,
 ) -> ConsumerGroupDescribeResponse {
     let lookup = BrokerTopics(broker);
+    let asked = req.include_authorized_operations;
     let groups = req
         .group_ids
         .into_iter()
@@ -83,7 +84,11 @@ pub fn handle(
                                 ..Member::default()
                             })
                             .collect(),
-                        authorized_operations: i32::MIN,
+                        authorized_operations: if asked {
+                            broker.authorized_operations(session, ResourceType::Group, &id)
+                        } else {
+                            i32::MIN
+                        },
                         ..DescribedGroup::default()
                     },
                     Some(GroupKind::Classic(_)) => DescribedGroup {

@@ -4,8 +4,8 @@
 //!
 //! Only broker endpoints are described (`endpoint_type` 1). A request for controller endpoints
 //! (2) gets MISMATCHED_ENDPOINT_TYPE and any other type UNSUPPORTED_ENDPOINT_TYPE, as a Kafka
-//! broker answers. Without an authorizer every cluster operation is allowed, so the authorized
-//! operations, when asked for, are all those Kafka defines for the cluster resource.
+//! broker answers. The authorized operations, when asked for, are those Kafka defines for the
+//! cluster resource that the principal may perform (all of them without an authorizer).
 
 use basalt_protocol::ErrorCode;
 use basalt_protocol::messages::describe_cluster_request::DescribeClusterRequest;
@@ -16,17 +16,12 @@ use basalt_protocol::messages::describe_cluster_response::{
 use basalt_server::ConnectionInfo;
 
 use crate::Broker;
-use crate::acl::{Operation, Session};
+use crate::acl::{CLUSTER_NAME, Operation, ResourceType, Session};
 
 /// `EndpointType.BROKER`.
 const ENDPOINT_BROKER: i8 = 1;
 /// `EndpointType.CONTROLLER`.
 const ENDPOINT_CONTROLLER: i8 = 2;
-
-/// Kafka's `AclOperation` codes of the operations on the cluster resource: CREATE (5), ALTER (7),
-/// DESCRIBE (8), CLUSTER_ACTION (9), DESCRIBE_CONFIGS (10), ALTER_CONFIGS (11),
-/// IDEMPOTENT_WRITE (12).
-const CLUSTER_OPERATIONS: [u32; 7] = [5, 7, 8, 9, 10, 11, 12];
 
 pub fn handle(
     broker: &Broker,
@@ -92,9 +87,8 @@ pub fn handle(
         }];
     }
     if req.include_cluster_authorized_operations {
-        resp.cluster_authorized_operations = CLUSTER_OPERATIONS
-            .iter()
-            .fold(0i32, |bits, op| bits | (1 << op));
+        resp.cluster_authorized_operations =
+            broker.authorized_operations(session, ResourceType::Cluster, CLUSTER_NAME);
     }
     resp
 }

@@ -124,7 +124,8 @@ pub fn handle(
     let lookup = BrokerTopics(broker);
     let groups = req
         .groups
-        .into_iter()
+        .iter()
+        .cloned()
         .map(|id| {
             if !broker.authorize(session, Operation::Describe, ResourceType::Group, &id) {
                 return DescribedGroup {
@@ -146,7 +147,13 @@ pub fn handle(
                 .coordinator()
                 .read(&id, |g| g.map(|g| describe(g, &lookup)));
             match found {
-                Some(d) => d,
+                Some(mut d) => {
+                    if version >= 3 && req.include_authorized_operations {
+                        d.authorized_operations =
+                            broker.authorized_operations(session, ResourceType::Group, &id);
+                    }
+                    d
+                }
                 None if version >= 6 => DescribedGroup {
                     error_code: ErrorCode::GroupIdNotFound.into(),
                     error_message: Some(format!("group {id} not found")),

@@ -95,6 +95,21 @@ pub fn handle(
             })
             .collect(),
     };
+    let mut topics: Vec<MetadataResponseTopic> = topics;
+    if version >= 8 && req.include_topic_authorized_operations {
+        for t in &mut topics {
+            if let (0, Some(name)) = (t.error_code, &t.name) {
+                t.topic_authorized_operations =
+                    broker.authorized_operations(session, ResourceType::Topic, name);
+            }
+        }
+    }
+    let cluster_authorized_operations =
+        if (8..=10).contains(&version) && req.include_cluster_authorized_operations {
+            broker.authorized_operations(session, ResourceType::Cluster, crate::acl::CLUSTER_NAME)
+        } else {
+            i32::MIN
+        };
     let (brokers, controller_id) = match broker.image() {
         Some(image) => (
             cluster_brokers(&image, conn.listener_name()),
@@ -119,7 +134,7 @@ pub fn handle(
         cluster_id: Some(config.cluster_id.clone()),
         controller_id,
         topics,
-        cluster_authorized_operations: i32::MIN,
+        cluster_authorized_operations,
         ..MetadataResponse::default()
     }
 }

@@ -9,6 +9,7 @@ mod admin_configs;
 mod admin_partitions;
 mod admin_reassign;
 mod admin_records;
+mod authorized_operations;
 mod cluster;
 mod offset_delete;
 mod producer_state;
