@@ -36,5 +36,6 @@ pub use quorum::{
     MetadataQuorum, ProposeError, QuorumError, QuorumOptions, QuorumSettings, QuorumStatus, Voter,
     parse_voters,
 };
+pub use rpc::QuorumTls;
 pub use security::{AclRecord, SCRAM_MECHANISMS, ScramRecord};
 pub use store::StoreError;

@@ -70,6 +70,22 @@ impl TestCa {
         self.issue(params, file_name, expired)
     }
 
+    /// A node's certificate, for `localhost` and 127.0.0.1, good as a server's and a client's
+    /// (a node both accepts and opens connections to the others).
+    pub fn node(&self, file_name: &str) -> CertFiles {
+        let mut params =
+            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+                .expect("node params");
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, "basalt-node");
+        params.distinguished_name = dn;
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        self.issue(params, file_name, false)
+    }
+
     /// A client certificate with subject `CN=<cn>,O=<org>`.
     pub fn client(&self, file_name: &str, cn: &str, org: &str, expired: bool) -> CertFiles {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("client params");

@@ -400,6 +400,15 @@ pub struct ServeArgs {
     /// not vote).
     #[arg(long = "controller.listen", env = "BASALT_CONTROLLER_LISTEN")]
     controller_listen: Option<String>,
+    /// `controller.security.protocol` (Basalt): PLAINTEXT or SSL for the metadata quorum's
+    /// connections. With SSL every quorum connection is mutual TLS: each node presents
+    /// ssl.certificate.location / ssl.key.location and accepts only nodes whose certificate
+    /// ssl.ca.location signed (and whose name matches the address dialled) [default: PLAINTEXT].
+    #[arg(
+        long = "controller.security.protocol",
+        env = "BASALT_CONTROLLER_SECURITY_PROTOCOL"
+    )]
+    controller_protocol: Option<String>,
     /// `metrics.listen` (Basalt): HOST:PORT of the Prometheus endpoint, `GET /metrics`
     /// [default: none, no endpoint].
     #[arg(long = "metrics.listen", env = "BASALT_METRICS_LISTEN")]
@@ -567,6 +576,7 @@ pub struct Resolved {
     limits: ServerLimits,
     voters: Vec<Voter>,
     controller_listen: Option<String>,
+    quorum_tls: Option<basalt_cluster::metadata::QuorumTls>,
     metrics_listen: Option<String>,
 }
 
@@ -758,6 +768,32 @@ pub fn resolve(args: ServeArgs) -> Result<Resolved, Error> {
             .or_else(|| file.get_list("inter.broker.user")),
         (cert.as_deref(), key.as_deref(), ca.as_deref()),
     )?;
+    let quorum_tls = match args
+        .controller_protocol
+        .or_else(|| file.get_list("controller.security.protocol"))
+        .as_deref()
+        .map(str::trim)
+    {
+        None | Some("PLAINTEXT") => None,
+        Some("SSL") => {
+            let (Some(cert), Some(key), Some(ca)) =
+                (cert.as_deref(), key.as_deref(), ca.as_deref())
+            else {
+                return Err(
+                    "controller.security.protocol SSL needs ssl.certificate.location, \
+                            ssl.key.location and ssl.ca.location"
+                        .into(),
+                );
+            };
+            Some(quorum_tls(cert, key, ca)?)
+        }
+        Some(other) => {
+            return Err(format!(
+                "controller.security.protocol must be PLAINTEXT or SSL, not {other:?}"
+            )
+            .into());
+        }
+    };
     let bootstrap_user = match args
         .bootstrap_user
         .or_else(|| file.get_list("bootstrap.user"))
@@ -1014,6 +1050,7 @@ pub fn resolve(args: ServeArgs) -> Result<Resolved, Error> {
             Some(a) => Some(a),
             None => file.get("controller.listen")?,
         },
+        quorum_tls,
         metrics_listen: match args.metrics_listen {
             Some(a) => Some(a),
             None => file.get("metrics.listen")?,
@@ -1214,6 +1251,46 @@ fn inter_broker_security(
     })
 }
 
+/// Mutual TLS for the metadata quorum: this node's certificate both ways, and only peers whose
+/// certificate the CAs in `ca` signed.
+fn quorum_tls(
+    cert: &str,
+    key: &str,
+    ca: &str,
+) -> Result<basalt_cluster::metadata::QuorumTls, Error> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(ca).map_err(|e| format!("{ca}: {e}"))? {
+        roots
+            .add(c.map_err(|e| format!("{ca}: {e}"))?)
+            .map_err(|e| format!("{ca}: {e}"))?;
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        Arc::clone(&provider),
+    )
+    .build()
+    .map_err(|e| format!("{ca}: {e}"))?;
+    let chain = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| format!("{cert}: {e}"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{cert}: {e}"))?;
+    let private = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{key}: {e}"))?;
+    let server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, private)
+        .map_err(|e| format!("{cert}: {e}"))?;
+    let client = tls_client(ca, Some((cert, key)))?;
+    Ok(basalt_cluster::metadata::QuorumTls {
+        server: Arc::new(server),
+        client: Arc::new(client),
+    })
+}
+
 /// A rustls client trusting the CAs in `ca` and, given `identity` (certificate and key PEM
 /// files), presenting it when a listener asks for a client certificate.
 fn tls_client(ca: &str, identity: Option<(&str, &str)>) -> Result<rustls::ClientConfig, Error> {
@@ -1290,6 +1367,7 @@ async fn start_quorum(r: &Resolved, data_dir: &std::path::Path) -> Result<Metada
             voters: r.voters.clone(),
             data_dir: dir,
             settings,
+            tls: r.quorum_tls.clone(),
         },
         bind,
     )

@@ -122,6 +122,8 @@ pub struct QuorumOptions {
     pub data_dir: PathBuf,
     /// Timings and compaction.
     pub settings: QuorumSettings,
+    /// TLS between the quorum's nodes (`RPC-4`); `None` for plain TCP.
+    pub tls: Option<super::rpc::QuorumTls>,
 }
 
 /// Why the quorum could not start.
@@ -230,11 +232,17 @@ pub(crate) async fn propose_local(
 
 /// Asks the voters, until one of them (the leader) accepts, to add this observer as a learner;
 /// gives up when the quorum node stops.
-async fn join(node_id: NodeId, voters: Vec<Voter>, addr: String, mut stop: watch::Receiver<bool>) {
+async fn join(
+    node_id: NodeId,
+    voters: Vec<Voter>,
+    addr: String,
+    mut stop: watch::Receiver<bool>,
+    tls: Option<super::rpc::QuorumTls>,
+) {
     let mut warned = false;
     loop {
         for v in &voters {
-            let mut conn = Connection::new(v.id, v.addr.clone());
+            let mut conn = Connection::new(v.id, v.addr.clone(), tls.clone());
             let request = Request::Join {
                 id: node_id,
                 addr: addr.clone(),
@@ -280,6 +288,8 @@ pub struct MetadataQuorum {
     forward: Mutex<BTreeMap<NodeId, Connection>>,
     lock: Mutex<Option<File>>,
     forward_timeout: Duration,
+    /// TLS of the connections this node opens and accepts.
+    tls: Option<super::rpc::QuorumTls>,
 }
 
 impl MetadataQuorum {
@@ -304,6 +314,7 @@ impl MetadataQuorum {
             voters,
             data_dir,
             settings,
+            tls,
         } = options;
         let local_addr = listener.local_addr().map_err(|source| QuorumError::Bind {
             addr: SocketAddr::from(([0, 0, 0, 0], 0)),
@@ -345,11 +356,26 @@ impl MetadataQuorum {
         .validate()
         .map_err(|e| QuorumError::Raft(e.to_string()))?;
         let committed = log.committed();
-        let raft = Raft::new(node_id, Arc::new(config), Network { node_id }, log, sm)
-            .await
-            .map_err(|e| QuorumError::Raft(e.to_string()))?;
+        let raft = Raft::new(
+            node_id,
+            Arc::new(config),
+            Network {
+                node_id,
+                tls: tls.clone(),
+            },
+            log,
+            sm,
+        )
+        .await
+        .map_err(|e| QuorumError::Raft(e.to_string()))?;
         let (stop, stop_rx) = watch::channel(false);
-        let server = tokio::spawn(rpc::serve(listener, node_id, raft.clone(), stop_rx));
+        let server = tokio::spawn(rpc::serve(
+            listener,
+            node_id,
+            raft.clone(),
+            stop_rx,
+            tls.clone(),
+        ));
         let quorum = MetadataQuorum {
             node_id,
             raft,
@@ -365,6 +391,7 @@ impl MetadataQuorum {
                     .saturating_mul(4)
                     .max(5_000),
             ),
+            tls: tls.clone(),
         };
         if observer {
             if local_addr.ip().is_unspecified() {
@@ -375,6 +402,7 @@ impl MetadataQuorum {
                 voters.clone(),
                 local_addr.to_string(),
                 quorum.stop.subscribe(),
+                tls,
             ));
         } else if let Err(e) = quorum.initialize(members).await {
             quorum.shutdown().await;
@@ -512,7 +540,7 @@ impl MetadataQuorum {
         cmd: Command,
     ) -> Result<(Outcome, u64), ProposeError> {
         let idle = self.forward.lock().remove(&leader);
-        let mut conn = idle.unwrap_or_else(|| Connection::new(leader, addr));
+        let mut conn = idle.unwrap_or_else(|| Connection::new(leader, addr, self.tls.clone()));
         let answer = conn.call(Request::Propose(cmd), self.forward_timeout).await;
         if answer.is_ok() {
             self.forward.lock().insert(leader, conn);

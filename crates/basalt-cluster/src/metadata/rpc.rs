@@ -14,6 +14,10 @@
 //!   it, so a misconfigured voter list cannot make one node vote or append as another.
 //! - `RPC-3`: at most [`CONNECTIONS_MAX`] incoming connections are served at once; more are
 //!   closed on accept.
+//! - `RPC-4`: with [`QuorumTls`] every connection is TLS in both directions with certificates
+//!   signed by the configured CA (mTLS): a node that cannot present one is closed before any
+//!   frame of it is read, and a node never sends a frame to a peer whose certificate does not
+//!   name the address it dialled.
 
 use std::io;
 use std::time::Duration;
@@ -29,7 +33,9 @@ use openraft::raft::{
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -150,24 +156,60 @@ async fn read_frame<R: AsyncReadExt + Unpin, T: DeserializeOwned>(
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
-type Stream = (
-    BufReader<tokio::net::tcp::OwnedReadHalf>,
-    BufWriter<tokio::net::tcp::OwnedWriteHalf>,
-);
+type Reader = BufReader<Box<dyn AsyncRead + Send + Sync + Unpin>>;
+type Writer = BufWriter<Box<dyn AsyncWrite + Send + Sync + Unpin>>;
+type Stream = (Reader, Writer);
+
+/// TLS for the quorum's connections (`RPC-4`): this node's server settings (its certificate,
+/// and client certificates required and checked against the CA) and client settings (the CA,
+/// and its certificate presented).
+#[derive(Clone)]
+pub struct QuorumTls {
+    /// For connections this node accepts.
+    pub server: Arc<rustls::ServerConfig>,
+    /// For connections this node opens.
+    pub client: Arc<rustls::ClientConfig>,
+}
+
+impl std::fmt::Debug for QuorumTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("QuorumTls")
+    }
+}
+
+/// Splits a stream into buffered halves.
+fn buffered<S: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static>(stream: S) -> Stream {
+    let (r, w) = tokio::io::split(stream);
+    let r: Box<dyn AsyncRead + Send + Sync + Unpin> = Box::new(r);
+    let w: Box<dyn AsyncWrite + Send + Sync + Unpin> = Box::new(w);
+    (BufReader::new(r), BufWriter::new(w))
+}
 
 /// One client connection to a peer, reopened on the next call after a failure.
-#[derive(Debug)]
 pub(crate) struct Connection {
     to: NodeId,
     addr: String,
+    tls: Option<QuorumTls>,
     stream: Option<Stream>,
 }
 
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("to", &self.to)
+            .field("addr", &self.addr)
+            .field("tls", &self.tls.is_some())
+            .field("connected", &self.stream.is_some())
+            .finish()
+    }
+}
+
 impl Connection {
-    pub(crate) fn new(to: NodeId, addr: String) -> Connection {
+    pub(crate) fn new(to: NodeId, addr: String, tls: Option<QuorumTls>) -> Connection {
         Connection {
             to,
             addr,
+            tls,
             stream: None,
         }
     }
@@ -218,8 +260,37 @@ impl Connection {
                 }
             };
             stream.set_nodelay(true).ok();
-            let (r, w) = stream.into_split();
-            self.stream = Some((BufReader::new(r), BufWriter::new(w)));
+            self.stream = Some(match &self.tls {
+                None => buffered(stream),
+                Some(tls) => {
+                    let tls_err = |source| CallError::Connect {
+                        addr: self.addr.clone(),
+                        source,
+                    };
+                    let host = self
+                        .addr
+                        .rsplit_once(':')
+                        .map_or(self.addr.as_str(), |(h, _)| h)
+                        .trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .to_owned();
+                    let name = rustls_pki_types::ServerName::try_from(host).map_err(|e| {
+                        tls_err(io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))
+                    })?;
+                    let connector = tokio_rustls::TlsConnector::from(Arc::clone(&tls.client));
+                    let stream =
+                        tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, stream))
+                            .await
+                            .map_err(|_| {
+                                tls_err(io::Error::new(
+                                    io::ErrorKind::TimedOut,
+                                    "TLS handshake timed out",
+                                ))
+                            })?
+                            .map_err(tls_err)?;
+                    buffered(stream)
+                }
+            });
         }
         let addr = self.addr.clone();
         let io_err = |source| CallError::Io {
@@ -242,6 +313,7 @@ impl Connection {
 #[derive(Debug, Clone)]
 pub(crate) struct Network {
     pub(crate) node_id: NodeId,
+    pub(crate) tls: Option<QuorumTls>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -251,7 +323,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
         PeerClient {
             node_id: self.node_id,
             target,
-            conn: Connection::new(target, node.addr.clone()),
+            conn: Connection::new(target, node.addr.clone(), self.tls.clone()),
         }
     }
 }
@@ -389,6 +461,7 @@ pub(crate) async fn serve(
     node_id: NodeId,
     raft: Raft,
     mut shutdown: watch::Receiver<bool>,
+    tls: Option<QuorumTls>,
 ) {
     let mut connections = JoinSet::new();
     loop {
@@ -404,7 +477,26 @@ pub(crate) async fn serve(
                     }
                     stream.set_nodelay(true).ok();
                     let raft = raft.clone();
+                    let tls = tls.clone();
                     connections.spawn(async move {
+                        let stream = match tls {
+                            None => buffered(stream),
+                            // RPC-4: no frame is read before the peer's certificate is checked.
+                            Some(tls) => {
+                                let acceptor = tokio_rustls::TlsAcceptor::from(tls.server);
+                                match tokio::time::timeout(CONNECT_TIMEOUT, acceptor.accept(stream)).await {
+                                    Ok(Ok(s)) => buffered(s),
+                                    Ok(Err(e)) => {
+                                        tracing::warn!(%peer, error = %e, "refusing a quorum connection: TLS failed");
+                                        return;
+                                    }
+                                    Err(_) => {
+                                        tracing::warn!(%peer, "refusing a quorum connection: no TLS handshake in time");
+                                        return;
+                                    }
+                                }
+                            }
+                        };
                         if let Err(e) = serve_connection(stream, node_id, raft).await {
                             tracing::debug!(%peer, error = %e, "quorum connection closed");
                         }
@@ -420,9 +512,8 @@ pub(crate) async fn serve(
     connections.shutdown().await;
 }
 
-async fn serve_connection(stream: TcpStream, node_id: NodeId, raft: Raft) -> io::Result<()> {
-    let (r, w) = stream.into_split();
-    let (mut r, mut w) = (BufReader::new(r), BufWriter::new(w));
+async fn serve_connection(stream: Stream, node_id: NodeId, raft: Raft) -> io::Result<()> {
+    let (mut r, mut w) = stream;
     while let Some(envelope) = read_frame::<_, Envelope>(&mut r).await? {
         let response = if envelope.to != node_id {
             // RPC-2.

@@ -148,6 +148,7 @@ impl Cluster {
             voters: self.voters.clone(),
             data_dir: self.dirs[&id].clone(),
             settings: self.settings.clone(),
+            tls: None,
         };
         let q = MetadataQuorum::start_on(options, listener).await.unwrap();
         self.running.insert(id, q);
@@ -224,6 +225,7 @@ async fn one_voter_quorum_applies_commands_and_survives_restart() {
         voters: Vec::new(),
         data_dir: dir.path().to_owned(),
         settings,
+        tls: None,
     };
     let bind: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let q = MetadataQuorum::start(options(compacting()), bind)

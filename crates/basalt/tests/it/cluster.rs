@@ -62,7 +62,7 @@ pub(crate) struct NodeSetup {
 /// two of them).
 pub(crate) struct Cluster {
     nodes: Vec<Option<ProcessBroker>>,
-    voters: String,
+    pub(crate) voters: String,
     dirs: Vec<tempfile::TempDir>,
     /// Each node's Prometheus endpoint port.
     metrics: Vec<u16>,
@@ -983,7 +983,7 @@ fn cluster_status(bootstrap: &str) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-fn broker_ids(bootstrap: &str) -> BTreeSet<i32> {
+pub(crate) fn broker_ids(bootstrap: &str) -> BTreeSet<i32> {
     metadata(bootstrap, None)
         .brokers()
         .iter()

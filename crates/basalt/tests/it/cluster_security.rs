@@ -524,3 +524,72 @@ fn try_produce_plain(bootstrap: &str, topic: &str) -> Result<(), RDKafkaErrorCod
         Err((e, _)) => Err(e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail)),
     }
 }
+
+#[test]
+fn the_metadata_quorum_speaks_mutual_tls_and_refuses_plain_connections() {
+    use std::io::{Read, Write};
+
+    let ca = basalt_testkit::TestCa::new("quorum");
+    let node = ca.node("node");
+    let setup = NodeSetup {
+        extra_args: vec![
+            "--controller.security.protocol".into(),
+            "SSL".into(),
+            "--ssl.certificate.location".into(),
+            node.cert.display().to_string(),
+            "--ssl.key.location".into(),
+            node.key.display().to_string(),
+            "--ssl.ca.location".into(),
+            ca.ca_pem().display().to_string(),
+        ],
+        ..NodeSetup::default()
+    };
+    let cluster = Cluster::start_with(setup);
+    // The quorum formed over TLS: topics are placed and replicated across the nodes.
+    let b = cluster.bootstrap(0);
+    create_topic(&b, "over-tls", 3, &[]);
+    let p = producer(&cluster.bootstrap(1), &[("acks", "all")]);
+    for part in 0..3 {
+        crate::common::send_one(
+            &p,
+            FutureRecord::to("over-tls")
+                .partition(part)
+                .payload(b"quorum".as_slice()),
+        );
+    }
+    // A plain TCP peer gets no answer: its frame is never read as a quorum request.
+    let quorum_addr = cluster
+        .voters
+        .split(',')
+        .next()
+        .and_then(|v| v.split_once('@'))
+        .map(|(_, addr)| addr.to_owned())
+        .unwrap();
+    let mut plain = std::net::TcpStream::connect(&quorum_addr).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let frame = br#"{"to":1,"request":{"Propose":{"FenceNode":{"id":2}}}}"#;
+    let mut bytes = (frame.len() as u32).to_be_bytes().to_vec();
+    bytes.extend_from_slice(frame);
+    let _ = plain.write_all(&bytes);
+    let mut answer = Vec::new();
+    let _ = plain.read_to_end(&mut answer);
+    // Whatever came back is a TLS alert at most, never a length-prefixed JSON answer.
+    assert!(
+        !String::from_utf8_lossy(&answer).contains('{'),
+        "a plain peer got an answer: {answer:?}"
+    );
+    // And node 2 was not fenced by it.
+    eventually(&cluster, "node 2 still live", || {
+        crate::cluster::broker_ids(&cluster.bootstrap(0))
+            .contains(&2)
+            .then_some(())
+    });
+    assert!(
+        cluster
+            .logs()
+            .contains("refusing a quorum connection: TLS failed"),
+        "the refusal is logged"
+    );
+}
