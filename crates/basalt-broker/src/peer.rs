@@ -10,8 +10,9 @@
 //! `sasl.mechanism.inter.broker.protocol` as the configured user, who must be a super user
 //! where an authorizer is on).
 //!
-//! [`Peers`] keeps one connection per node for the coordinator's requests; a connection that
-//! fails or times out is dropped and the next request opens a new one.
+//! [`Peers`] keeps up to [`POOL`] connections per node for the coordinator's requests, so
+//! transactions of different producers do not wait for each other's markers; a connection
+//! that fails or times out is dropped and the next request on it opens a new one.
 //!
 //! # Invariants
 //! - `PEER-1`: one request at a time per connection, and an answer is taken only with the
@@ -297,9 +298,12 @@ impl PeerConnection {
 
 type Slot = Arc<tokio::sync::Mutex<Option<PeerConnection>>>;
 
+/// Connections per node in [`Peers`].
+pub const POOL: usize = 4;
+
 /// Connections to the other nodes for the coordinator's requests, one per node.
 pub struct Peers {
-    slots: Mutex<HashMap<NodeId, Slot>>,
+    slots: Mutex<HashMap<NodeId, (Vec<Slot>, usize)>>,
     /// This node: addresses are taken as it sees them.
     me: NodeId,
     security: PeerSecurity,
@@ -334,8 +338,22 @@ impl Peers {
         body: RequestBody,
         timeout: Duration,
     ) -> Result<ResponseBody, String> {
-        let slot = Arc::clone(self.slots.lock().entry(node).or_default());
-        let mut conn = slot.lock().await;
+        // A free connection if there is one, else the next in turn.
+        let (free, next) = {
+            let mut slots = self.slots.lock();
+            let (pool, turn) = slots
+                .entry(node)
+                .or_insert_with(|| ((0..POOL).map(|_| Slot::default()).collect(), 0));
+            *turn = (*turn + 1) % POOL;
+            let free = pool
+                .iter()
+                .find_map(|s| Arc::clone(s).try_lock_owned().ok());
+            (free, Arc::clone(&pool[*turn]))
+        };
+        let mut conn = match free {
+            Some(conn) => conn,
+            None => next.lock_owned().await,
+        };
         if conn.as_ref().is_some_and(PeerConnection::expired) {
             *conn = None;
         }

@@ -65,8 +65,11 @@ use crate::{Broker, Topic, now_ms};
 const VERIFY_VERSION: i16 = 4;
 /// WriteTxnMarkers version sent to other nodes.
 const MARKERS_VERSION: i16 = 1;
-/// How long another node may take to answer a marker or a verification.
+/// How long another node may take to write markers (an fsync and the ISR's fetches).
 const PEER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+/// How long a verification may take: the produce it guards holds its connection's next
+/// request meanwhile, and a coordinator that cannot answer sooner is better asked again.
+const VERIFY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The internal topic holding the state of every transactional id.
 pub const TXN_TOPIC: &str = "__transaction_state";
@@ -334,7 +337,7 @@ impl TxnCoordinator {
                 ApiKey::AddPartitionsToTxn,
                 VERIFY_VERSION,
                 RequestBody::AddPartitionsToTxn(request),
-                PEER_TIMEOUT,
+                VERIFY_TIMEOUT,
             )
             .await;
         let response = match answer {
