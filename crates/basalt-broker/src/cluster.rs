@@ -549,11 +549,19 @@ impl Broker {
                     stored_key: record.stored_key.clone(),
                     server_key: record.server_key.clone(),
                 };
-                self.propose_and_wait(cmd, |i| {
+                // Shown once this node's image holds it, or a credential written after it by
+                // another node (the last write wins, as two AlterUserScramCredentials racing
+                // on one Kafka cluster do).
+                let current = |i: &basalt_cluster::metadata::MetadataImage| {
                     i.scram_credentials
                         .get(&user)
                         .and_then(|m| m.get(name))
-                        .is_some_and(|r| *r == record)
+                        .cloned()
+                };
+                let before = self.image().and_then(|i| current(&i));
+                self.propose_and_wait(cmd, |i| {
+                    let now = current(i);
+                    now.as_ref() == Some(&record) || (now.is_some() && now != before)
                 })?;
             }
             CredentialChange::Delete { user, mechanism } => {

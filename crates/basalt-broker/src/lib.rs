@@ -426,10 +426,18 @@ impl Broker {
         if self.credentials.snapshot().contains_key(user) {
             return Ok(false);
         }
-        for outcome in self.alter_credentials(credentials::password_changes(user, password)) {
-            outcome?;
+        let failed = self
+            .alter_credentials(credentials::password_changes(user, password))
+            .into_iter()
+            .find_map(Result::err);
+        match failed {
+            None => Ok(true),
+            // Every node of a cluster may be started with the same bootstrap user: when another
+            // node's credentials for it won the race, this node's wait for its own fails, and
+            // the user exists all the same.
+            Some(_) if self.credentials.snapshot().contains_key(user) => Ok(false),
+            Some(e) => Err(e),
         }
-        Ok(true)
     }
 
     /// The broker's settings.
