@@ -295,7 +295,7 @@ impl Handler for Broker {
                 ResponseBody::Metadata(metadata::handle(&self, &session, &conn, r, version))
             }
             RequestBody::Produce(r) => {
-                let verdicts = produce::verify_remote(&self, &r).await;
+                let verdicts = produce::verify_remote(&self, &session, &r).await;
                 return produce::handle(&self, &session, &conn, r, version, &verdicts);
             }
             RequestBody::Fetch(r) => {

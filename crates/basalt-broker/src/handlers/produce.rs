@@ -44,12 +44,20 @@ pub type Verdicts = BTreeMap<(String, i32), Result<(), Option<ErrorCode>>>;
 /// (KIP-890's verification; once a transaction is open on a partition its later batches need
 /// no question). Awaited in the request's first stage, so the connection's later requests
 /// still start after it (`NET-5`).
-pub async fn verify_remote(broker: &Arc<Broker>, req: &ProduceRequest) -> Verdicts {
+pub async fn verify_remote(
+    broker: &Arc<Broker>,
+    session: &Session,
+    req: &ProduceRequest,
+) -> Verdicts {
     let mut verdicts = Verdicts::new();
     let Some(id) = req.transactional_id.as_deref() else {
         return verdicts;
     };
-    if broker.cluster().is_none() || broker.coordinates_txn(id) {
+    // Nothing is asked for a request that is refused anyway (`handle` answers it).
+    if broker.cluster().is_none()
+        || broker.coordinates_txn(id)
+        || !broker.authorize(session, Operation::Write, ResourceType::TransactionalId, id)
+    {
         return verdicts;
     }
     let me = broker.config().node_id;
@@ -57,6 +65,9 @@ pub async fn verify_remote(broker: &Arc<Broker>, req: &ProduceRequest) -> Verdic
         let Some(topic) = broker.topic(&t.name) else {
             continue;
         };
+        if !broker.authorize(session, Operation::Write, ResourceType::Topic, &t.name) {
+            continue;
+        }
         for pd in &t.partition_data {
             let Some(partition) = usize::try_from(pd.index)
                 .ok()
