@@ -1,9 +1,9 @@
 //! The quorum's transport: a small request/response RPC over TCP between the nodes of the
 //! metadata quorum, carrying openraft's messages and forwarded proposals.
 //!
-//! A frame is `[len: u32 BE][payload]`, the payload one JSON [`Envelope`] (a request) or
-//! [`Response`]. A connection carries one request at a time and answers in order. Each client
-//! ([`Connection`]) keeps one TCP connection to its peer and opens a new one on the next call
+//! A frame is `[len: u32 BE][payload]`, the payload one JSON `Envelope` (a request) or
+//! `Response`. A connection carries one request at a time and answers in order. Each client
+//! (`Connection`) keeps one TCP connection to its peer and opens a new one on the next call
 //! after any failure or timeout, so a late answer can never be taken for the answer to a later
 //! request.
 //!
