@@ -74,16 +74,31 @@ const REPLICATION_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Persisted {
     ticket: SyncTicket,
     replicated: Option<(Arc<crate::partition::Partition>, i64)>,
+    /// Wakes parked fetches (the followers') when the append makes progress.
+    visible: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Persisted {
-    /// `ticket` of an append to `partition` that ends before `end`.
-    pub fn new(partition: &Arc<crate::partition::Partition>, ticket: SyncTicket, end: i64) -> Self {
+    /// `ticket` of an append to `partition` that ends before `end`. On a partition with
+    /// followers their parked fetches are woken now, as a produce wakes them: they take
+    /// appended records before they are durable here, and the wait in [`durable`] would
+    /// otherwise last until their fetch times out.
+    pub fn new(
+        broker: &Broker,
+        partition: &Arc<crate::partition::Partition>,
+        ticket: SyncTicket,
+        end: i64,
+    ) -> Self {
+        let replicated = partition
+            .is_replicated()
+            .then(|| (Arc::clone(partition), end));
+        if replicated.is_some() {
+            broker.notify_visible();
+        }
         Persisted {
             ticket,
-            replicated: partition
-                .is_replicated()
-                .then(|| (Arc::clone(partition), end)),
+            replicated,
+            visible: broker.watch_visible_sender(),
         }
     }
 }
@@ -98,6 +113,10 @@ pub async fn durable(tickets: Durable) -> bool {
     for t in tickets {
         ok &= t.ticket.await.is_ok();
         if let Some((partition, end)) = t.replicated {
+            // Durable here: the high watermark may move (and followers learn it).
+            if partition.on_local_progress() {
+                t.visible.send_modify(|v| *v = v.wrapping_add(1));
+            }
             ok &= partition.wait_replicated(end, REPLICATION_TIMEOUT).await;
         }
     }
@@ -355,7 +374,7 @@ impl Coordinator {
             else {
                 continue;
             };
-            match append_to(partition, &recs, now) {
+            match append_to(broker, partition, &recs, now) {
                 Ok(durable) => tickets.extend(durable),
                 Err(e) => tracing::error!(partition = p, error = %e, "cannot persist group state"),
             }
@@ -456,7 +475,7 @@ impl Coordinator {
             // GC-1: the lock is held, so nothing is appended between `start` and the records.
             let start = partition.log.log_end_offset();
             let recs: Vec<&Record> = records.iter().collect();
-            match append_to(&partition, &recs, now_ms()) {
+            match append_to(broker, &partition, &recs, now_ms()) {
                 Ok(durable) => jobs.push((partition, start, durable)),
                 Err(e) => {
                     tracing::error!(partition = partition.index, error = %e, "cannot compact group state");
@@ -573,6 +592,7 @@ const MAX_BATCH_BYTES: usize = 256 * 1024;
 /// stand alone above it), in order; returns each batch's durability, or why an append failed
 /// (the batches before it stay appended).
 fn append_to(
+    broker: &Broker,
     partition: &Arc<crate::partition::Partition>,
     records: &[&Record],
     now: i64,
@@ -602,7 +622,7 @@ fn append_to(
         durable.extend(
             produced
                 .durable
-                .map(|t| Persisted::new(partition, t, produced.last_offset + 1)),
+                .map(|t| Persisted::new(broker, partition, t, produced.last_offset + 1)),
         );
     }
     Ok(durable)

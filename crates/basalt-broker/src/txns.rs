@@ -758,7 +758,7 @@ impl TxnCoordinator {
                 Ok(produced) => tickets.extend(
                     produced
                         .durable
-                        .map(|t| Persisted::new(partition, t, produced.last_offset + 1)),
+                        .map(|t| Persisted::new(broker, partition, t, produced.last_offset + 1)),
                 ),
                 Err(e) => {
                     tracing::error!(partition = p, error = %e.message, "cannot persist transaction state")
@@ -940,7 +940,7 @@ pub async fn write_markers(
         match partition.write_marker(producer_id, epoch, control, 0, now) {
             Ok(t) => pending.push((
                 ErrorCode::None,
-                t.map(|(t, end)| Persisted::new(&partition, t, end))
+                t.map(|(t, end)| Persisted::new(broker, &partition, t, end))
                     .into_iter()
                     .collect(),
             )),
