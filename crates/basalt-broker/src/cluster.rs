@@ -226,16 +226,7 @@ impl Broker {
     /// cluster, when it leads the partition of `__transaction_state` the id hashes to (the topic
     /// is created on first use, as FindCoordinator does).
     pub fn coordinates_txn(&self, id: &str) -> bool {
-        if self.cluster.is_none() {
-            return true;
-        }
-        match self.txns.topic(self) {
-            Ok(t) => t.is_led_by(
-                crate::groups::partition_for(id, t.meta.partitions),
-                self.config.node_id,
-            ),
-            Err(_) => false,
-        }
+        matches!(self.txns.coordinator_node(self, id), Ok(None))
     }
 
     /// Proposes `cmd` and waits until this node's image satisfies `applied` (`CLU-3`), then

@@ -374,7 +374,7 @@ impl TxnCoordinator {
 
     /// The node coordinating `transactional_id`: `Ok(None)` for this node (and on a single
     /// node), `Err` when its partition of `__transaction_state` has no leader now.
-    fn coordinator_node(
+    pub(crate) fn coordinator_node(
         &self,
         broker: &Broker,
         transactional_id: &str,

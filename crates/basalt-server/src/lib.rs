@@ -49,7 +49,7 @@ use tokio::task::JoinSet;
 pub use auth::{CredentialSource, SaslConfig};
 pub use listener::{ListenerConfig, PerIpLimit, SecurityProtocol};
 pub use scram::{Mechanism, ScramCredential};
-pub use tls::{ClientAuth, TlsSettings, TlsSource, TlsVersion};
+pub use tls::{ClientAuth, TlsSettings, TlsSource, TlsVersion, client_config};
 
 /// How long a TLS handshake may take (`NET-7`).
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

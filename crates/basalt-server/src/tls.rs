@@ -15,7 +15,7 @@
 //! - `TLS-3`: `ssl.enabled.protocols` (TLSv1.2, TLSv1.3; both by default) are the only versions
 //!   negotiated.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -185,6 +185,37 @@ fn read_certs(path: &PathBuf, what: &str) -> Result<Vec<CertificateDer<'static>>
         )));
     }
     Ok(certs)
+}
+
+/// A rustls client trusting the CAs in `ca` and, given `identity` (certificate chain and key
+/// PEM files), presenting it when a server asks for a client certificate: how a node
+/// connects to the other nodes.
+pub fn client_config(
+    ca: &Path,
+    identity: Option<(&Path, &Path)>,
+) -> Result<rustls::ClientConfig, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = RootCertStore::empty();
+    for cert in read_certs(&ca.to_path_buf(), "ssl.ca.location")? {
+        roots
+            .add(cert)
+            .map_err(|e| TlsError(format!("ssl.ca.location {}: {e}", ca.display())))?;
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError(e.to_string()))?
+        .with_root_certificates(roots);
+    Ok(match identity {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let chain = read_certs(&cert.to_path_buf(), "ssl.certificate.location")?;
+            let key = PrivateKeyDer::from_pem_file(key)
+                .map_err(|e| TlsError(format!("ssl.key.location {}: {e}", key.display())))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| TlsError(format!("client certificate and key: {e}")))?
+        }
+    })
 }
 
 fn build(s: &TlsSettings) -> Result<TlsAcceptor, TlsError> {

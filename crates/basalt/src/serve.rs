@@ -1252,74 +1252,32 @@ fn inter_broker_security(
 }
 
 /// Mutual TLS for the metadata quorum: this node's certificate both ways, and only peers whose
-/// certificate the CAs in `ca` signed.
+/// certificate the CAs in `ca` signed (the listeners' acceptor with `ssl.client.auth=required`).
 fn quorum_tls(
     cert: &str,
     key: &str,
     ca: &str,
 ) -> Result<basalt_cluster::metadata::QuorumTls, Error> {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_file_iter(ca).map_err(|e| format!("{ca}: {e}"))? {
-        roots
-            .add(c.map_err(|e| format!("{ca}: {e}"))?)
-            .map_err(|e| format!("{ca}: {e}"))?;
-    }
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-        Arc::new(roots),
-        Arc::clone(&provider),
-    )
-    .build()
-    .map_err(|e| format!("{ca}: {e}"))?;
-    let chain = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| format!("{cert}: {e}"))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{cert}: {e}"))?;
-    let private = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{key}: {e}"))?;
-    let server = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS: {e}"))?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, private)
-        .map_err(|e| format!("{cert}: {e}"))?;
-    let client = tls_client(ca, Some((cert, key)))?;
+    let server = TlsSource::new(TlsSettings {
+        certificate: cert.into(),
+        key: key.into(),
+        ca: Some(ca.into()),
+        client_auth: ClientAuth::Required,
+        protocols: Vec::new(),
+    })
+    .map_err(|e| format!("controller.security.protocol SSL: {e}"))?;
     Ok(basalt_cluster::metadata::QuorumTls {
-        server: Arc::new(server),
-        client: Arc::new(client),
+        server: server.acceptor(),
+        client: Arc::new(tls_client(ca, Some((cert, key)))?),
     })
 }
 
 /// A rustls client trusting the CAs in `ca` and, given `identity` (certificate and key PEM
 /// files), presenting it when a listener asks for a client certificate.
 fn tls_client(ca: &str, identity: Option<(&str, &str)>) -> Result<rustls::ClientConfig, Error> {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca).map_err(|e| format!("{ca}: {e}"))? {
-        roots
-            .add(cert.map_err(|e| format!("{ca}: {e}"))?)
-            .map_err(|e| format!("{ca}: {e}"))?;
-    }
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS: {e}"))?
-        .with_root_certificates(roots);
-    Ok(match identity {
-        Some((cert, key)) => {
-            let chain = CertificateDer::pem_file_iter(cert)
-                .map_err(|e| format!("{cert}: {e}"))?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("{cert}: {e}"))?;
-            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{key}: {e}"))?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| format!("{cert}: {e}"))?
-        }
-        None => builder.with_no_client_auth(),
-    })
+    let identity = identity.map(|(c, k)| (std::path::Path::new(c), std::path::Path::new(k)));
+    basalt_server::client_config(std::path::Path::new(ca), identity)
+        .map_err(|e| e.to_string().into())
 }
 
 /// Starts this node's member of the metadata quorum under `<data>/metadata` and waits until the

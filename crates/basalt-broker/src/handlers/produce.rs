@@ -35,9 +35,13 @@ use crate::{Broker, now_ms};
 /// Highest Produce version handled.
 pub const MAX_VERSION: i16 = 11;
 
-/// What the coordinator of a transactional request, on another node, said of partitions that
-/// had no transaction of the producer open yet (`PART-4`).
-pub type Verdicts = BTreeMap<(String, i32), Result<(), Option<ErrorCode>>>;
+/// Whether another node coordinates a transactional request's id, and what it said of the
+/// partitions that had no transaction of the producer open yet (`PART-4`).
+#[derive(Debug, Default)]
+pub struct Verdicts {
+    remote: bool,
+    partitions: BTreeMap<(String, i32), Result<(), Option<ErrorCode>>>,
+}
 
 /// Before a transactional request is appended: asks the transaction coordinator, when another
 /// node is it, about each partition led here where the producer has no transaction open yet
@@ -49,7 +53,7 @@ pub async fn verify_remote(
     session: &Session,
     req: &ProduceRequest,
 ) -> Verdicts {
-    let mut verdicts = Verdicts::new();
+    let mut verdicts = Verdicts::default();
     let Some(id) = req.transactional_id.as_deref() else {
         return verdicts;
     };
@@ -60,6 +64,7 @@ pub async fn verify_remote(
     {
         return verdicts;
     }
+    verdicts.remote = true;
     let me = broker.config().node_id;
     for t in &req.topic_data {
         let Some(topic) = broker.topic(&t.name) else {
@@ -99,7 +104,9 @@ pub async fn verify_remote(
                     pd.index,
                 )
                 .await;
-            verdicts.insert((t.name.clone(), pd.index), verdict);
+            verdicts
+                .partitions
+                .insert((t.name.clone(), pd.index), verdict);
         }
     }
     verdicts
@@ -115,10 +122,7 @@ pub fn handle(
     _version: i16,
     verdicts: &Verdicts,
 ) -> Outcome {
-    let remote_coordinator = req
-        .transactional_id
-        .as_deref()
-        .is_some_and(|id| broker.cluster().is_some() && !broker.coordinates_txn(id));
+    let remote_coordinator = verdicts.remote;
     // Leaders named in NOT_LEADER_OR_FOLLOWER answers (v10+ tells their endpoints).
     let mut moved: BTreeSet<i32> = BTreeSet::new();
     let acks = req.acks;
@@ -222,7 +226,10 @@ pub fn handle(
                                         // Unasked (the transaction here ended meanwhile) or
                                         // the coordinator could not be asked: the client
                                         // retries.
-                                        match verdicts.get(&(topic.meta.name.clone(), pd.index)) {
+                                        match verdicts
+                                            .partitions
+                                            .get(&(topic.meta.name.clone(), pd.index))
+                                        {
                                             Some(Ok(())) => Ok(()),
                                             Some(Err(Some(code))) => Err(*code),
                                             Some(Err(None)) | None => {

@@ -3,7 +3,7 @@
 //! `AclOperation` codes; every one of them without an authorizer, and `i32::MIN` when not
 //! asked for.
 
-use basalt_broker::acl::{AclBinding, Operation, PatternType, Permission, ResourceType};
+use basalt_broker::acl::{Operation, ResourceType};
 use basalt_protocol::messages::describe_cluster_request::DescribeClusterRequest;
 use basalt_protocol::messages::describe_groups_request::DescribeGroupsRequest;
 use basalt_protocol::messages::metadata_request::{MetadataRequest, MetadataRequestTopic};
@@ -12,19 +12,7 @@ use basalt_protocol::messages::offset_commit_request::{
 };
 use basalt_protocol::{RequestBody, ResponseBody};
 
-use crate::{call, create};
-
-fn allow(resource_type: ResourceType, name: &str, operation: Operation) -> AclBinding {
-    AclBinding {
-        resource_type,
-        resource_name: name.into(),
-        pattern_type: PatternType::Literal,
-        principal: "User:ANONYMOUS".into(),
-        host: "*".into(),
-        operation,
-        permission: Permission::Allow,
-    }
-}
+use crate::{allow, call, create};
 
 fn bits(ops: &[i8]) -> i32 {
     ops.iter().fold(0, |b, op| b | (1 << op))

@@ -33,6 +33,24 @@ pub fn open(configure: impl FnOnce(&mut BrokerConfig)) -> (tempfile::TempDir, Ar
     (dir, broker)
 }
 
+/// An ALLOW binding of `operation` on the literal resource `name` for `User:ANONYMOUS` (the
+/// principal of the handler tests' connections).
+pub fn allow(
+    resource_type: basalt_broker::acl::ResourceType,
+    name: &str,
+    operation: basalt_broker::acl::Operation,
+) -> basalt_broker::acl::AclBinding {
+    basalt_broker::acl::AclBinding {
+        resource_type,
+        resource_name: name.into(),
+        pattern_type: basalt_broker::acl::PatternType::Literal,
+        principal: "User:ANONYMOUS".into(),
+        host: "*".into(),
+        operation,
+        permission: basalt_broker::acl::Permission::Allow,
+    }
+}
+
 /// Creates topic `name` with `partitions` partitions and `configs` overrides.
 pub fn create(broker: &Broker, name: &str, partitions: i32, configs: &[(&str, &str)]) {
     let configs: BTreeMap<String, String> = configs

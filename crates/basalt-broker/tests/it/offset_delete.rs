@@ -1,7 +1,7 @@
 //! OffsetDelete under an authorizer: DELETE on the group, and READ on each topic, whose
 //! commits otherwise stay.
 
-use basalt_broker::acl::{AclBinding, Operation, PatternType, Permission, ResourceType};
+use basalt_broker::acl::{Operation, ResourceType};
 use basalt_protocol::messages::offset_commit_request::{
     OffsetCommitRequest, OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
@@ -10,19 +10,7 @@ use basalt_protocol::messages::offset_delete_request::{
 };
 use basalt_protocol::{ErrorCode, RequestBody, ResponseBody};
 
-use crate::{call, create};
-
-fn allow(resource_type: ResourceType, name: &str, operation: Operation) -> AclBinding {
-    AclBinding {
-        resource_type,
-        resource_name: name.into(),
-        pattern_type: PatternType::Literal,
-        principal: "User:ANONYMOUS".into(),
-        host: "*".into(),
-        operation,
-        permission: Permission::Allow,
-    }
-}
+use crate::{allow, call, create};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn offset_delete_needs_read_on_each_topic() {

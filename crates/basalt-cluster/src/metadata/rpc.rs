@@ -160,13 +160,13 @@ type Reader = BufReader<Box<dyn AsyncRead + Send + Sync + Unpin>>;
 type Writer = BufWriter<Box<dyn AsyncWrite + Send + Sync + Unpin>>;
 type Stream = (Reader, Writer);
 
-/// TLS for the quorum's connections (`RPC-4`): this node's server settings (its certificate,
-/// and client certificates required and checked against the CA) and client settings (the CA,
-/// and its certificate presented).
+/// TLS for the quorum's connections (`RPC-4`): this node's acceptor (its certificate, and
+/// client certificates required and checked against the CA) and client settings (the CA, and
+/// its certificate presented).
 #[derive(Clone)]
 pub struct QuorumTls {
     /// For connections this node accepts.
-    pub server: Arc<rustls::ServerConfig>,
+    pub server: tokio_rustls::TlsAcceptor,
     /// For connections this node opens.
     pub client: Arc<rustls::ClientConfig>,
 }
@@ -483,8 +483,7 @@ pub(crate) async fn serve(
                             None => buffered(stream),
                             // RPC-4: no frame is read before the peer's certificate is checked.
                             Some(tls) => {
-                                let acceptor = tokio_rustls::TlsAcceptor::from(tls.server);
-                                match tokio::time::timeout(CONNECT_TIMEOUT, acceptor.accept(stream)).await {
+                                match tokio::time::timeout(CONNECT_TIMEOUT, tls.server.accept(stream)).await {
                                     Ok(Ok(s)) => buffered(s),
                                     Ok(Err(e)) => {
                                         tracing::warn!(%peer, error = %e, "refusing a quorum connection: TLS failed");

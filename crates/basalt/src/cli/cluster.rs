@@ -352,6 +352,36 @@ fn plan_add_node(metadata: &MetadataResponse, ongoing: &[Ongoing], node: i32) ->
     moves
 }
 
+/// Starts `moves` (AlterPartitionReassignments) and waits until ListPartitionReassignments
+/// shows them done, printing them and the progress (`moving N <what>`) unless `json`.
+fn start_and_wait(
+    client: &mut Client,
+    moves: &[Move],
+    what: &str,
+    timeout: u64,
+    json: bool,
+) -> Result<(), Error> {
+    if !moves.is_empty() {
+        client.reassign(moves)?;
+    }
+    if !json {
+        println!("moving {} {what}", moves.len());
+        for m in moves {
+            println!("  {}-{} to {}", m.topic, m.partition, ids(&m.target));
+        }
+    }
+    let total = moves.len();
+    client.wait_reassignments(moves, Duration::from_secs(timeout), |moving| {
+        if !json {
+            println!(
+                "  {} of {total} move(s) done, {} under way",
+                total - moving.len(),
+                moving.len()
+            );
+        }
+    })
+}
+
 fn add_node(client: &mut Client, node: i32, timeout: u64, json: bool) -> Result<(), Error> {
     let deadline = Instant::now() + Duration::from_secs(timeout);
     let metadata = loop {
@@ -369,25 +399,8 @@ fn add_node(client: &mut Client, node: i32, timeout: u64, json: bool) -> Result<
     };
     let ongoing = client.list_reassignments()?;
     let moves = plan_add_node(&metadata, &ongoing, node);
-    if !moves.is_empty() {
-        client.reassign(&moves)?;
-    }
-    if !json {
-        println!("moving {} replica(s) onto node {node}", moves.len());
-        for m in &moves {
-            println!("  {}-{} to {}", m.topic, m.partition, ids(&m.target));
-        }
-    }
-    let total = moves.len();
-    client.wait_reassignments(&moves, Duration::from_secs(timeout), |moving| {
-        if !json {
-            println!(
-                "  {} of {total} move(s) done, {} under way",
-                total - moving.len(),
-                moving.len()
-            );
-        }
-    })?;
+    let what = format!("replica(s) onto node {node}");
+    start_and_wait(client, &moves, &what, timeout, json)?;
     if json {
         return print_json(&moves);
     }
@@ -407,25 +420,8 @@ fn decommission(client: &mut Client, node: i32, timeout: u64, json: bool) -> Res
     let metadata = client.metadata(None)?;
     let ongoing = client.list_reassignments()?;
     let moves = plan_decommission(&metadata, &ongoing, node)?;
-    if !moves.is_empty() {
-        client.reassign(&moves)?;
-    }
-    if !json {
-        println!("moving {} partition(s) off node {node}", moves.len());
-        for m in &moves {
-            println!("  {}-{} to {}", m.topic, m.partition, ids(&m.target));
-        }
-    }
-    let total = moves.len();
-    client.wait_reassignments(&moves, Duration::from_secs(timeout), |moving| {
-        if !json {
-            println!(
-                "  {} of {total} move(s) done, {} under way",
-                total - moving.len(),
-                moving.len()
-            );
-        }
-    })?;
+    let what = format!("partition(s) off node {node}");
+    start_and_wait(client, &moves, &what, timeout, json)?;
     // The moves are done on the controller; wait until the metadata shows it too.
     loop {
         let metadata = client.metadata(None)?;

@@ -1392,15 +1392,16 @@ fn a_fourth_node_joins_as_an_observer_and_takes_partitions() {
     }
 }
 
-/// The node coordinating `group`, as node `i` answers FindCoordinator.
-fn group_coordinator(cluster: &Cluster, i: usize, group: &str) -> Option<i32> {
+/// The node coordinating `key` (`key_type` 0: a group, 1: a transactional id), as node `i`
+/// answers FindCoordinator; `None` while it names none.
+fn find_coordinator(cluster: &Cluster, i: usize, key_type: i8, key: &str) -> Option<i32> {
     use basalt_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
     let mut raw = RawClient::connect(cluster.node(i).addr(), "cluster-test");
     let resp = raw.call(
         4,
         RequestBody::FindCoordinator(FindCoordinatorRequest {
-            key_type: 0,
-            coordinator_keys: vec![group.to_owned()],
+            key_type,
+            coordinator_keys: vec![key.to_owned()],
             ..FindCoordinatorRequest::default()
         }),
     );
@@ -1412,6 +1413,11 @@ fn group_coordinator(cluster: &Cluster, i: usize, group: &str) -> Option<i32> {
             .map(|c| c.node_id),
         other => panic!("{other:?}"),
     }
+}
+
+/// The node coordinating `group`, as node `i` answers FindCoordinator.
+fn group_coordinator(cluster: &Cluster, i: usize, group: &str) -> Option<i32> {
+    find_coordinator(cluster, i, 0, group)
 }
 
 #[test]
@@ -1502,32 +1508,16 @@ fn committed_offsets_survive_the_group_coordinators_death() {
     assert_eq!(after, ["0-late", "1-late"]);
 }
 
-/// The node FindCoordinator names for `key` (`key_type` 0: a group, 1: a transactional id),
-/// once one is named.
+/// The node a running node names as the coordinator of `key` (`key_type` 0: a group, 1: a
+/// transactional id), once it names one.
 fn coordinator_of(cluster: &Cluster, key_type: i8, key: &str) -> i32 {
-    use basalt_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
     let live = cluster
         .nodes
         .iter()
         .position(Option::is_some)
         .expect("a node runs");
     eventually(cluster, "a coordinator", || {
-        let mut raw = RawClient::connect(cluster.node(live).addr(), "cluster-test");
-        match raw.call(
-            4,
-            RequestBody::FindCoordinator(FindCoordinatorRequest {
-                key_type,
-                coordinator_keys: vec![key.to_owned()],
-                ..FindCoordinatorRequest::default()
-            }),
-        ) {
-            ResponseBody::FindCoordinator(r) => r
-                .coordinators
-                .first()
-                .filter(|c| c.error_code == 0)
-                .map(|c| c.node_id),
-            other => panic!("{other:?}"),
-        }
+        find_coordinator(cluster, live, key_type, key)
     })
 }
 

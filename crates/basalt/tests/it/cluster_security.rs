@@ -60,9 +60,17 @@ fn try_produce(bootstrap: &str, topic: &str, user: (&str, &str)) -> Result<(), R
         .collect();
     extra.push(("message.timeout.ms", "5000"));
     extra.push(("acks", "1"));
-    let p = producer(bootstrap, &extra);
+    produce_one(&producer(bootstrap, &extra), topic, b"hello")
+}
+
+/// What producing `value` to `topic` with `p` gave: delivered, or the error's code.
+fn produce_one(
+    p: &rdkafka::producer::FutureProducer,
+    topic: &str,
+    value: &[u8],
+) -> Result<(), RDKafkaErrorCode> {
     let sent = p
-        .send_result(FutureRecord::<[u8], [u8]>::to(topic).payload(b"hello".as_slice()))
+        .send_result(FutureRecord::<[u8], [u8]>::to(topic).payload(value))
         .unwrap_or_else(|(e, _)| panic!("could not enqueue: {e}"));
     match block_on(sent).expect("delivery report lost") {
         Ok(_) => Ok(()),
@@ -515,14 +523,7 @@ fn nodes_replicate_and_end_transactions_over_an_authenticated_inter_broker_liste
 /// Producing one record to `topic` through a PLAINTEXT `bootstrap`, as `User:ANONYMOUS`.
 fn try_produce_plain(bootstrap: &str, topic: &str) -> Result<(), RDKafkaErrorCode> {
     let p = producer(bootstrap, &[("message.timeout.ms", "5000")]);
-    let sent = p
-        .send_result(FutureRecord::<[u8], [u8]>::to(topic).payload(b"anonymous".as_slice()))
-        .unwrap_or_else(|(e, _)| panic!("could not enqueue: {e}"));
-    match block_on(sent).expect("delivery report lost") {
-        Ok(_) => Ok(()),
-        Err((KafkaError::MessageProduction(code), _)) => Err(code),
-        Err((e, _)) => Err(e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail)),
-    }
+    produce_one(&p, topic, b"anonymous")
 }
 
 #[test]
