@@ -3,7 +3,9 @@
 //!
 //! Message selection: every request/response pair in `kafka-4.2`, plus the pairs that only exist
 //! in `kafka-trunk-2024-10` and are served by brokers (`listeners` includes `broker`), plus
-//! `ControlledShutdown`; where both sets define an API key, `kafka-4.2` wins. The standalone
+//! `ControlledShutdown`; where both sets define an API key, `kafka-4.2` wins. The definitions in
+//! `xtask/specs` (this repository's own, for versions neither set has: the stable v1 share-group
+//! messages of KIP-932) win over both. The standalone
 //! consumer-protocol data structures are generated too. Request and response headers are
 //! hand-written in `basalt-protocol` (their `ClientId` encoding is a special case).
 //!
@@ -31,6 +33,8 @@ const NEWER: &str = "kafka-4.2";
 const OLDER: &str = "kafka-trunk-2024-10";
 const DATA_MESSAGES: &[&str] = &["ConsumerProtocolAssignment", "ConsumerProtocolSubscription"];
 const EXTRA_OLDER_APIS: &[&str] = &["ControlledShutdownRequest"];
+/// The repository's own message definitions, relative to the workspace root.
+pub const LOCAL_SPECS: &str = "xtask/specs";
 
 /// The default location of the specs, relative to the workspace root.
 pub fn default_specs_dir(root: &Path) -> PathBuf {
@@ -78,8 +82,14 @@ struct Api {
     response: Loaded,
 }
 
-fn select(specs_dir: &Path) -> Result<(Vec<Api>, Vec<Loaded>), String> {
-    let newer = load_dir(&specs_dir.join(NEWER), NEWER)?;
+fn select(specs_dir: &Path, root: &Path) -> Result<(Vec<Api>, Vec<Loaded>), String> {
+    let mut newer = load_dir(&root.join(LOCAL_SPECS), LOCAL_SPECS)?;
+    let local: Vec<String> = newer.iter().map(|l| l.spec.name.clone()).collect();
+    newer.extend(
+        load_dir(&specs_dir.join(NEWER), NEWER)?
+            .into_iter()
+            .filter(|l| !local.contains(&l.spec.name)),
+    );
     let older = load_dir(&specs_dir.join(OLDER), OLDER)?;
     let mut requests: BTreeMap<i16, Loaded> = BTreeMap::new();
     let mut responses: BTreeMap<i16, Loaded> = BTreeMap::new();
@@ -142,7 +152,7 @@ fn select(specs_dir: &Path) -> Result<(Vec<Api>, Vec<Loaded>), String> {
 
 /// Generates every output file (path relative to the workspace root, formatted contents).
 pub fn generate(specs_dir: &Path, root: &Path) -> Result<BTreeMap<String, String>, String> {
-    let (apis, data) = select(specs_dir)?;
+    let (apis, data) = select(specs_dir, root)?;
     let mut files = BTreeMap::new();
     let mut samples = String::new();
     let mut sample_checks = String::new();

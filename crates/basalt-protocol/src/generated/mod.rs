@@ -769,10 +769,10 @@ impl ApiKey {
             ApiKey::PushTelemetry => VersionRange::new(0, 0),
             ApiKey::ListConfigResources => VersionRange::new(0, 1),
             ApiKey::DescribeTopicPartitions => VersionRange::new(0, 0),
-            ApiKey::ShareGroupHeartbeat => VersionRange::new(0, 0),
-            ApiKey::ShareGroupDescribe => VersionRange::new(0, 0),
-            ApiKey::ShareFetch => VersionRange::new(0, 0),
-            ApiKey::ShareAcknowledge => VersionRange::new(0, 0),
+            ApiKey::ShareGroupHeartbeat => VersionRange::new(1, 1),
+            ApiKey::ShareGroupDescribe => VersionRange::new(1, 1),
+            ApiKey::ShareFetch => VersionRange::new(1, 1),
+            ApiKey::ShareAcknowledge => VersionRange::new(1, 1),
             ApiKey::AddRaftVoter => VersionRange::new(0, 0),
             ApiKey::RemoveRaftVoter => VersionRange::new(0, 0),
             ApiKey::InitializeShareGroupState => VersionRange::new(0, 0),
@@ -848,10 +848,10 @@ impl ApiKey {
             ApiKey::PushTelemetry => VersionRange::new(0, i16::MAX),
             ApiKey::ListConfigResources => VersionRange::new(0, i16::MAX),
             ApiKey::DescribeTopicPartitions => VersionRange::new(0, i16::MAX),
-            ApiKey::ShareGroupHeartbeat => VersionRange::new(0, i16::MAX),
-            ApiKey::ShareGroupDescribe => VersionRange::new(0, i16::MAX),
-            ApiKey::ShareFetch => VersionRange::new(0, i16::MAX),
-            ApiKey::ShareAcknowledge => VersionRange::new(0, i16::MAX),
+            ApiKey::ShareGroupHeartbeat => VersionRange::new(1, i16::MAX),
+            ApiKey::ShareGroupDescribe => VersionRange::new(1, i16::MAX),
+            ApiKey::ShareFetch => VersionRange::new(1, i16::MAX),
+            ApiKey::ShareAcknowledge => VersionRange::new(1, i16::MAX),
             ApiKey::AddRaftVoter => VersionRange::new(0, i16::MAX),
             ApiKey::RemoveRaftVoter => VersionRange::new(0, i16::MAX),
             ApiKey::InitializeShareGroupState => VersionRange::new(0, i16::MAX),
@@ -927,10 +927,10 @@ impl ApiKey {
             ApiKey::PushTelemetry => VersionRange::new(0, i16::MAX),
             ApiKey::ListConfigResources => VersionRange::new(0, i16::MAX),
             ApiKey::DescribeTopicPartitions => VersionRange::new(0, i16::MAX),
-            ApiKey::ShareGroupHeartbeat => VersionRange::new(0, i16::MAX),
-            ApiKey::ShareGroupDescribe => VersionRange::new(0, i16::MAX),
-            ApiKey::ShareFetch => VersionRange::new(0, i16::MAX),
-            ApiKey::ShareAcknowledge => VersionRange::new(0, i16::MAX),
+            ApiKey::ShareGroupHeartbeat => VersionRange::new(1, i16::MAX),
+            ApiKey::ShareGroupDescribe => VersionRange::new(1, i16::MAX),
+            ApiKey::ShareFetch => VersionRange::new(1, i16::MAX),
+            ApiKey::ShareAcknowledge => VersionRange::new(1, i16::MAX),
             ApiKey::AddRaftVoter => VersionRange::new(0, i16::MAX),
             ApiKey::RemoveRaftVoter => VersionRange::new(0, i16::MAX),
             ApiKey::InitializeShareGroupState => VersionRange::new(0, i16::MAX),
@@ -1006,10 +1006,10 @@ impl ApiKey {
             ApiKey::PushTelemetry => false,
             ApiKey::ListConfigResources => false,
             ApiKey::DescribeTopicPartitions => false,
-            ApiKey::ShareGroupHeartbeat => true,
-            ApiKey::ShareGroupDescribe => true,
-            ApiKey::ShareFetch => true,
-            ApiKey::ShareAcknowledge => true,
+            ApiKey::ShareGroupHeartbeat => false,
+            ApiKey::ShareGroupDescribe => false,
+            ApiKey::ShareFetch => false,
+            ApiKey::ShareAcknowledge => false,
             ApiKey::AddRaftVoter => false,
             ApiKey::RemoveRaftVoter => false,
             ApiKey::InitializeShareGroupState => true,
@@ -1163,13 +1163,13 @@ pub enum RequestBody {
     ListConfigResources(ListConfigResourcesRequest),
     /// A `DescribeTopicPartitionsRequest` (versions 0).
     DescribeTopicPartitions(DescribeTopicPartitionsRequest),
-    /// A `ShareGroupHeartbeatRequest` (versions 0).
+    /// A `ShareGroupHeartbeatRequest` (versions 1).
     ShareGroupHeartbeat(ShareGroupHeartbeatRequest),
-    /// A `ShareGroupDescribeRequest` (versions 0).
+    /// A `ShareGroupDescribeRequest` (versions 1).
     ShareGroupDescribe(ShareGroupDescribeRequest),
-    /// A `ShareFetchRequest` (versions 0).
+    /// A `ShareFetchRequest` (versions 1).
     ShareFetch(ShareFetchRequest),
-    /// A `ShareAcknowledgeRequest` (versions 0).
+    /// A `ShareAcknowledgeRequest` (versions 1).
     ShareAcknowledge(ShareAcknowledgeRequest),
     /// A `AddRaftVoterRequest` (versions 0).
     AddRaftVoter(AddRaftVoterRequest),
@@ -2090,13 +2090,13 @@ pub enum ResponseBody {
     ListConfigResources(ListConfigResourcesResponse),
     /// A `DescribeTopicPartitionsResponse` (versions 0).
     DescribeTopicPartitions(DescribeTopicPartitionsResponse),
-    /// A `ShareGroupHeartbeatResponse` (versions 0).
+    /// A `ShareGroupHeartbeatResponse` (versions 1).
     ShareGroupHeartbeat(ShareGroupHeartbeatResponse),
-    /// A `ShareGroupDescribeResponse` (versions 0).
+    /// A `ShareGroupDescribeResponse` (versions 1).
     ShareGroupDescribe(ShareGroupDescribeResponse),
-    /// A `ShareFetchResponse` (versions 0).
+    /// A `ShareFetchResponse` (versions 1).
     ShareFetch(ShareFetchResponse),
-    /// A `ShareAcknowledgeResponse` (versions 0).
+    /// A `ShareAcknowledgeResponse` (versions 1).
     ShareAcknowledge(ShareAcknowledgeResponse),
     /// A `AddRaftVoterResponse` (versions 0).
     AddRaftVoter(AddRaftVoterResponse),

@@ -173,8 +173,8 @@ fn write_seed_corpus() {
     );
     write(
         "share-fetch",
-        0,
-        share_fetch_request__share_fetch_request(0).into(),
+        1,
+        share_fetch_request__share_fetch_request(1).into(),
     );
     write(
         "describe-topic-partitions",

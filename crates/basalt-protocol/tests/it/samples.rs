@@ -6424,6 +6424,8 @@ pub fn share_fetch_request__share_fetch_request(
     v.max_wait_ms = 14;
     v.min_bytes = 15;
     v.max_bytes = 16;
+    v.max_records = 17;
+    v.batch_size = 18;
     v.topics = vec![
         share_fetch_request__fetch_topic(version),
         share_fetch_request__fetch_topic(version),
@@ -6464,7 +6466,6 @@ pub fn share_fetch_request__fetch_topic(version: i16) -> share_fetch_request::Fe
 pub fn share_fetch_request__fetch_partition(version: i16) -> share_fetch_request::FetchPartition {
     let mut v = share_fetch_request::FetchPartition::default();
     v.partition_index = 11;
-    v.partition_max_bytes = 12;
     v.acknowledgement_batches = vec![
         share_fetch_request__acknowledgement_batch(version),
         share_fetch_request__acknowledgement_batch(version),
@@ -6520,6 +6521,7 @@ pub fn share_fetch_response__share_fetch_response(
     v.throttle_time_ms = 11;
     v.error_code = 12;
     v.error_message = Some(String::from("s3"));
+    v.acquisition_lock_timeout_ms = 14;
     v.responses = vec![
         share_fetch_response__share_fetchable_topic_response(version),
         share_fetch_response__share_fetchable_topic_response(version),
