@@ -28,6 +28,7 @@ pub mod classic;
 pub mod consumer;
 pub mod offsets;
 pub mod record;
+pub mod share;
 pub mod txn;
 
 use std::collections::BTreeMap;
