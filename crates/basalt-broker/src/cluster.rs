@@ -985,17 +985,7 @@ impl Broker {
         old: &BTreeMap<String, String>,
         new: BTreeMap<String, String>,
     ) -> Result<(), TopicError> {
-        let mut changes: BTreeMap<String, Option<String>> = BTreeMap::new();
-        for (k, v) in &new {
-            if old.get(k) != Some(v) {
-                changes.insert(k.clone(), Some(v.clone()));
-            }
-        }
-        for k in old.keys() {
-            if !new.contains_key(k) {
-                changes.insert(k.clone(), None);
-            }
-        }
+        let changes = config_changes(old, &new);
         let cmd = Command::AlterConfigs {
             resource: ConfigResource::Topic(name.to_owned()),
             changes,
@@ -1003,6 +993,44 @@ impl Broker {
         self.propose_and_wait(cmd, |i| i.topic(name).is_some_and(|t| t.configs == new))?;
         Ok(())
     }
+}
+
+impl Broker {
+    pub(crate) fn alter_group_configs_in_cluster(
+        &self,
+        group: &str,
+        old: &BTreeMap<String, String>,
+        new: BTreeMap<String, String>,
+    ) -> Result<(), TopicError> {
+        let changes = config_changes(old, &new);
+        let cmd = Command::AlterConfigs {
+            resource: ConfigResource::Group(group.to_owned()),
+            changes,
+        };
+        self.propose_and_wait(cmd, |i| {
+            i.group_configs.get(group).cloned().unwrap_or_default() == new
+        })?;
+        Ok(())
+    }
+}
+
+/// The changes that turn configs `old` into `new`: set (`Some`) or removed (`None`) keys.
+fn config_changes(
+    old: &BTreeMap<String, String>,
+    new: &BTreeMap<String, String>,
+) -> BTreeMap<String, Option<String>> {
+    let mut changes: BTreeMap<String, Option<String>> = BTreeMap::new();
+    for (k, v) in new {
+        if old.get(k) != Some(v) {
+            changes.insert(k.clone(), Some(v.clone()));
+        }
+    }
+    for k in old.keys() {
+        if !new.contains_key(k) {
+            changes.insert(k.clone(), None);
+        }
+    }
+    changes
 }
 
 /// Partition `index` of topic `name` in `image`, with the topic's id; UNKNOWN_TOPIC_OR_PARTITION

@@ -84,6 +84,8 @@ pub struct BrokerConfig {
     /// The transaction coordinator's settings (`transaction.max.timeout.ms`,
     /// `transactional.id.expiration.ms`).
     pub txns: basalt_coordinator::txn::TxnConfig,
+    /// Share groups' settings (`group.share.*`).
+    pub shares: basalt_coordinator::share::ShareConfig,
     /// Authorization: on when `authorizer.class.name` is set; `super.users`,
     /// `allow.everyone.if.no.acl.found`.
     pub authorizer: crate::acl::AuthorizerConfig,
@@ -125,6 +127,7 @@ impl Default for BrokerConfig {
             transaction_state_num_partitions: 50,
             transaction_state_segment_bytes: 100 * 1024 * 1024,
             txns: basalt_coordinator::txn::TxnConfig::default(),
+            shares: basalt_coordinator::share::ShareConfig::default(),
             authorizer: crate::acl::AuthorizerConfig::default(),
             inter_broker: crate::peer::PeerSecurity::default(),
             connections_max_reauth_ms: 0,

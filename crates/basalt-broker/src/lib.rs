@@ -31,6 +31,7 @@ pub mod partition;
 pub mod peer;
 pub mod producer;
 pub mod replication;
+pub mod shares;
 pub mod snapshot;
 pub mod topics;
 pub mod txns;
@@ -110,6 +111,7 @@ pub struct Broker {
     visible: Arc<watch::Sender<u64>>,
     producer_ids: ProducerIds,
     coordinator: groups::Coordinator,
+    shares: shares::Shares,
     txns: Arc<txns::TxnCoordinator>,
     acls: RwLock<acl::Acls>,
     /// `acls.json`: the ACLs of a broker without a metadata quorum.
@@ -192,6 +194,7 @@ impl Broker {
             config.offsets_topic_num_partitions,
             config.offsets_topic_segment_bytes,
         );
+        let shares = shares::Shares::open(data_dir, config.shares.clone())?;
         let txns = Arc::new(txns::TxnCoordinator::new(
             config.txns.clone(),
             config.transaction_state_num_partitions,
@@ -211,6 +214,7 @@ impl Broker {
             visible,
             producer_ids,
             coordinator,
+            shares,
             txns,
             acls: RwLock::new(acls),
             acl_store,
@@ -232,6 +236,11 @@ impl Broker {
     /// The group coordinator.
     pub fn coordinator(&self) -> &groups::Coordinator {
         &self.coordinator
+    }
+
+    /// Share groups, share partitions and share sessions.
+    pub fn shares(&self) -> &shares::Shares {
+        &self.shares
     }
 
     /// The transaction coordinator.
@@ -324,6 +333,13 @@ impl Broker {
                 return Err(TopicError::new(
                     ErrorCode::TopicAuthorizationFailed,
                     format!("not authorized to {operation} topic {name}"),
+                ));
+            }
+        } else if resource_type == 32 {
+            if !self.authorize(session, operation, acl::ResourceType::Group, name) {
+                return Err(TopicError::new(
+                    ErrorCode::GroupAuthorizationFailed,
+                    format!("not authorized to {operation} group {name}"),
                 ));
             }
         } else if !self.authorize_cluster(session, operation) {
@@ -925,6 +941,9 @@ impl Broker {
                 broker.coordinator.tick(&broker);
                 if n % 4 == 0 {
                     broker.txns.tick(&broker);
+                }
+                if n % 4 == 2 {
+                    broker.shares.tick(&broker).await;
                 }
                 if n % 20 == 0 {
                     broker.coordinator.compact(&broker).await;

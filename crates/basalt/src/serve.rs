@@ -25,6 +25,7 @@ use std::sync::Arc;
 use basalt_broker::GroupConfig;
 use basalt_broker::acl::AuthorizerConfig;
 use basalt_broker::cluster::{join, wait_for_leader};
+use basalt_broker::coordinator::share::ShareConfig;
 use basalt_broker::coordinator::txn::TxnConfig;
 use basalt_broker::{Broker, BrokerConfig};
 use basalt_cluster::metadata::{
@@ -954,6 +955,34 @@ pub fn resolve(args: ServeArgs) -> Result<Resolved, Error> {
             "transaction.state.log.segment.bytes",
             d.transaction_state_segment_bytes
         ),
+        shares: ShareConfig {
+            session_timeout_ms: pick!(
+                None,
+                "group.share.session.timeout.ms",
+                d.shares.session_timeout_ms
+            ),
+            heartbeat_interval_ms: pick!(
+                None,
+                "group.share.heartbeat.interval.ms",
+                d.shares.heartbeat_interval_ms
+            ),
+            max_size: pick!(None, "group.share.max.size", d.shares.max_size),
+            record_lock_duration_ms: pick!(
+                None,
+                "group.share.record.lock.duration.ms",
+                d.shares.record_lock_duration_ms
+            ),
+            delivery_limit: pick!(
+                None,
+                "group.share.delivery.count.limit",
+                d.shares.delivery_limit
+            ),
+            max_in_flight: pick!(
+                None,
+                "group.share.partition.max.record.locks",
+                d.shares.max_in_flight
+            ),
+        },
         txns: TxnConfig {
             max_timeout_ms: pick!(
                 args.txn_max_timeout,
@@ -968,6 +997,12 @@ pub fn resolve(args: ServeArgs) -> Result<Resolved, Error> {
         },
         ..d
     };
+    if broker.shares.delivery_limit < 1 || broker.shares.max_in_flight < 1 {
+        return Err(
+            "group.share.delivery.count.limit and group.share.partition.max.record.locks must be at least 1"
+                .into(),
+        );
+    }
     if broker.transaction_state_segment_bytes < 1024 {
         return Err("transaction.state.log.segment.bytes must be at least 1024".into());
     }

@@ -15,7 +15,7 @@ use basalt_protocol::messages::alter_configs_response::{
     AlterConfigsResourceResponse, AlterConfigsResponse,
 };
 
-use super::{RESOURCE_BROKER, RESOURCE_TOPIC, alter_each, check_broker_resource};
+use super::{RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC, alter_each, check_broker_resource};
 use crate::acl::{Operation, Session};
 use crate::{Broker, TopicError};
 
@@ -92,6 +92,12 @@ fn alter(
                 names.join(", ")
             )))
         }
+        RESOURCE_GROUP => broker.shares().alter_group_configs(
+            broker,
+            &resource.resource_name,
+            validate_only,
+            |_| Ok(configs),
+        ),
         other => Err(invalid_request(format!(
             "unsupported resource type {other}"
         ))),

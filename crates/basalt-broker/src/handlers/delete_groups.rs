@@ -1,5 +1,6 @@
 //! DeleteGroups (key 42), v0–2: deletes groups that have no members, with their committed
-//! offsets (NON_EMPTY_GROUP while members remain, GROUP_ID_NOT_FOUND for unknown groups).
+//! offsets (NON_EMPTY_GROUP while members remain, GROUP_ID_NOT_FOUND for unknown groups). An
+//! empty share group is forgotten; its share partitions' state stays with their leaders.
 
 use basalt_protocol::ErrorCode;
 use basalt_protocol::messages::delete_groups_request::DeleteGroupsRequest;
@@ -26,7 +27,11 @@ pub fn handle(
         } else if !broker.coordinates_group(&id) {
             Err(ErrorCode::NotCoordinator)
         } else {
-            coordinator.remove_group(broker, &id)
+            match broker.shares().delete_group(&id) {
+                Ok(true) => Ok(Vec::new()),
+                Ok(false) => coordinator.remove_group(broker, &id),
+                Err(e) => Err(e.code),
+            }
         };
         let code = match code {
             Ok(d) => {

@@ -9,7 +9,8 @@
 //! Kafka does. A BROKER resource (type 4, named by this node's id or empty for the cluster-wide
 //! defaults) lists the broker settings under Kafka's names, read-only since they are fixed at
 //! start-up. `configuration_keys` (null or empty for all) filters by name; unknown names are
-//! left out. Documentation is returned only when asked for (v3+).
+//! left out. Documentation is returned only when asked for (v3+). A GROUP resource (type 32)
+//! lists the group configs share groups read, `GROUP_CONFIG` (8) for an override.
 
 use basalt_protocol::ErrorCode;
 use basalt_protocol::messages::describe_configs_request::{
@@ -20,10 +21,10 @@ use basalt_protocol::messages::describe_configs_response::{
     DescribeConfigsSynonym,
 };
 
-use super::{RESOURCE_BROKER, RESOURCE_TOPIC, check_broker_resource};
+use super::{RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC, check_broker_resource};
 use crate::Broker;
 use crate::acl::{Operation, Session};
-use crate::config::DescribedConfig;
+use crate::config::{ConfigSynonym, DescribedConfig};
 use crate::topics::validate_topic_name;
 
 pub fn handle(
@@ -95,6 +96,7 @@ fn describe(
         RESOURCE_BROKER => check_broker_resource(broker, &resource.resource_name)
             .map(|()| broker.config().describe_broker_configs())
             .map_err(|m| (ErrorCode::InvalidRequest, m)),
+        RESOURCE_GROUP => Ok(describe_group(broker, &resource.resource_name)),
         other => Err((
             ErrorCode::InvalidRequest,
             format!("unsupported resource type {other}"),
@@ -115,6 +117,44 @@ fn describe(
         }
     }
     result
+}
+
+/// Kafka's ConfigSource of a group override.
+const GROUP_CONFIG: i8 = 8;
+/// Kafka's ConfigSource of a built-in default.
+const DEFAULT_CONFIG: i8 = 5;
+
+/// Every group config of `group` ([`crate::shares::GROUP_CONFIGS`]) with its value in force.
+fn describe_group(broker: &Broker, group: &str) -> Vec<DescribedConfig> {
+    let overrides = broker.shares().group_configs(broker, group);
+    crate::shares::GROUP_CONFIGS
+        .iter()
+        .map(|(name, default)| {
+            let mut synonyms = Vec::new();
+            if let Some(v) = overrides.get(*name) {
+                synonyms.push(ConfigSynonym {
+                    name: (*name).to_owned(),
+                    value: v.clone(),
+                    source: GROUP_CONFIG,
+                });
+            }
+            synonyms.push(ConfigSynonym {
+                name: (*name).to_owned(),
+                value: (*default).to_owned(),
+                source: DEFAULT_CONFIG,
+            });
+            DescribedConfig {
+                name: (*name).to_owned(),
+                value: synonyms[0].value.clone(),
+                source: synonyms[0].source,
+                read_only: false,
+                // INT (3) for the durations, STRING (2) for the rest.
+                type_code: if name.ends_with(".ms") { 3 } else { 2 },
+                doc: "",
+                synonyms,
+            }
+        })
+        .collect()
 }
 
 fn entry(

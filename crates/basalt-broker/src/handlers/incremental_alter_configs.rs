@@ -10,7 +10,9 @@
 //! values. A missing value for SET/APPEND/SUBTRACT, an unknown operation, a config named twice
 //! in one resource or a resource named twice in one request is INVALID_REQUEST, as in Kafka.
 //! Broker settings are fixed at start-up: a BROKER resource accepts no change (INVALID_REQUEST,
-//! "cannot update these configs dynamically", as Kafka answers for static settings).
+//! "cannot update these configs dynamically", as Kafka answers for static settings). A GROUP
+//! resource takes SET and DELETE of the group configs share groups read
+//! ([`crate::shares::GROUP_CONFIGS`]).
 
 use std::collections::BTreeSet;
 
@@ -22,7 +24,7 @@ use basalt_protocol::messages::incremental_alter_configs_response::{
     AlterConfigsResourceResponse, IncrementalAlterConfigsResponse,
 };
 
-use super::{RESOURCE_BROKER, RESOURCE_TOPIC, alter_each, check_broker_resource};
+use super::{RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC, alter_each, check_broker_resource};
 use crate::acl::{Operation, Session};
 use crate::config::{AlterOp, ConfigError, IncrementalChange};
 use crate::{Broker, TopicError};
@@ -93,6 +95,35 @@ fn alter(
                 names.join(", ")
             )))
         }
+        RESOURCE_GROUP => broker.shares().alter_group_configs(
+            broker,
+            &resource.resource_name,
+            validate_only,
+            |current| {
+                let mut out = current.clone();
+                for c in &changes {
+                    match (c.op, &c.value) {
+                        (AlterOp::Set, Some(v)) => {
+                            out.insert(c.name.clone(), v.clone());
+                        }
+                        (AlterOp::Delete, _) => {
+                            out.remove(&c.name);
+                        }
+                        _ => {
+                            return Err(TopicError::new(
+                                ErrorCode::InvalidConfig,
+                                format!(
+                                    "{} applies only to list configs, not {}",
+                                    c.op.name(),
+                                    c.name
+                                ),
+                            ));
+                        }
+                    }
+                }
+                Ok(out)
+            },
+        ),
         other => Err(invalid_request(format!(
             "unsupported resource type {other}"
         ))),

@@ -50,6 +50,10 @@ mod offset_for_leader_epoch;
 mod produce;
 mod sasl_authenticate;
 mod sasl_handshake;
+mod share_acknowledge;
+mod share_fetch;
+mod share_group_describe;
+mod share_group_heartbeat;
 mod sync_group;
 mod txn_offset_commit;
 mod unsupported;
@@ -135,6 +139,18 @@ pub const SUPPORTED: &[Supported] = &[
         consumer_group_describe::MAX_VERSION,
     ),
     api(
+        ApiKey::ShareGroupHeartbeat,
+        1,
+        share_group_heartbeat::MAX_VERSION,
+    ),
+    api(
+        ApiKey::ShareGroupDescribe,
+        1,
+        share_group_describe::MAX_VERSION,
+    ),
+    api(ApiKey::ShareFetch, 1, share_fetch::MAX_VERSION),
+    api(ApiKey::ShareAcknowledge, 1, share_acknowledge::MAX_VERSION),
+    api(
         ApiKey::AddPartitionsToTxn,
         0,
         add_partitions_to_txn::MAX_VERSION,
@@ -167,6 +183,8 @@ fn client_of(header: &RequestHeader, conn: &ConnectionInfo) -> (String, String) 
 const RESOURCE_TOPIC: i8 = 2;
 /// ConfigResource type of a broker.
 const RESOURCE_BROKER: i8 = 4;
+/// ConfigResource type of a group (KIP-848, KIP-932 group configs).
+const RESOURCE_GROUP: i8 = 32;
 
 /// Checks the name of a BROKER config resource: this node's id, or empty for the cluster-wide
 /// defaults (which on a single node are this node's settings).
@@ -474,6 +492,31 @@ impl Handler for Broker {
             RequestBody::ConsumerGroupDescribe(r) => ResponseBody::ConsumerGroupDescribe(
                 consumer_group_describe::handle(&self, &session, r),
             ),
+            RequestBody::ShareGroupHeartbeat(r) => {
+                let (client_id, host) = client_of(&header, &conn);
+                ResponseBody::ShareGroupHeartbeat(share_group_heartbeat::handle(
+                    &self, &session, r, client_id, host,
+                ))
+            }
+            RequestBody::ShareGroupDescribe(r) => {
+                ResponseBody::ShareGroupDescribe(share_group_describe::handle(&self, &session, r))
+            }
+            RequestBody::ShareFetch(r) => {
+                let broker = Arc::clone(&self);
+                return Outcome::Later(Box::pin(async move {
+                    Outcome::Respond(ResponseBody::ShareFetch(
+                        share_fetch::handle(&broker, &session, r).await,
+                    ))
+                }));
+            }
+            RequestBody::ShareAcknowledge(r) => {
+                let broker = Arc::clone(&self);
+                return Outcome::Later(Box::pin(async move {
+                    Outcome::Respond(ResponseBody::ShareAcknowledge(
+                        share_acknowledge::handle(&broker, &session, r).await,
+                    ))
+                }));
+            }
             other => {
                 return Outcome::Close {
                     reason: format!("{:?} is not implemented", other.api_key()),

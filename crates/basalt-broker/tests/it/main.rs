@@ -13,6 +13,7 @@ mod authorized_operations;
 mod cluster;
 mod offset_delete;
 mod producer_state;
+mod share_groups;
 mod versions;
 mod wire;
 

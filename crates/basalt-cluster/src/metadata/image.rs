@@ -240,6 +240,8 @@ pub enum ConfigResource {
     Node(NodeId),
     /// The cluster-wide default broker configs (Kafka's broker resource with an empty name).
     Cluster,
+    /// A group's configs (`share.auto.offset.reset` ...); a group needs no record to have them.
+    Group(String),
 }
 
 /// Everything the metadata quorum agrees on.
@@ -253,6 +255,9 @@ pub struct MetadataImage {
     pub node_configs: BTreeMap<NodeId, BTreeMap<String, String>>,
     /// Cluster-wide default broker configs.
     pub cluster_configs: BTreeMap<String, String>,
+    /// Group configs by group id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub group_configs: BTreeMap<String, BTreeMap<String, String>>,
     /// ACL bindings, sorted (`META-8`).
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub acls: BTreeSet<AclRecord>,
@@ -1392,6 +1397,7 @@ impl MetadataImage {
                 self.node_configs.entry(*id).or_default()
             }
             ConfigResource::Cluster => &mut self.cluster_configs,
+            ConfigResource::Group(id) => self.group_configs.entry(id.clone()).or_default(),
         };
         for (k, v) in changes {
             match v {
@@ -1403,6 +1409,11 @@ impl MetadataImage {
             && self.node_configs.get(id).is_some_and(BTreeMap::is_empty)
         {
             self.node_configs.remove(id);
+        }
+        if let ConfigResource::Group(id) = resource
+            && self.group_configs.get(id).is_some_and(BTreeMap::is_empty)
+        {
+            self.group_configs.remove(id);
         }
         Ok(Outcome::ConfigsAltered)
     }

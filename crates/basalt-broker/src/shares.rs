@@ -1,0 +1,719 @@
+//! The runtime of share groups (KIP-932): the membership of the share groups this node
+//! coordinates, the share-partition state of the partitions it leads, the share sessions of the
+//! members fetching from it, and the group configs share groups read.
+//!
+//! The state machines are pure ([`basalt_coordinator::share`]); this module gives them a
+//! clock, locks, files and wake-ups:
+//! - membership lives in memory: after a restart members get UNKNOWN_MEMBER_ID and join again,
+//!   as they do when a coordinator moves;
+//! - each share partition's state is a [`ShareSnapshot`] in
+//!   `<data>/share-groups/<group, hex>/<topic id>-<partition>.json`, written atomically (write,
+//!   fsync, rename) before the acknowledgement that changed it is answered (`SHR-5`);
+//! - share sessions (ShareFetch/ShareAcknowledge epochs) live in memory; a member's records are
+//!   released when its session closes or it leaves the group here;
+//! - group configs (`share.auto.offset.reset` ...) are in the metadata image in a cluster and
+//!   in `group-configs.json` on a single node, written before the change is answered.
+//!
+//! # Invariants
+//! - `SHR-5`: an acknowledgement is answered only after the state it produced is on disk; the
+//!   file of a share partition is always written from its newest state, so a slower writer
+//!   never puts an older state over a newer one.
+//! - `SHR-6`: no lock of this module is held across an `.await`, and file writes run on
+//!   blocking threads.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use basalt_coordinator::GroupError;
+use basalt_coordinator::share::{
+    AckType, Acquired, ShareConfig, ShareGroup, ShareHeartbeat, SharePartition, ShareReply,
+    ShareSnapshot,
+};
+use basalt_protocol::{ErrorCode, Uuid};
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::watch;
+
+use crate::groups::BrokerTopics;
+use crate::{Broker, TopicError, now_ms};
+
+/// The group configs a share group reads, with their defaults.
+pub const GROUP_CONFIGS: &[(&str, &str)] = &[
+    ("share.auto.offset.reset", "latest"),
+    ("share.isolation.level", "read_uncommitted"),
+    ("share.record.lock.duration.ms", "30000"),
+    ("share.session.timeout.ms", "45000"),
+    ("share.heartbeat.interval.ms", "5000"),
+];
+
+/// Checks one group config.
+pub fn validate_group_config(name: &str, value: &str) -> Result<(), String> {
+    let int = |lo: i64, hi: i64| match value.parse::<i64>() {
+        Ok(v) if (lo..=hi).contains(&v) => Ok(()),
+        _ => Err(format!(
+            "{name} must be an integer from {lo} to {hi}, not {value:?}"
+        )),
+    };
+    match name {
+        "share.auto.offset.reset" => match value {
+            "latest" | "earliest" => Ok(()),
+            _ => Err(format!("{name} must be latest or earliest, not {value:?}")),
+        },
+        "share.isolation.level" => match value {
+            "read_uncommitted" => Ok(()),
+            _ => Err(format!(
+                "{name} {value:?} is not supported: share groups read uncommitted"
+            )),
+        },
+        "share.record.lock.duration.ms" => int(1_000, 3_600_000),
+        "share.session.timeout.ms" => int(1_000, 3_600_000),
+        "share.heartbeat.interval.ms" => int(100, 3_600_000),
+        _ => Err(format!("unknown group config {name}")),
+    }
+}
+
+/// One share partition: its state and the lock its file is written under (`SHR-5`).
+#[derive(Debug)]
+struct Entry {
+    state: Mutex<SharePartition>,
+    write: Mutex<()>,
+    path: PathBuf,
+}
+
+/// A member's share session on this node.
+#[derive(Debug, Clone)]
+struct Session {
+    epoch: i32,
+    partitions: BTreeSet<(Uuid, i32)>,
+    last_used_ms: i64,
+}
+
+type PartitionKey = (String, Uuid, i32);
+
+/// A partition by topic id and index.
+pub type TopicPartition = (Uuid, i32);
+
+/// An error answer: the code and a message for the client.
+pub type Refusal = (ErrorCode, String);
+
+/// Share groups, share partitions and share sessions of one node.
+#[derive(Debug)]
+pub struct Shares {
+    config: ShareConfig,
+    dir: PathBuf,
+    groups: Mutex<BTreeMap<String, ShareGroup>>,
+    partitions: Mutex<HashMap<PartitionKey, Arc<Entry>>>,
+    sessions: Mutex<HashMap<(String, String), Session>>,
+    /// Group configs of a node without a metadata quorum (`group-configs.json`).
+    local_configs: RwLock<BTreeMap<String, BTreeMap<String, String>>>,
+    configs_file: PathBuf,
+    /// Bumped when records become available again (released, lock expired).
+    released: watch::Sender<u64>,
+}
+
+/// What one delivery may still return.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    /// Records (acquired offsets).
+    pub records: i64,
+    /// Bytes of batches.
+    pub bytes: usize,
+}
+
+/// A share partition's answer to one delivery.
+#[derive(Debug)]
+pub struct Delivery {
+    /// The acquired ranges.
+    pub acquired: Vec<Acquired>,
+    /// The whole batches holding them.
+    pub records: Option<basalt_protocol::Records>,
+}
+
+/// The outcome of a session step of ShareFetch or ShareAcknowledge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionStep {
+    /// The session is open (or was opened) and the request may fetch.
+    Open,
+    /// The request closes the session: acknowledge, then release, no fetching.
+    Closing,
+}
+
+impl Shares {
+    /// The share state of the broker whose data directory is `data_dir`.
+    pub fn open(data_dir: &Path, config: ShareConfig) -> std::io::Result<Self> {
+        let configs_file = data_dir.join("group-configs.json");
+        let local_configs = match std::fs::read(&configs_file) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| std::io::Error::other(format!("{}: {e}", configs_file.display())))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) => return Err(e),
+        };
+        Ok(Shares {
+            config,
+            dir: data_dir.join("share-groups"),
+            groups: Mutex::new(BTreeMap::new()),
+            partitions: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(HashMap::new()),
+            local_configs: RwLock::new(local_configs),
+            configs_file,
+            released: watch::channel(0).0,
+        })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ShareConfig {
+        &self.config
+    }
+
+    /// A receiver that changes when records become available again.
+    pub fn watch_released(&self) -> watch::Receiver<u64> {
+        self.released.subscribe()
+    }
+
+    fn notify_released(&self) {
+        self.released.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    // ---- group configs ----
+
+    /// The overrides of `group`.
+    pub fn group_configs(&self, broker: &Broker, group: &str) -> BTreeMap<String, String> {
+        match broker.image() {
+            Some(image) => image.group_configs.get(group).cloned().unwrap_or_default(),
+            None => self
+                .local_configs
+                .read()
+                .get(group)
+                .cloned()
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The value in force of group config `name` for `group`.
+    pub fn group_config(&self, broker: &Broker, group: &str, name: &str) -> String {
+        self.group_configs(broker, group)
+            .get(name)
+            .cloned()
+            .or_else(|| {
+                GROUP_CONFIGS
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| (*v).to_owned())
+            })
+            .unwrap_or_default()
+    }
+
+    fn group_config_i64(&self, broker: &Broker, group: &str, name: &str, default: i64) -> i64 {
+        self.group_config(broker, group, name)
+            .parse()
+            .unwrap_or(default)
+    }
+
+    /// Replaces the overrides of `group` with what `edit` makes of them, validated and
+    /// persisted before this returns.
+    pub fn alter_group_configs(
+        &self,
+        broker: &Broker,
+        group: &str,
+        validate_only: bool,
+        edit: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, TopicError>,
+    ) -> Result<(), TopicError> {
+        let current = self.group_configs(broker, group);
+        let new = edit(&current)?;
+        for (k, v) in &new {
+            validate_group_config(k, v)
+                .map_err(|e| TopicError::new(ErrorCode::InvalidConfig, e))?;
+        }
+        if validate_only || new == current {
+            return Ok(());
+        }
+        if broker.cluster().is_some() {
+            return broker.alter_group_configs_in_cluster(group, &current, new);
+        }
+        let mut all = self.local_configs.write();
+        let mut next = all.clone();
+        if new.is_empty() {
+            next.remove(group);
+        } else {
+            next.insert(group.to_owned(), new);
+        }
+        let bytes = serde_json::to_vec_pretty(&next)
+            .map_err(|e| TopicError::new(ErrorCode::KafkaStorageError, e.to_string()))?;
+        write_atomically(&self.configs_file, &bytes)
+            .map_err(|e| TopicError::new(ErrorCode::KafkaStorageError, e.to_string()))?;
+        *all = next;
+        tracing::info!(group, "altered group configs");
+        Ok(())
+    }
+
+    // ---- membership ----
+
+    /// Whether this node knows share group `id`.
+    pub fn has_group(&self, id: &str) -> bool {
+        self.groups.lock().contains_key(id)
+    }
+
+    /// Reads share group `id`.
+    pub fn read_group<R>(&self, id: &str, f: impl FnOnce(Option<&ShareGroup>) -> R) -> R {
+        f(self.groups.lock().get(id))
+    }
+
+    /// Every share group of this node, through `f`.
+    pub fn for_each_group<R>(&self, mut f: impl FnMut(&ShareGroup) -> Option<R>) -> Vec<R> {
+        self.groups.lock().values().filter_map(&mut f).collect()
+    }
+
+    /// Handles a ShareGroupHeartbeat for group `id`, which this node coordinates.
+    pub fn heartbeat(
+        &self,
+        broker: &Broker,
+        id: &str,
+        hb: ShareHeartbeat,
+    ) -> Result<ShareReply, GroupError> {
+        let now = now_ms();
+        let mut config = self.config.clone();
+        config.session_timeout_ms = self.group_config_i64(
+            broker,
+            id,
+            "share.session.timeout.ms",
+            i64::from(config.session_timeout_ms),
+        ) as i32;
+        config.heartbeat_interval_ms = self.group_config_i64(
+            broker,
+            id,
+            "share.heartbeat.interval.ms",
+            i64::from(config.heartbeat_interval_ms),
+        ) as i32;
+        let joining = hb.member_epoch == 0;
+        let lookup = BrokerTopics(broker);
+        // A member that leaves keeps its share sessions: its last acknowledgements come after
+        // the leave, in the ShareAcknowledge that closes each session.
+        let mut groups = self.groups.lock();
+        if !groups.contains_key(id) {
+            if !joining {
+                return Err(GroupError::new(
+                    ErrorCode::UnknownMemberId,
+                    format!("share group {id} has no members"),
+                ));
+            }
+            groups.insert(id.to_owned(), ShareGroup::new(id, now));
+        }
+        let group = groups.get_mut(id).expect("inserted above");
+        group.heartbeat(hb, now, &config, &lookup)
+    }
+
+    /// Removes share group `id` if it has no members; whether it existed.
+    pub fn delete_group(&self, id: &str) -> Result<bool, GroupError> {
+        let mut groups = self.groups.lock();
+        match groups.get(id) {
+            None => Ok(false),
+            Some(g) if !g.members().is_empty() => Err(GroupError::new(
+                ErrorCode::NonEmptyGroup,
+                format!("share group {id} has members"),
+            )),
+            Some(_) => {
+                groups.remove(id);
+                Ok(true)
+            }
+        }
+    }
+
+    /// A member left or timed out: its sessions here close and its records are released.
+    fn member_gone(&self, group: &str, member: &str) {
+        let session = self
+            .sessions
+            .lock()
+            .remove(&(group.to_owned(), member.to_owned()));
+        if let Some(session) = session {
+            self.release_member(group, member, &session.partitions);
+        }
+    }
+
+    fn release_member(&self, group: &str, member: &str, partitions: &BTreeSet<(Uuid, i32)>) {
+        let mut any = false;
+        for (topic, partition) in partitions {
+            if let Some(entry) = self.entry_if_loaded(group, *topic, *partition) {
+                any |= entry
+                    .state
+                    .lock()
+                    .release_member(member, self.config.delivery_limit);
+            }
+        }
+        if any {
+            self.notify_released();
+        }
+    }
+
+    /// Timers: members whose session ran out leave, locks that ran out are released, idle
+    /// sessions are dropped. Changed share partitions are written.
+    pub async fn tick(&self, broker: &Broker) {
+        let now = now_ms();
+        let gone: Vec<(String, String)> = {
+            let mut groups = self.groups.lock();
+            groups
+                .values_mut()
+                .flat_map(|g| {
+                    let id = g.id().to_owned();
+                    g.expire(now).into_iter().map(move |m| (id.clone(), m))
+                })
+                .collect()
+        };
+        for (group, member) in &gone {
+            tracing::info!(group, member, "share group member timed out");
+            self.member_gone(group, member);
+        }
+        let idle = i64::from(self.config.session_timeout_ms) * 2;
+        self.sessions
+            .lock()
+            .retain(|_, s| now - s.last_used_ms < idle);
+        let entries: Vec<Arc<Entry>> = self.partitions.lock().values().cloned().collect();
+        let mut changed = Vec::new();
+        for e in entries {
+            if e.state.lock().expire_locks(now, self.config.delivery_limit) {
+                changed.push(e);
+            }
+        }
+        if !changed.is_empty() || !gone.is_empty() {
+            self.notify_released();
+        }
+        if !changed.is_empty() {
+            let _ = tokio::task::spawn_blocking(move || {
+                for e in changed {
+                    if let Err(err) = persist(&e) {
+                        tracing::warn!(path = %e.path.display(), error = %err, "cannot write share state");
+                    }
+                }
+            })
+            .await;
+        }
+        let _ = broker;
+    }
+
+    // ---- sessions ----
+
+    /// Applies a request's session epoch for `member` of `group`: 0 opens a new session, -1
+    /// closes it after this request, any other must be the session's next epoch.
+    /// `add`/`forget` change its partitions. Forgotten partitions release the member's records.
+    pub fn session_step(
+        &self,
+        group: &str,
+        member: &str,
+        epoch: i32,
+        add: &[(Uuid, i32)],
+        forget: &[(Uuid, i32)],
+    ) -> Result<(SessionStep, Vec<TopicPartition>), Refusal> {
+        let now = now_ms();
+        let key = (group.to_owned(), member.to_owned());
+        let mut sessions = self.sessions.lock();
+        let step = match epoch {
+            0 => {
+                let old = sessions.insert(
+                    key.clone(),
+                    Session {
+                        epoch: 1,
+                        partitions: BTreeSet::new(),
+                        last_used_ms: now,
+                    },
+                );
+                if let Some(old) = old {
+                    drop(sessions);
+                    self.release_member(group, member, &old.partitions);
+                    sessions = self.sessions.lock();
+                }
+                SessionStep::Open
+            }
+            -1 => {
+                if !sessions.contains_key(&key) {
+                    return Err((
+                        ErrorCode::ShareSessionNotFound,
+                        format!("member {member} of {group} has no share session here"),
+                    ));
+                }
+                SessionStep::Closing
+            }
+            e => {
+                let Some(s) = sessions.get_mut(&key) else {
+                    return Err((
+                        ErrorCode::ShareSessionNotFound,
+                        format!("member {member} of {group} has no share session here"),
+                    ));
+                };
+                if s.epoch != e {
+                    return Err((
+                        ErrorCode::InvalidShareSessionEpoch,
+                        format!("the share session is at epoch {}, not {e}", s.epoch),
+                    ));
+                }
+                s.epoch = if s.epoch == i32::MAX { 1 } else { s.epoch + 1 };
+                SessionStep::Open
+            }
+        };
+        let Some(s) = sessions.get_mut(&key) else {
+            return Ok((step, Vec::new()));
+        };
+        s.last_used_ms = now;
+        s.partitions.extend(add.iter().copied());
+        for f in forget {
+            s.partitions.remove(f);
+        }
+        let partitions: Vec<(Uuid, i32)> = s.partitions.iter().copied().collect();
+        drop(sessions);
+        if !forget.is_empty() {
+            self.release_member(group, member, &forget.iter().copied().collect());
+        }
+        Ok((step, partitions))
+    }
+
+    /// Closes `member`'s session after a request with epoch -1: its records are released.
+    pub fn close_session(&self, group: &str, member: &str) {
+        self.member_gone(group, member);
+    }
+
+    // ---- share partitions ----
+
+    fn entry_if_loaded(&self, group: &str, topic: Uuid, partition: i32) -> Option<Arc<Entry>> {
+        self.partitions
+            .lock()
+            .get(&(group.to_owned(), topic, partition))
+            .cloned()
+    }
+
+    /// The share partition of `group` on partition `index` of `topic`, loaded from its file or
+    /// started at `share.auto.offset.reset`.
+    fn entry(
+        &self,
+        broker: &Broker,
+        group: &str,
+        topic: &crate::Topic,
+        index: i32,
+    ) -> std::io::Result<Arc<Entry>> {
+        if let Some(e) = self.entry_if_loaded(group, topic.id, index) {
+            return Ok(e);
+        }
+        let partition = usize::try_from(index)
+            .ok()
+            .and_then(|i| topic.partitions.get(i))
+            .ok_or_else(|| std::io::Error::other("no such partition"))?;
+        let path = self
+            .dir
+            .join(hex(group.as_bytes()))
+            .join(format!("{}-{index}.json", hex(&topic.id.0)));
+        let state = match std::fs::read(&path) {
+            Ok(bytes) => {
+                let snapshot: ShareSnapshot = serde_json::from_slice(&bytes)
+                    .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))?;
+                SharePartition::restore(&snapshot)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let reset = self.group_config(broker, group, "share.auto.offset.reset");
+                SharePartition::new(if reset == "earliest" {
+                    partition.log.log_start_offset()
+                } else {
+                    partition.high_watermark()
+                })
+            }
+            Err(e) => return Err(e),
+        };
+        let entry = Arc::new(Entry {
+            state: Mutex::new(state),
+            write: Mutex::new(()),
+            path,
+        });
+        let mut partitions = self.partitions.lock();
+        Ok(partitions
+            .entry((group.to_owned(), topic.id, index))
+            .or_insert(entry)
+            .clone())
+    }
+
+    /// Applies `member`'s acknowledgements on one partition; the entry to persist when
+    /// something changed.
+    pub fn acknowledge(
+        &self,
+        broker: &Broker,
+        group: &str,
+        member: &str,
+        topic: &crate::Topic,
+        index: i32,
+        batches: &[(i64, i64, Vec<i8>)],
+    ) -> Result<Option<Persist>, (ErrorCode, String)> {
+        let entry = self
+            .entry(broker, group, topic, index)
+            .map_err(|e| (ErrorCode::KafkaStorageError, e.to_string()))?;
+        let mut parsed = Vec::with_capacity(batches.len());
+        for (first, last, types) in batches {
+            let types: Option<Vec<AckType>> =
+                types.iter().map(|t| AckType::from_code(*t)).collect();
+            let Some(types) = types else {
+                return Err((
+                    ErrorCode::InvalidRequest,
+                    format!("unknown acknowledge type in {first}..={last}"),
+                ));
+            };
+            parsed.push((*first, *last, types));
+        }
+        let mut released = false;
+        {
+            let mut state = entry.state.lock();
+            // Check every batch first: a refused acknowledgement changes nothing (SHR-1).
+            let mut trial = state.clone();
+            for (first, last, types) in &parsed {
+                trial
+                    .acknowledge(member, *first, *last, types, self.config.delivery_limit)
+                    .map_err(|e| (e.code, e.message))?;
+                released |= types.contains(&AckType::Release);
+            }
+            *state = trial;
+        }
+        if released {
+            self.notify_released();
+        }
+        Ok(Some(Persist(entry)))
+    }
+
+    /// Acquires records of partition `index` of `topic` for `member`, within `budget` (whole
+    /// batches, at least one).
+    pub fn deliver(
+        &self,
+        broker: &Broker,
+        (group, member): (&str, &str),
+        topic: &crate::Topic,
+        index: i32,
+        budget: Budget,
+    ) -> Result<Delivery, (ErrorCode, String)> {
+        let entry = self
+            .entry(broker, group, topic, index)
+            .map_err(|e| (ErrorCode::KafkaStorageError, e.to_string()))?;
+        let partition = usize::try_from(index)
+            .ok()
+            .and_then(|i| topic.partitions.get(i))
+            .ok_or_else(|| {
+                (
+                    ErrorCode::UnknownTopicOrPartition,
+                    format!("{} has no partition {index}", topic.meta.name),
+                )
+            })?;
+        let lock_ms = self.group_config_i64(
+            broker,
+            group,
+            "share.record.lock.duration.ms",
+            i64::from(self.config.record_lock_duration_ms),
+        );
+        let now = now_ms();
+        let mut state = entry.state.lock();
+        state.truncate_to(partition.log.log_start_offset());
+        state.expire_locks(now, self.config.delivery_limit);
+        let upper = partition.high_watermark();
+        let Some(from) = state.next_available(upper, self.config.max_in_flight) else {
+            return Ok(Delivery {
+                acquired: Vec::new(),
+                records: None,
+            });
+        };
+        let read = partition
+            .log
+            .read_file(from, budget.bytes.max(1), upper, true)
+            .map_err(|e| (crate::errors::storage_error_code(&e), e.to_string()))?;
+        let Some((file, position, len)) = read.region else {
+            return Ok(Delivery {
+                acquired: Vec::new(),
+                records: None,
+            });
+        };
+        let acquired = state.acquire(
+            member,
+            from..read.next_offset,
+            budget.records,
+            now,
+            lock_ms,
+            self.config.max_in_flight,
+        );
+        let records = (!acquired.is_empty()).then(|| {
+            basalt_protocol::Records::File(basalt_protocol::FileRegion {
+                file,
+                position,
+                len,
+            })
+        });
+        Ok(Delivery { acquired, records })
+    }
+
+    /// The earliest moment a lock of the given share partitions runs out.
+    pub fn next_lock_deadline(&self, group: &str, partitions: &[(Uuid, i32)]) -> Option<i64> {
+        partitions
+            .iter()
+            .filter_map(|(t, p)| self.entry_if_loaded(group, *t, *p))
+            .filter_map(|e| e.state.lock().next_lock_deadline())
+            .min()
+    }
+
+    /// The start and end offsets of `group`'s share partition, if loaded here.
+    pub fn offsets_of(&self, group: &str, topic: Uuid, index: i32) -> Option<(i64, i64)> {
+        self.entry_if_loaded(group, topic, index).map(|e| {
+            let s = e.state.lock();
+            (s.start(), s.end())
+        })
+    }
+}
+
+/// A share partition whose state changed and must be written before the answer (`SHR-5`).
+#[derive(Debug)]
+pub struct Persist(Arc<Entry>);
+
+impl Persist {
+    /// Writes the newest state of the share partition; blocking.
+    pub fn write(&self) -> std::io::Result<()> {
+        persist(&self.0)
+    }
+}
+
+fn persist(entry: &Entry) -> std::io::Result<()> {
+    let _writing = entry.write.lock();
+    let snapshot = entry.state.lock().snapshot();
+    let bytes = serde_json::to_vec(&snapshot).map_err(std::io::Error::other)?;
+    if let Some(dir) = entry.path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    write_atomically(&entry.path, &bytes)
+}
+
+/// Writes `bytes` to `path` through a temporary file, fsynced, then renamed over it.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_data()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent()
+        && let Ok(d) = std::fs::File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Writes every share partition in `persists`, off the reactor; whether all were written.
+pub async fn write_all(persists: Vec<Persist>) -> Result<(), String> {
+    if persists.is_empty() {
+        return Ok(());
+    }
+    match tokio::task::spawn_blocking(move || {
+        for p in &persists {
+            p.write()
+                .map_err(|e| format!("{}: {e}", p.0.path.display()))?;
+        }
+        Ok(())
+    })
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => Err(e.to_string()),
+    }
+}
