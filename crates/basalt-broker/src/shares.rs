@@ -60,9 +60,9 @@ pub fn validate_group_config(name: &str, value: &str) -> Result<(), String> {
             _ => Err(format!("{name} must be latest or earliest, not {value:?}")),
         },
         "share.isolation.level" => match value {
-            "read_uncommitted" => Ok(()),
+            "read_uncommitted" | "read_committed" => Ok(()),
             _ => Err(format!(
-                "{name} {value:?} is not supported: share groups read uncommitted"
+                "{name} must be read_uncommitted or read_committed, not {value:?}"
             )),
         },
         "share.record.lock.duration.ms" => int(1_000, 3_600_000),
@@ -600,10 +600,16 @@ impl Shares {
             i64::from(self.config.record_lock_duration_ms),
         );
         let now = now_ms();
+        let read_committed =
+            self.group_config(broker, group, "share.isolation.level") == "read_committed";
         let mut state = entry.state.lock();
         state.truncate_to(partition.log.log_start_offset());
         state.expire_locks(now, self.config.delivery_limit);
-        let upper = partition.high_watermark();
+        let upper = if read_committed {
+            partition.last_stable_offset()
+        } else {
+            partition.high_watermark()
+        };
         let Some(from) = state.next_available(upper, self.config.max_in_flight) else {
             return Ok(Delivery {
                 acquired: Vec::new(),
@@ -620,6 +626,13 @@ impl Shares {
                 records: None,
             });
         };
+        if read_committed {
+            for range in aborted_ranges(partition, from, read.next_offset, &file, position, len)
+                .map_err(|e| (ErrorCode::KafkaStorageError, e.to_string()))?
+            {
+                state.archive(range);
+            }
+        }
         let acquired = state.acquire(
             member,
             from..read.next_offset,
@@ -654,6 +667,43 @@ impl Shares {
             (s.start(), s.end())
         })
     }
+}
+
+/// The offset ranges of the batches of aborted transactions among the `len` bytes of whole
+/// batches at `position` of `file`, which hold offsets `from..to` of `partition`.
+fn aborted_ranges(
+    partition: &crate::partition::Partition,
+    from: i64,
+    to: i64,
+    file: &std::fs::File,
+    position: u64,
+    len: usize,
+) -> std::io::Result<Vec<std::ops::Range<i64>>> {
+    use std::os::unix::fs::FileExt as _;
+    let aborted = partition.aborted_txns(from, to);
+    if aborted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    let mut header = [0u8; basalt_record::BATCH_HEADER_SIZE];
+    while at + header.len() <= len {
+        file.read_exact_at(&mut header, position + at as u64)?;
+        let h = basalt_record::BatchHeader::parse_header(&header)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        if h.is_transactional()
+            && !h.is_control()
+            && aborted.iter().any(|a| {
+                a.producer_id == h.producer_id
+                    && h.base_offset >= a.first_offset
+                    && h.base_offset < a.last_offset
+            })
+        {
+            out.push(h.base_offset..h.last_offset() + 1);
+        }
+        at += h.total_size();
+    }
+    Ok(out)
 }
 
 /// A share partition whose state changed and must be written before the answer (`SHR-5`).

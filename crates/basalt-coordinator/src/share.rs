@@ -600,6 +600,24 @@ impl SharePartition {
         out
     }
 
+    /// Archives the Available offsets in `range` without delivering them (records of aborted
+    /// transactions, for groups that read committed records only).
+    pub fn archive(&mut self, range: std::ops::Range<i64>) {
+        for offset in range.start.max(self.start)..range.end {
+            let entry = self.in_flight.entry(offset).or_insert(InFlight {
+                state: RecordState::Available,
+                delivery_count: 0,
+                holder: None,
+                lock_deadline_ms: 0,
+            });
+            if entry.state == RecordState::Available {
+                entry.state = RecordState::Archived;
+            }
+            self.end = self.end.max(offset + 1);
+        }
+        self.advance();
+    }
+
     /// Applies `member`'s acknowledgement of `[first, last]`: one type for every offset, or
     /// one per offset (`SHR-1`).
     pub fn acknowledge(
@@ -882,5 +900,25 @@ mod tests {
         assert_eq!(restored.end(), 10);
         p.release_member("m", 5);
         assert_eq!(p.state_of(4), (RecordState::Available, 1));
+        // Archived offsets (an aborted transaction's) are skipped by the next delivery.
+        let mut p = SharePartition::new(0);
+        p.archive(0..3);
+        assert_eq!(p.start(), 3);
+        p.archive(5..6);
+        assert_eq!(
+            p.acquire("m", 3..7, 10, 0, 50, 10),
+            vec![
+                Acquired {
+                    first: 3,
+                    last: 4,
+                    delivery_count: 1
+                },
+                Acquired {
+                    first: 6,
+                    last: 6,
+                    delivery_count: 1
+                },
+            ]
+        );
     }
 }

@@ -380,3 +380,47 @@ async fn acknowledged_state_survives_a_restart_and_held_records_come_back() {
         "only the records never acknowledged, counted as second deliveries"
     );
 }
+
+#[tokio::test]
+async fn a_read_committed_group_never_receives_an_aborted_transaction() {
+    let (_dir, broker) = open(|_| {});
+    create(&broker, "q", 1, &[]);
+    let topic = broker.topic("q").unwrap().id;
+    produce(&broker, "q", 0, 2).await;
+    let partition = broker.partition("q", 0).unwrap();
+    let mut b = basalt_record::BatchBuilder::new(0)
+        .producer(1000, 0, 0)
+        .transactional();
+    for _ in 0..3 {
+        b.push(basalt_broker::now_ms(), None, Some(b"aborted"), &[]);
+    }
+    let produced = partition
+        .produce(&b.build(), basalt_broker::now_ms(), |_, _| Ok(()))
+        .unwrap();
+    if let Some(t) = produced.durable {
+        t.await.unwrap();
+    }
+    let (marker, _) = partition
+        .write_marker(
+            1000,
+            0,
+            basalt_record::ControlType::Abort,
+            0,
+            basalt_broker::now_ms(),
+        )
+        .unwrap()
+        .unwrap();
+    marker.await.unwrap();
+    produce(&broker, "q", 0, 1).await;
+    assert_eq!(
+        set_group_config(&broker, "g", "share.auto.offset.reset", "earliest").await,
+        0
+    );
+    assert_eq!(
+        set_group_config(&broker, "g", "share.isolation.level", "read_committed").await,
+        0
+    );
+    let r = share_fetch(&broker, "m1", 0, topic, &[0], &[], 0).await;
+    // Offsets 2..=4 are the aborted records; 5 is the ABORT marker, which the client skips.
+    assert_eq!(acquired(&r), vec![(0, 0, 1, 1), (0, 5, 6, 1)]);
+}
