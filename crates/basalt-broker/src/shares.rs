@@ -345,7 +345,8 @@ impl Shares {
     }
 
     /// Timers: members whose session ran out leave, locks that ran out are released, idle
-    /// sessions are dropped. Changed share partitions are written.
+    /// sessions are dropped, share partitions of deleted topics are removed. Changed share
+    /// partitions are written.
     pub async fn tick(&self, broker: &Broker) {
         let now = now_ms();
         let gone: Vec<(String, String)> = {
@@ -366,6 +367,25 @@ impl Shares {
         self.sessions
             .lock()
             .retain(|_, s| now - s.last_used_ms < idle);
+        // Share partitions of deleted topics go, with their files.
+        let deleted: Vec<Arc<Entry>> = {
+            let mut partitions = self.partitions.lock();
+            let gone: Vec<PartitionKey> = partitions
+                .keys()
+                .filter(|(_, topic, _)| broker.topic_by_id(topic).is_none())
+                .cloned()
+                .collect();
+            gone.iter().filter_map(|k| partitions.remove(k)).collect()
+        };
+        if !deleted.is_empty() {
+            let _ = tokio::task::spawn_blocking(move || {
+                for e in deleted {
+                    let _writing = e.write.lock();
+                    let _ = std::fs::remove_file(&e.path);
+                }
+            })
+            .await;
+        }
         let entries: Vec<Arc<Entry>> = self.partitions.lock().values().cloned().collect();
         let mut changed = Vec::new();
         for e in entries {
@@ -386,7 +406,6 @@ impl Shares {
             })
             .await;
         }
-        let _ = broker;
     }
 
     // ---- sessions ----

@@ -6,7 +6,8 @@
 //! INVALID_SHARE_SESSION_EPOCH otherwise), then applies the acknowledgements it carries, then
 //! acquires records on every partition of the session: at most `max_records` in all, returned
 //! as the whole batches holding them with the acquired ranges and their delivery counts. The
-//! acknowledgements are durable before the answer (`SHR-5`). With nothing to acquire the
+//! acknowledgements are durable before the answer (`SHR-5`). A `max_bytes` of 0 acquires
+//! nothing. With nothing to acquire the
 //! request waits up to `max_wait_ms` for new records, released records or expiring locks.
 //!
 //! Authorization: READ on the group (top-level GROUP_AUTHORIZATION_FAILED) and READ on each
@@ -229,11 +230,8 @@ pub async fn handle(
         } else {
             DEFAULT_MAX_RECORDS
         },
-        bytes: if req.max_bytes > 0 {
-            req.max_bytes as usize
-        } else {
-            i32::MAX as usize
-        },
+        // 0 asks for no records (acknowledgements only), as in Kafka.
+        bytes: usize::try_from(req.max_bytes).unwrap_or(0),
     };
     let deadline = tokio::time::Instant::now()
         + Duration::from_millis(req.max_wait_ms.clamp(0, MAX_WAIT_MS_CAP) as u64);
