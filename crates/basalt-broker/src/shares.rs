@@ -127,6 +127,8 @@ pub struct Delivery {
     pub acquired: Vec<Acquired>,
     /// The whole batches holding them.
     pub records: Option<basalt_protocol::Records>,
+    /// The share partition, when locks that ran out changed its persisted state.
+    pub expired: Option<Persist>,
 }
 
 /// The outcome of a session step of ShareFetch or ShareAcknowledge.
@@ -388,12 +390,16 @@ impl Shares {
         }
         let entries: Vec<Arc<Entry>> = self.partitions.lock().values().cloned().collect();
         let mut changed = Vec::new();
+        let mut released = !gone.is_empty();
         for e in entries {
-            if e.state.lock().expire_locks(now, self.config.delivery_limit) {
+            let mut state = e.state.lock();
+            released |= state.has_expired_lock(now);
+            if state.expire_locks(now, self.config.delivery_limit) {
+                drop(state);
                 changed.push(e);
             }
         }
-        if !changed.is_empty() || !gone.is_empty() {
+        if released {
             self.notify_released();
         }
         if !changed.is_empty() {
@@ -623,7 +629,9 @@ impl Shares {
             self.group_config(broker, group, "share.isolation.level") == "read_committed";
         let mut state = entry.state.lock();
         state.truncate_to(partition.log.log_start_offset());
-        state.expire_locks(now, self.config.delivery_limit);
+        // Locks that ran out change what is persisted only when the delivery limit archives.
+        let archived = state.expire_locks(now, self.config.delivery_limit);
+        let expired = archived.then(|| Persist(Arc::clone(&entry)));
         let upper = if read_committed {
             partition.last_stable_offset()
         } else {
@@ -633,6 +641,7 @@ impl Shares {
             return Ok(Delivery {
                 acquired: Vec::new(),
                 records: None,
+                expired,
             });
         };
         let read = partition
@@ -643,6 +652,7 @@ impl Shares {
             return Ok(Delivery {
                 acquired: Vec::new(),
                 records: None,
+                expired,
             });
         };
         if read_committed {
@@ -667,7 +677,11 @@ impl Shares {
                 len,
             })
         });
-        Ok(Delivery { acquired, records })
+        Ok(Delivery {
+            acquired,
+            records,
+            expired,
+        })
     }
 
     /// The earliest moment a lock of the given share partitions runs out.

@@ -510,19 +510,28 @@ impl SharePartition {
     }
 
     /// Makes every lock that ran out at `now_ms` Available again (or Archived after the
-    /// delivery limit); whether anything changed.
+    /// delivery limit); whether any record was archived (a change to persist).
     pub fn expire_locks(&mut self, now_ms: i64, delivery_limit: i16) -> bool {
-        let mut changed = false;
+        let mut released = false;
+        let mut archived = false;
         for r in self.in_flight.values_mut() {
             if r.state == RecordState::Acquired && r.lock_deadline_ms <= now_ms {
                 release(r, delivery_limit);
-                changed = true;
+                released = true;
+                archived |= r.state == RecordState::Archived;
             }
         }
-        if changed {
+        if released {
             self.advance();
         }
-        changed
+        archived
+    }
+
+    /// Whether a lock has run out at `now_ms`.
+    pub fn has_expired_lock(&self, now_ms: i64) -> bool {
+        self.in_flight
+            .values()
+            .any(|r| r.state == RecordState::Acquired && r.lock_deadline_ms <= now_ms)
     }
 
     /// The earliest moment a lock runs out.
@@ -872,7 +881,9 @@ mod tests {
             let a = p.acquire("m", 5..6, 10, round * 100, 50, 2000);
             assert_eq!(a[0].delivery_count, round as i16);
             assert_eq!(p.next_lock_deadline(), Some(round * 100 + 50));
-            assert!(p.expire_locks(round * 100 + 50, 3));
+            assert!(p.has_expired_lock(round * 100 + 50));
+            // Only the third expiry archives (a change to persist).
+            assert_eq!(p.expire_locks(round * 100 + 50, 3), round == 3);
         }
         assert_eq!(p.start(), 6, "archived after the third delivery");
         assert!(p.acquire("m", 5..6, 10, 1000, 50, 2000).is_empty());

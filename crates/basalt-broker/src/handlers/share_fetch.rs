@@ -240,6 +240,7 @@ pub async fn handle(
     loop {
         visible.borrow_and_update();
         released.borrow_and_update();
+        let mut expired = Vec::new();
         let got = deliver_once(
             broker,
             session,
@@ -247,14 +248,16 @@ pub async fn handle(
             &partitions,
             budget,
             &mut answers,
+            &mut expired,
         );
+        // Records the delivery limit archived: written before they are answered for.
+        if let Err(e) = write_all(expired).await {
+            tracing::warn!(group, error = %e, "cannot write share state");
+        }
         let errors = answers.values().any(|a| a.error.is_some());
+        let acked = answers.values().any(|a| a.acked);
         let now = tokio::time::Instant::now();
-        if got
-            || errors
-            || !answers.is_empty() && answers.values().any(|a| a.acked)
-            || now >= deadline
-        {
+        if got || errors || acked || now >= deadline {
             return respond(answers, lock_ms);
         }
         // Wake for new records, released records, or the first lock to run out.
@@ -278,6 +281,7 @@ fn deliver_once(
     partitions: &[(Uuid, i32)],
     budget: Budget,
     answers: &mut BTreeMap<(Uuid, i32), Answer>,
+    expired: &mut Vec<Persist>,
 ) -> bool {
     let mut records_left = budget.records;
     let mut bytes_left = budget.bytes;
@@ -305,7 +309,8 @@ fn deliver_once(
                 bytes: bytes_left,
             },
         ) {
-            Ok(d) if !d.acquired.is_empty() => {
+            Ok(mut d) if !d.acquired.is_empty() => {
+                expired.extend(d.expired.take());
                 let n: i64 = d.acquired.iter().map(|a| a.last - a.first + 1).sum();
                 records_left -= n;
                 let len = d.records.as_ref().map_or(0, |r| r.len());
@@ -324,7 +329,7 @@ fn deliver_once(
                     .collect();
                 got = true;
             }
-            Ok(_) => {}
+            Ok(d) => expired.extend(d.expired),
             Err(e) => {
                 answers.entry((topic, index)).or_default().error = Some(e);
             }

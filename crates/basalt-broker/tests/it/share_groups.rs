@@ -424,3 +424,27 @@ async fn a_read_committed_group_never_receives_an_aborted_transaction() {
     // Offsets 2..=4 are the aborted records; 5 is the ABORT marker, which the client skips.
     assert_eq!(acquired(&r), vec![(0, 0, 1, 1), (0, 5, 6, 1)]);
 }
+
+#[tokio::test]
+async fn a_record_released_as_often_as_the_delivery_limit_is_archived() {
+    let (_dir, broker) = open(|c| c.shares.delivery_limit = 2);
+    create(&broker, "q", 1, &[]);
+    let topic = broker.topic("q").unwrap().id;
+    produce(&broker, "q", 0, 1).await;
+    assert_eq!(
+        set_group_config(&broker, "g", "share.auto.offset.reset", "earliest").await,
+        0
+    );
+    let r = share_fetch(&broker, "m1", 0, topic, &[0], &[], 0).await;
+    assert_eq!(acquired(&r), vec![(0, 0, 0, 1)]);
+    let r = share_fetch(&broker, "m1", 1, topic, &[], &[(0, 0, 0, RELEASE)], 0).await;
+    assert_eq!(
+        acquired(&r),
+        vec![(0, 0, 0, 2)],
+        "released, then delivered again"
+    );
+    let r = share_fetch(&broker, "m1", 2, topic, &[], &[(0, 0, 0, RELEASE)], 0).await;
+    assert_eq!(ack_errors(&r), vec![(0, 0)]);
+    assert!(acquired(&r).is_empty(), "the second release archived it");
+    assert_eq!(broker.shares().offsets_of("g", topic, 0), Some((1, 1)));
+}
