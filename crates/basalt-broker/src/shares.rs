@@ -481,7 +481,13 @@ impl Shares {
         for f in forget {
             s.partitions.remove(f);
         }
-        let partitions: Vec<(Uuid, i32)> = s.partitions.iter().copied().collect();
+        // Each request starts at the next partition, so a request's record budget is not
+        // always spent on the session's first partitions.
+        let mut partitions: Vec<TopicPartition> = s.partitions.iter().copied().collect();
+        if !partitions.is_empty() {
+            let turn = usize::try_from(s.epoch).unwrap_or(0) % partitions.len();
+            partitions.rotate_left(turn);
+        }
         drop(sessions);
         if !forget.is_empty() {
             self.release_member(group, member, &forget.iter().copied().collect());
