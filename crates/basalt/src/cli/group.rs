@@ -4,7 +4,8 @@
 //! - `list` asks every broker in the metadata with ListGroups (each broker lists the groups it
 //!   coordinates) and merges the answers.
 //! - `describe` finds the group's coordinator (FindCoordinator), describes the group there
-//!   (DescribeGroups, or ConsumerGroupDescribe for groups of the KIP-848 consumer protocol),
+//!   (DescribeGroups, or ConsumerGroupDescribe for groups of the KIP-848 consumer protocol, or
+//!   ShareGroupDescribe for share groups),
 //!   decodes each member's `ConsumerProtocolAssignment`, reads the committed offsets (OffsetFetch,
 //!   all topics) and the log end offsets (ListOffsets on each partition's leader) and prints the
 //!   lag per partition and in total.
@@ -33,6 +34,7 @@ use basalt_protocol::messages::offset_commit_request::{
 use basalt_protocol::messages::offset_fetch_request::{
     OffsetFetchRequest, OffsetFetchRequestGroup,
 };
+use basalt_protocol::messages::share_group_describe_request::ShareGroupDescribeRequest;
 use basalt_protocol::{ApiKey, ErrorCode, RequestBody, ResponseBody, codec};
 use bytes::Bytes;
 use clap::{Args, Subcommand};
@@ -323,7 +325,8 @@ struct GroupInfo {
     group: String,
     coordinator: i32,
     state: String,
-    /// `classic` (DescribeGroups) or `consumer` (ConsumerGroupDescribe, KIP-848).
+    /// `classic` (DescribeGroups), `consumer` (ConsumerGroupDescribe, KIP-848) or `share`
+    /// (ShareGroupDescribe, KIP-932).
     group_type: &'static str,
     protocol_type: String,
     /// The assignor (classic: the protocol the members agreed on).
@@ -502,13 +505,6 @@ fn describe_consumer(
         .members
         .into_iter()
         .map(|m| {
-            let mut by_topic: BTreeMap<String, BTreeSet<i32>> = BTreeMap::new();
-            for tp in m.assignment.topic_partitions {
-                by_topic
-                    .entry(tp.topic_name)
-                    .or_default()
-                    .extend(tp.partitions);
-            }
             let mut subscribed_topics = m.subscribed_topic_names;
             subscribed_topics.sort();
             Member {
@@ -517,13 +513,12 @@ fn describe_consumer(
                 client_id: m.client_id,
                 host: m.client_host,
                 subscribed_topics,
-                assignment: by_topic
-                    .into_iter()
-                    .map(|(topic, partitions)| TopicPartitions {
-                        topic,
-                        partitions: partitions.into_iter().collect(),
-                    })
-                    .collect(),
+                assignment: by_topic(
+                    m.assignment
+                        .topic_partitions
+                        .into_iter()
+                        .map(|tp| (tp.topic_name, tp.partitions)),
+                ),
             }
         })
         .collect();
@@ -538,9 +533,77 @@ fn describe_consumer(
     })))
 }
 
+/// An assignment given as (topic, partitions) pairs, merged by topic and sorted.
+fn by_topic(pairs: impl IntoIterator<Item = (String, Vec<i32>)>) -> Vec<TopicPartitions> {
+    let mut merged: BTreeMap<String, BTreeSet<i32>> = BTreeMap::new();
+    for (topic, partitions) in pairs {
+        merged.entry(topic).or_default().extend(partitions);
+    }
+    merged
+        .into_iter()
+        .map(|(topic, partitions)| TopicPartitions {
+            topic,
+            partitions: partitions.into_iter().collect(),
+        })
+        .collect()
+}
+
+/// Describes `group` with ShareGroupDescribe; `None` if the coordinator does not know it as a
+/// share group.
+fn describe_share(conn: &mut Connection, group: &str) -> Result<Reply<Option<GroupInfo>>, Error> {
+    let request = ShareGroupDescribeRequest {
+        group_ids: vec![group.to_owned()],
+        include_authorized_operations: false,
+        ..Default::default()
+    };
+    let response = match conn.send(&RequestBody::ShareGroupDescribe(request))? {
+        ResponseBody::ShareGroupDescribe(r) => r,
+        other => return Err(unexpected(ApiKey::ShareGroupDescribe, &other)),
+    };
+    let g = response
+        .groups
+        .into_iter()
+        .find(|g| g.group_id == group)
+        .ok_or_else(|| format!("ShareGroupDescribe did not answer for group {group:?}"))?;
+    if let Some(outcome) = described_error(group, g.error_code, g.error_message.as_deref()) {
+        return outcome;
+    }
+    let members = g
+        .members
+        .into_iter()
+        .map(|m| {
+            let mut subscribed_topics = m.subscribed_topic_names;
+            subscribed_topics.sort();
+            Member {
+                member_id: m.member_id,
+                group_instance_id: None,
+                client_id: m.client_id,
+                host: m.client_host,
+                subscribed_topics,
+                assignment: by_topic(
+                    m.assignment
+                        .topic_partitions
+                        .into_iter()
+                        .map(|tp| (tp.topic_name, tp.partitions)),
+                ),
+            }
+        })
+        .collect();
+    Ok(Reply::Done(Some(GroupInfo {
+        group: g.group_id,
+        coordinator: -1,
+        state: g.group_state,
+        group_type: "share",
+        protocol_type: "share".to_owned(),
+        protocol: g.assignor_name,
+        members,
+    })))
+}
+
 /// Describes `group` on its coordinator: with ConsumerGroupDescribe first when the coordinator
 /// supports it (a KIP-848 group; its answer is GROUP_ID_NOT_FOUND for any other group, as the Java
-/// admin client relies on), then with DescribeGroups. A group neither knows is returned as `Dead`
+/// admin client relies on), then with ShareGroupDescribe (a share group), then with
+/// DescribeGroups. A group neither knows is returned as `Dead`
 /// with no members, as Kafka reports it.
 fn describe_group(client: &mut Client, group: &str) -> Result<GroupInfo, Error> {
     let (node, _) = with_coordinator(client, group, |_| Ok(Reply::Done(())))?;
@@ -548,6 +611,15 @@ fn describe_group(client: &mut Client, group: &str) -> Result<GroupInfo, Error> 
         let (node, consumer) =
             with_coordinator(client, group, |conn| describe_consumer(conn, group))?;
         if let Some(info) = consumer {
+            return Ok(GroupInfo {
+                coordinator: node,
+                ..info
+            });
+        }
+    }
+    if client.node(node)?.supports(ApiKey::ShareGroupDescribe) {
+        let (node, share) = with_coordinator(client, group, |conn| describe_share(conn, group))?;
+        if let Some(info) = share {
             return Ok(GroupInfo {
                 coordinator: node,
                 ..info

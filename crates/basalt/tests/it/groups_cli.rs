@@ -374,3 +374,175 @@ fn group_commands_list_describe_reset_and_delete_a_consumer_group() {
     assert!(!gone.ok, "{}", gone.stdout);
     assert!(gone.stderr.contains("does not exist"), "{}", gone.stderr);
 }
+
+/// A share group member (raw KIP-932 requests over TCP) reads records a librdkafka producer
+/// wrote, acknowledges them, and `basalt group list` and `describe` show the share group.
+#[test]
+fn group_commands_list_and_describe_a_share_group_whose_member_reads_over_tcp() {
+    use basalt_protocol::messages::incremental_alter_configs_request as inc;
+    use basalt_protocol::messages::share_acknowledge_request::{
+        AcknowledgePartition, AcknowledgeTopic, AcknowledgementBatch, ShareAcknowledgeRequest,
+    };
+    use basalt_protocol::messages::share_fetch_request::{
+        FetchPartition, FetchTopic, ShareFetchRequest,
+    };
+    use basalt_protocol::messages::share_group_heartbeat_request::ShareGroupHeartbeatRequest;
+    use basalt_protocol::{RequestBody, ResponseBody};
+
+    const SHARE_GROUP: &str = "jobs-workers";
+    const JOBS: &str = "jobs";
+    let broker = TestBroker::start();
+    let b = broker.bootstrap();
+    create_topic(&b, JOBS, 2, &[]);
+    let producer = producer(&b, &[]);
+    for i in 0..6 {
+        let value = format!("job-{i}");
+        send_one(
+            &producer,
+            FutureRecord::to(JOBS)
+                .partition(i % 2)
+                .payload(value.as_bytes()),
+        );
+    }
+    let mut raw = crate::common::RawClient::connect(broker.addr(), "share-worker");
+    match raw.call(
+        1,
+        RequestBody::IncrementalAlterConfigs(inc::IncrementalAlterConfigsRequest {
+            resources: vec![inc::AlterConfigsResource {
+                resource_type: 32,
+                resource_name: SHARE_GROUP.into(),
+                configs: vec![inc::AlterableConfig {
+                    name: "share.auto.offset.reset".into(),
+                    config_operation: 0,
+                    value: Some("earliest".into()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+    ) {
+        ResponseBody::IncrementalAlterConfigs(r) => assert_eq!(r.responses[0].error_code, 0),
+        other => panic!("{other:?}"),
+    }
+    let joined = match raw.call(
+        1,
+        RequestBody::ShareGroupHeartbeat(ShareGroupHeartbeatRequest {
+            group_id: SHARE_GROUP.into(),
+            member_id: "worker-1".into(),
+            member_epoch: 0,
+            subscribed_topic_names: Some(vec![JOBS.into()]),
+            ..Default::default()
+        }),
+    ) {
+        ResponseBody::ShareGroupHeartbeat(r) => r,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(joined.error_code, 0, "{joined:?}");
+    let assignment = joined.assignment.expect("an assignment on join");
+    assert_eq!(assignment.topic_partitions.len(), 1);
+    let topic_id = assignment.topic_partitions[0].topic_id;
+    assert_eq!(assignment.topic_partitions[0].partitions, vec![0, 1]);
+
+    // The fetch returns each partition's batches with the acquired ranges.
+    let fetched = match raw.call(
+        1,
+        RequestBody::ShareFetch(ShareFetchRequest {
+            group_id: Some(SHARE_GROUP.into()),
+            member_id: Some("worker-1".into()),
+            share_session_epoch: 0,
+            max_wait_ms: 5_000,
+            min_bytes: 1,
+            max_bytes: 1 << 20,
+            max_records: 100,
+            batch_size: 100,
+            topics: vec![FetchTopic {
+                topic_id,
+                partitions: vec![
+                    FetchPartition {
+                        partition_index: 0,
+                        ..Default::default()
+                    },
+                    FetchPartition {
+                        partition_index: 1,
+                        ..Default::default()
+                    },
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+    ) {
+        ResponseBody::ShareFetch(r) => r,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(fetched.error_code, 0, "{fetched:?}");
+    let mut values = Vec::new();
+    let mut acks = Vec::new();
+    for p in &fetched.responses[0].partitions {
+        assert_eq!(p.error_code, 0, "{p:?}");
+        let bytes = match p.records.as_ref() {
+            Some(basalt_protocol::Records::Memory(b)) => b.clone(),
+            other => panic!("records arrive as bytes: {other:?}"),
+        };
+        for batch in basalt_record::BatchIter::verified(&bytes) {
+            let (_, range) = batch.unwrap();
+            for r in basalt_record::decode_records(&bytes.slice(range)).unwrap() {
+                values.push(String::from_utf8(r.value.unwrap().to_vec()).unwrap());
+            }
+        }
+        let a = &p.acquired_records[0];
+        assert_eq!((a.first_offset, a.last_offset, a.delivery_count), (0, 2, 1));
+        acks.push(AcknowledgePartition {
+            partition_index: p.partition_index,
+            acknowledgement_batches: vec![AcknowledgementBatch {
+                first_offset: a.first_offset,
+                last_offset: a.last_offset,
+                acknowledge_types: vec![1],
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+    }
+    values.sort();
+    assert_eq!(
+        values,
+        (0..6).map(|i| format!("job-{i}")).collect::<Vec<_>>()
+    );
+    match raw.call(
+        1,
+        RequestBody::ShareAcknowledge(ShareAcknowledgeRequest {
+            group_id: Some(SHARE_GROUP.into()),
+            member_id: Some("worker-1".into()),
+            share_session_epoch: 1,
+            topics: vec![AcknowledgeTopic {
+                topic_id,
+                partitions: acks,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+    ) {
+        ResponseBody::ShareAcknowledge(r) => {
+            assert_eq!(r.error_code, 0);
+            assert!(
+                r.responses[0].partitions.iter().all(|p| p.error_code == 0),
+                "{r:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+
+    let listed = basalt_json(&b, &["group", "list", "--type", "share", "--json"]);
+    let groups = listed.as_array().unwrap();
+    assert_eq!(groups.len(), 1, "{listed}");
+    assert_eq!(groups[0]["group"], SHARE_GROUP, "{listed}");
+    let d = basalt_json(&b, &["group", "describe", SHARE_GROUP, "--json"]);
+    let d = &d[0];
+    assert_eq!(d["group_type"], "share", "{d}");
+    assert_eq!(d["state"], "Stable", "{d}");
+    let members = d["members"].as_array().unwrap();
+    assert_eq!(members.len(), 1, "{d}");
+    assert_eq!(members[0]["member_id"], "worker-1", "{d}");
+    assert_eq!(members[0]["client_id"], "share-worker", "{d}");
+}
