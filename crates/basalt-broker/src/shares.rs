@@ -250,11 +250,6 @@ impl Shares {
 
     // ---- membership ----
 
-    /// Whether this node knows share group `id`.
-    pub fn has_group(&self, id: &str) -> bool {
-        self.groups.lock().contains_key(id)
-    }
-
     /// Reads share group `id`.
     pub fn read_group<R>(&self, id: &str, f: impl FnOnce(Option<&ShareGroup>) -> R) -> R {
         f(self.groups.lock().get(id))
