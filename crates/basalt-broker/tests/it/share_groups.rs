@@ -448,3 +448,42 @@ async fn a_record_released_as_often_as_the_delivery_limit_is_archived() {
     assert!(acquired(&r).is_empty(), "the second release archived it");
     assert_eq!(broker.shares().offsets_of("g", topic, 0), Some((1, 1)));
 }
+
+#[tokio::test]
+async fn share_groups_need_read_on_the_group_and_on_each_topic() {
+    use basalt_broker::acl::{Operation, ResourceType};
+    let (_dir, broker) = open(|c| c.authorizer.enabled = true);
+    create(&broker, "q", 1, &[]);
+    create(&broker, "secret", 1, &[]);
+    let q = broker.topic("q").unwrap().id;
+    let secret = broker.topic("secret").unwrap().id;
+    let hb = heartbeat(&broker, "m1", 0, Some(&["q"])).await;
+    assert_eq!(
+        hb.error_code,
+        i16::from(ErrorCode::GroupAuthorizationFailed)
+    );
+    let r = share_fetch(&broker, "m1", 0, q, &[0], &[], 0).await;
+    assert_eq!(r.error_code, i16::from(ErrorCode::GroupAuthorizationFailed));
+    broker
+        .create_acls(vec![
+            crate::allow(ResourceType::Group, "g", Operation::Read),
+            crate::allow(ResourceType::Topic, "q", Operation::Read),
+        ])
+        .unwrap();
+    assert_eq!(
+        heartbeat(&broker, "m1", 0, Some(&["q"])).await.error_code,
+        0
+    );
+    let r = share_fetch(&broker, "m1", 0, q, &[0], &[], 0).await;
+    assert_eq!(r.error_code, 0);
+    let r = share_fetch(&broker, "m1", 1, secret, &[0], &[], 0).await;
+    let refused: Vec<(Uuid, i16)> = r
+        .responses
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(move |p| (t.topic_id, p.error_code)))
+        .collect();
+    assert_eq!(
+        refused,
+        vec![(secret, i16::from(ErrorCode::TopicAuthorizationFailed))]
+    );
+}
