@@ -1670,6 +1670,9 @@ fn transactions_span_partitions_and_groups_coordinated_on_other_nodes() {
         let meta: ConsumerGroupMetadata = c.group_metadata().unwrap();
         p.send_offsets_to_transaction(&offsets, &meta, TIMEOUT)
             .unwrap();
+        // librdkafka's abort drops records still queued in the client: send them first, so
+        // the aborted copies are in the log for the read_uncommitted check below.
+        p.flush(TIMEOUT).unwrap();
         if commit {
             p.commit_transaction(TIMEOUT).unwrap();
         } else {
