@@ -356,7 +356,7 @@ async fn accept_loop<H: Handler>(
                         }
                         Some(acceptor) => {
                             let handshake =
-                                tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+                                tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls::accept(&acceptor, stream))
                                     .await;
                             match handshake {
                                 Ok(Ok(tls)) => {

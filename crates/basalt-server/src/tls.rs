@@ -11,10 +11,11 @@
 //!   fails its handshake; with `requested` a certificate is optional but, if sent, must verify.
 //!   As with Kafka's brokers, the server names no acceptable CAs in its certificate request (a
 //!   client sends the certificate it has), and a certificate that does not verify is refused with
-//!   a `bad_certificate` alert, which clients report as an SSL error.
+//!   a `bad_certificate` alert whatever the reason, which stays in the server's log.
 //! - `TLS-3`: `ssl.enabled.protocols` (TLSv1.2, TLSv1.3; both by default) are the only versions
 //!   negotiated.
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -25,6 +26,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 
 /// A TLS version of `ssl.enabled.protocols`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -262,22 +264,37 @@ fn build(s: &TlsSettings) -> Result<TlsAcceptor, TlsError> {
 }
 
 /// The WebPKI client verifier, refusing any certificate that does not verify (unknown CA,
-/// expired, wrong use...) with `bad_certificate`, as Kafka's brokers do (rustls would send a
-/// specific alert), `TLS-2`. The reason stays in the server's log.
+/// expired, wrong use...) with `bad_certificate`, as Kafka's brokers do (rustls would send an
+/// alert per reason, and `certificate_unknown` for a reason it does not know), `TLS-2`. The
+/// reason goes to the server's log: to the handshake's own line when the handshake runs in
+/// [`accept`], else to a line of its own.
 #[derive(Debug)]
 struct KafkaClientVerifier(Arc<dyn rustls::server::danger::ClientCertVerifier>);
 
-/// Why a client certificate was refused.
-#[derive(Debug)]
-struct UntrustedClientCertificate(rustls::CertificateError);
-
-impl std::fmt::Display for UntrustedClientCertificate {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "client certificate refused: {}", self.0)
-    }
+tokio::task_local! {
+    /// Why the client certificate of the handshake that [`accept`] runs in this task was refused.
+    static REFUSAL: RefCell<Option<rustls::CertificateError>>;
 }
 
-impl std::error::Error for UntrustedClientCertificate {}
+/// Runs a server handshake on `stream`. A client certificate refused by the verifier fails
+/// the handshake with an error that names the reason, not the alert the client was sent.
+pub async fn accept<IO>(acceptor: &TlsAcceptor, stream: IO) -> std::io::Result<TlsStream<IO>>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    REFUSAL
+        .scope(RefCell::new(None), async {
+            let result = acceptor.accept(stream).await;
+            match (result, REFUSAL.with(|r| r.borrow_mut().take())) {
+                (Err(_), Some(reason)) => Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("client certificate refused: {reason}"),
+                )),
+                (result, _) => result,
+            }
+        })
+        .await
+}
 
 impl rustls::server::danger::ClientCertVerifier for KafkaClientVerifier {
     fn offer_client_auth(&self) -> bool {
@@ -301,10 +318,13 @@ impl rustls::server::danger::ClientCertVerifier for KafkaClientVerifier {
         self.0
             .verify_client_cert(end_entity, intermediates, now)
             .map_err(|e| match e {
-                rustls::Error::InvalidCertificate(e) => {
-                    rustls::Error::InvalidCertificate(rustls::CertificateError::Other(
-                        rustls::OtherError(Arc::new(UntrustedClientCertificate(e))),
-                    ))
+                rustls::Error::InvalidCertificate(reason) => {
+                    let recorded = REFUSAL.try_with(|r| *r.borrow_mut() = Some(reason.clone()));
+                    if recorded.is_err() {
+                        tracing::warn!(%reason, "client certificate refused");
+                    }
+                    // rustls answers this reason with `bad_certificate`.
+                    rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding)
                 }
                 other => other,
             })
