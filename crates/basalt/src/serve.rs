@@ -287,7 +287,8 @@ pub struct ServeArgs {
     /// `ssl.ca.location`: PEM file with the CAs that sign client certificates.
     #[arg(long = "ssl.ca.location", env = "BASALT_SSL_CA_LOCATION")]
     ssl_ca: Option<PathBuf>,
-    /// `ssl.client.auth`: required, requested or none [default: none].
+    /// `ssl.client.auth`: required, requested or none, for SSL listeners [default: none]; a
+    /// SASL_SSL listener takes only its own `listener.name.NAME.ssl.client.auth`.
     #[arg(long = "ssl.client.auth", env = "BASALT_SSL_CLIENT_AUTH")]
     ssl_client_auth: Option<String>,
     /// `ssl.enabled.protocols`: comma-separated, of TLSv1.2 and TLSv1.3 [default:
@@ -705,10 +706,15 @@ pub fn resolve(args: ServeArgs) -> Result<Resolved, Error> {
                 )
                 .into());
             };
-            let client_auth: ClientAuth = pick("ssl.client.auth", &client_auth)
-                .as_deref()
-                .unwrap_or("none")
-                .parse()?;
+            // As in Kafka (KIP-684), the global `ssl.client.auth` is for SSL listeners: SASL
+            // logins authenticate a SASL_SSL listener's clients, which ask for certificates only
+            // with the listener's own `listener.name.NAME.ssl.client.auth`.
+            let client_auth = if l.protocol == SecurityProtocol::SaslSsl {
+                per_listener(&name, "ssl.client.auth")
+            } else {
+                pick("ssl.client.auth", &client_auth)
+            };
+            let client_auth: ClientAuth = client_auth.as_deref().unwrap_or("none").parse()?;
             let protocols = pick("ssl.enabled.protocols", &protocols)
                 .unwrap_or_else(|| "TLSv1.2,TLSv1.3".to_owned())
                 .split(',')
@@ -1459,6 +1465,39 @@ listener.name.external."connections.max.reauth.ms" = 1000
         assert_eq!(external.max_connection_rate, 1);
         assert_eq!(external.max_idle_ms, 600_000);
         assert_eq!(external.max_reauth_ms, 1000);
+    }
+
+    #[test]
+    fn ssl_client_auth_is_for_ssl_listeners_and_a_sasl_ssl_listener_takes_its_own() {
+        let auth = |toml: &str| -> Vec<(String, ClientAuth)> {
+            resolve_file(toml)
+                .listeners
+                .iter()
+                .map(|(spec, security)| {
+                    let tls = security.tls.as_ref().unwrap();
+                    (spec.name.clone(), tls.client_auth)
+                })
+                .collect()
+        };
+        let base = r#"
+listeners = "SSL://127.0.0.1:0,SASL_SSL://127.0.0.1:0"
+"ssl.certificate.location" = "server.pem"
+"ssl.key.location" = "server-key.pem"
+"ssl.ca.location" = "ca.pem"
+"ssl.client.auth" = "required"
+"#;
+        assert_eq!(
+            auth(base),
+            [
+                ("SSL".to_owned(), ClientAuth::Required),
+                ("SASL_SSL".to_owned(), ClientAuth::None)
+            ]
+        );
+        let both = format!("{base}listener.name.sasl_ssl.\"ssl.client.auth\" = \"requested\"\n");
+        assert_eq!(
+            auth(&both)[1],
+            ("SASL_SSL".to_owned(), ClientAuth::Requested)
+        );
     }
 
     #[test]
