@@ -45,6 +45,9 @@ pub fn rejection_code(rejection: &Rejection) -> ErrorCode {
         Rejection::StalePartitionEpoch { .. } | Rejection::InvalidLeaderOrIsr { .. } => {
             ErrorCode::InvalidRequest
         }
+        // The writer no longer leads the partition.
+        Rejection::StaleLeaderEpoch { .. } => ErrorCode::NotLeaderOrFollower,
+        Rejection::ShareStateTooLarge { .. } => ErrorCode::KafkaStorageError,
         Rejection::UnknownNode { .. }
         | Rejection::InvalidNodeId { .. }
         | Rejection::StaleIncarnation { .. }

@@ -29,7 +29,7 @@ pub mod types;
 
 pub use image::{
     Command, ConfigResource, Endpoint, MetadataImage, NodeId, NodeRecord, Outcome, PartitionRecord,
-    Reassignment, Rejection, TopicId, TopicRecord,
+    Reassignment, Rejection, SHARE_STATE_LENGTH_MAX, ShareStateRecord, TopicId, TopicRecord,
 };
 pub use placement::{default_replication_factor, place};
 pub use quorum::{

@@ -43,6 +43,11 @@
 //! - `META-8`: ACL bindings and SCRAM credentials are well formed (see [`super::security`]);
 //!   the image holds no password. Creating a binding that exists or deleting one that does not
 //!   changes nothing; deleting a credential that does not exist is rejected.
+//! - `META-9`: a share partition's state (KIP-932) is written only by the partition's leader: a
+//!   [`Command::PutShareState`] is applied only when it names the partition's current leader
+//!   epoch, so a deposed leader can never put its state over the new leader's. The state is
+//!   opaque here (the broker's serialization, at most [`SHARE_STATE_LENGTH_MAX`] bytes), and the
+//!   states of a topic go with it when it is deleted.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -64,6 +69,8 @@ pub const REPLICATION_FACTOR_MAX: usize = 32;
 pub const ENDPOINTS_MAX: usize = 64;
 /// Longest config key or value, in bytes.
 pub const CONFIG_LENGTH_MAX: usize = 64 * 1024;
+/// Longest share-partition state, in bytes (`META-9`).
+pub const SHARE_STATE_LENGTH_MAX: usize = 1024 * 1024;
 
 /// A topic id: 16 bytes, shown and serialized as 32 lowercase hex digits (the broker's
 /// `topics.json` form). Kafka's Uuid on the wire is the same 16 bytes.
@@ -231,6 +238,15 @@ impl TopicRecord {
     }
 }
 
+/// The state of one share partition, as its leader last wrote it (`META-9`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareStateRecord {
+    /// The partition's leader epoch when its leader wrote the state.
+    pub leader_epoch: i32,
+    /// The state, in the broker's serialization.
+    pub state: String,
+}
+
 /// What a config change applies to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ConfigResource {
@@ -264,6 +280,9 @@ pub struct MetadataImage {
     /// SCRAM credentials by user, then by mechanism name (`SCRAM-SHA-256`, `SCRAM-SHA-512`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub scram_credentials: BTreeMap<String, BTreeMap<String, ScramRecord>>,
+    /// Share-partition states by share group, topic id and partition (`META-9`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub share_states: BTreeMap<String, BTreeMap<TopicId, BTreeMap<i32, ShareStateRecord>>>,
     /// The Raft log index of the last entry applied to this image (0 before any). Set by the
     /// quorum's state machine, not by [`MetadataImage::apply`]; equal images at equal indexes
     /// on every node.
@@ -394,6 +413,20 @@ pub enum Command {
         /// `SCRAM-SHA-256` or `SCRAM-SHA-512`.
         mechanism: String,
     },
+    /// Set (`Some`) or remove (`None`) the state of share group `group` on a partition, from
+    /// the partition's leader at `leader_epoch` (`META-9`).
+    PutShareState {
+        /// The share group.
+        group: String,
+        /// The topic.
+        topic: TopicId,
+        /// The partition index.
+        partition: i32,
+        /// The writer's leader epoch of the partition.
+        leader_epoch: i32,
+        /// The state, in the broker's serialization.
+        state: Option<String>,
+    },
 }
 
 impl fmt::Display for Command {
@@ -439,6 +472,15 @@ impl fmt::Display for Command {
             Command::DeleteScramCredential { user, mechanism } => {
                 write!(f, "delete the {mechanism} credential of user {user}")
             }
+            Command::PutShareState {
+                group,
+                topic,
+                partition,
+                ..
+            } => write!(
+                f,
+                "write the state of share group {group} on {topic}-{partition}"
+            ),
         }
     }
 }
@@ -506,6 +548,8 @@ pub enum Outcome {
     },
     /// A SCRAM credential was set or removed.
     ScramCredentialChanged,
+    /// Share-partition states were written or removed.
+    ShareStateChanged,
     /// A log entry that carries no command (a new leader's blank entry, a membership change).
     NoCommand,
 }
@@ -632,6 +676,20 @@ pub enum Rejection {
         topic: String,
         /// The partition index.
         partition: i32,
+    },
+    /// A share-partition state from a writer that is not the partition's leader (`META-9`).
+    #[error("stale leader epoch {proposed}, the partition is at {current}")]
+    StaleLeaderEpoch {
+        /// The partition's leader epoch.
+        current: i32,
+        /// The writer's.
+        proposed: i32,
+    },
+    /// A share-partition state over [`SHARE_STATE_LENGTH_MAX`] bytes.
+    #[error("share-partition state of {length} bytes; the limit is {SHARE_STATE_LENGTH_MAX}")]
+    ShareStateTooLarge {
+        /// Its length.
+        length: usize,
     },
     /// A config change is malformed.
     #[error("invalid config: {reason}")]
@@ -790,6 +848,13 @@ impl MetadataImage {
             Command::DeleteScramCredential { user, mechanism } => {
                 self.delete_scram_credential(user, mechanism)
             }
+            Command::PutShareState {
+                group,
+                topic,
+                partition,
+                leader_epoch,
+                state,
+            } => self.put_share_state(group, topic, *partition, *leader_epoch, state.as_deref()),
         }
     }
 
@@ -1186,7 +1251,80 @@ impl MetadataImage {
     fn delete_topic(&mut self, id: &TopicId) -> Result<Outcome, Rejection> {
         let name = self.topic_name_of(id)?;
         self.topics.remove(&name);
+        self.share_states.retain(|_, topics| {
+            topics.remove(id);
+            !topics.is_empty()
+        });
         Ok(Outcome::TopicDeleted { id: *id, name })
+    }
+
+    fn put_share_state(
+        &mut self,
+        group: &str,
+        topic: &TopicId,
+        partition: i32,
+        leader_epoch: i32,
+        state: Option<&str>,
+    ) -> Result<Outcome, Rejection> {
+        let name = self.topic_name_of(topic)?;
+        let p = usize::try_from(partition)
+            .ok()
+            .and_then(|i| self.topics[&name].partitions.get(i))
+            .ok_or_else(|| Rejection::UnknownPartition {
+                topic: name.clone(),
+                partition,
+            })?;
+        if leader_epoch != p.leader_epoch {
+            return Err(Rejection::StaleLeaderEpoch {
+                current: p.leader_epoch,
+                proposed: leader_epoch,
+            });
+        }
+        match state {
+            Some(state) if state.len() > SHARE_STATE_LENGTH_MAX => {
+                return Err(Rejection::ShareStateTooLarge {
+                    length: state.len(),
+                });
+            }
+            Some(state) => {
+                self.share_states
+                    .entry(group.to_owned())
+                    .or_default()
+                    .entry(*topic)
+                    .or_default()
+                    .insert(
+                        partition,
+                        ShareStateRecord {
+                            leader_epoch,
+                            state: state.to_owned(),
+                        },
+                    );
+            }
+            None => {
+                if let Some(topics) = self.share_states.get_mut(group) {
+                    if let Some(partitions) = topics.get_mut(topic) {
+                        partitions.remove(&partition);
+                        if partitions.is_empty() {
+                            topics.remove(topic);
+                        }
+                    }
+                    if topics.is_empty() {
+                        self.share_states.remove(group);
+                    }
+                }
+            }
+        }
+        Ok(Outcome::ShareStateChanged)
+    }
+
+    /// The state share group `group` last wrote on `partition` of `topic` (`META-9`).
+    pub fn share_state(
+        &self,
+        group: &str,
+        topic: &TopicId,
+        partition: i32,
+    ) -> Option<&ShareStateRecord> {
+        self.share_states.get(group)?.get(topic)?.get(&partition)
     }
 
     fn alter_partition(
@@ -1418,10 +1556,23 @@ impl MetadataImage {
         Ok(Outcome::ConfigsAltered)
     }
 
-    /// Checks `META-2`, `META-3`, `META-5`, `META-7` and `META-8` over the whole image; tests and
+    /// Checks `META-2`, `META-3`, `META-5`, `META-7`, `META-8` and `META-9` over the whole image; tests and
     /// simulations call it after every command (the pair of the checks `apply` makes on each
     /// command).
     pub fn check_invariants(&self) -> Result<(), String> {
+        for (group, topics) in &self.share_states {
+            for (id, partitions) in topics {
+                let topic = self.topic_by_id(id).ok_or_else(|| {
+                    format!("share group {group} has a state on unknown topic {id}")
+                })?;
+                for (p, record) in partitions {
+                    let known = usize::try_from(*p).is_ok_and(|i| i < topic.partitions.len());
+                    if !known || record.state.len() > SHARE_STATE_LENGTH_MAX {
+                        return Err(format!("share group {group}: bad state on {id}-{p}"));
+                    }
+                }
+            }
+        }
         for b in &self.acls {
             b.check().map_err(|e| format!("ACL {b}: {e}"))?;
         }

@@ -256,6 +256,81 @@ fn create_and_delete_partitions_and_topics() {
     create(&mut image, 2, "t", vec![vec![1]]);
 }
 
+fn put_share(
+    image: &mut MetadataImage,
+    group: &str,
+    epoch: i32,
+    state: Option<&str>,
+) -> Result<Outcome, Rejection> {
+    apply(
+        image,
+        Command::PutShareState {
+            group: group.into(),
+            topic: tid(1),
+            partition: 0,
+            leader_epoch: epoch,
+            state: state.map(str::to_owned),
+        },
+    )
+}
+
+#[test]
+fn share_states_are_written_by_the_current_leader_only_and_go_with_their_topic() {
+    let mut image = cluster(2);
+    create(&mut image, 1, "jobs", vec![vec![1, 2]]);
+    let epoch = partition(&image, "jobs", 0).leader_epoch;
+    put_share(&mut image, "workers", epoch, Some("{\"v\":1}")).unwrap();
+    assert_eq!(
+        image.share_state("workers", &tid(1), 0).unwrap().state,
+        "{\"v\":1}"
+    );
+    // The leader moves: the old leader's epoch is refused, the new one's is taken.
+    apply(&mut image, Command::FenceNode { id: 1 }).unwrap();
+    let moved = partition(&image, "jobs", 0).leader_epoch;
+    assert!(moved > epoch);
+    assert_eq!(
+        put_share(&mut image, "workers", epoch, Some("{\"v\":2}")),
+        Err(Rejection::StaleLeaderEpoch {
+            current: moved,
+            proposed: epoch
+        })
+    );
+    put_share(&mut image, "workers", moved, Some("{\"v\":3}")).unwrap();
+    let record = image.share_state("workers", &tid(1), 0).unwrap();
+    assert_eq!(
+        (record.leader_epoch, record.state.as_str()),
+        (moved, "{\"v\":3}")
+    );
+    // Unknown partitions, oversized states.
+    assert!(matches!(
+        apply(
+            &mut image,
+            Command::PutShareState {
+                group: "workers".into(),
+                topic: tid(1),
+                partition: 1,
+                leader_epoch: moved,
+                state: Some("{}".into())
+            }
+        ),
+        Err(Rejection::UnknownPartition { .. })
+    ));
+    let huge = "x".repeat(SHARE_STATE_LENGTH_MAX + 1);
+    assert!(matches!(
+        put_share(&mut image, "workers", moved, Some(&huge)),
+        Err(Rejection::ShareStateTooLarge { .. })
+    ));
+    // Removal of one state, and of every state of a topic with it.
+    put_share(&mut image, "workers", moved, None).unwrap();
+    assert!(image.share_states.is_empty());
+    put_share(&mut image, "a", moved, Some("{}")).unwrap();
+    put_share(&mut image, "b", moved, Some("{}")).unwrap();
+    let json = serde_json::to_string(&image).unwrap();
+    assert_eq!(serde_json::from_str::<MetadataImage>(&json).unwrap(), image);
+    apply(&mut image, Command::DeleteTopic { id: tid(1) }).unwrap();
+    assert!(image.share_states.is_empty());
+}
+
 #[test]
 fn alter_partition_checks_the_partition_epoch() {
     let mut image = cluster(3);
