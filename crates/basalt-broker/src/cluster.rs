@@ -996,6 +996,37 @@ impl Broker {
 }
 
 impl Broker {
+    /// Writes share group `group`'s state of partition `index` of `topic` into the metadata,
+    /// as the partition's leader at `leader_epoch` (`META-9`), and waits until this node's image
+    /// holds it; NOT_LEADER_OR_FOLLOWER when another leader was elected meanwhile. A write
+    /// changes no partition, so nothing is reconciled.
+    pub(crate) async fn put_share_state(
+        &self,
+        group: &str,
+        (topic, index): (Uuid, i32),
+        leader_epoch: i32,
+        state: String,
+    ) -> Result<(), TopicError> {
+        let cluster = self.cluster.as_ref().expect("called in cluster mode");
+        let id = TopicId(*topic.as_bytes());
+        let cmd = Command::PutShareState {
+            group: group.to_owned(),
+            topic: id,
+            partition: index,
+            leader_epoch,
+            state: Some(state.clone()),
+        };
+        propose_retrying(&cluster.quorum, cmd)
+            .await
+            .map_err(|e| TopicError::new(propose_error_code(&e), e.to_string()))?;
+        wait_image(&cluster.quorum, |i| {
+            i.share_state(group, &id, index)
+                .is_some_and(|r| r.leader_epoch > leader_epoch || r.state == state)
+        })
+        .await?;
+        Ok(())
+    }
+
     pub(crate) fn alter_group_configs_in_cluster(
         &self,
         group: &str,

@@ -6,9 +6,11 @@
 //! clock, locks, files and wake-ups:
 //! - membership lives in memory: after a restart members get UNKNOWN_MEMBER_ID and join again,
 //!   as they do when a coordinator moves;
-//! - each share partition's state is a [`ShareSnapshot`] in
-//!   `<data>/share-groups/<group, hex>/<topic id>-<partition>.json`, written atomically (write,
-//!   fsync, rename) before the acknowledgement that changed it is answered (`SHR-5`);
+//! - each share partition's state is a [`ShareSnapshot`], written before the acknowledgement
+//!   that changed it is answered (`SHR-5`): on a node alone, to
+//!   `<data>/share-groups/<group, hex>/<topic id>-<partition>.json` atomically (write, fsync,
+//!   rename); in a cluster, into the metadata image (`META-9`) by the partition's leader under
+//!   its leader epoch, so the next leader goes on from it after a failover (`SHR-7`);
 //! - share sessions (ShareFetch/ShareAcknowledge epochs) live in memory; a member's records are
 //!   released when its session closes or it leaves the group here;
 //! - group configs (`share.auto.offset.reset` ...) are in the metadata image in a cluster and
@@ -18,13 +20,18 @@
 //! - `SHR-5`: an acknowledgement is answered only after the state it produced is on disk; the
 //!   file of a share partition is always written from its newest state, so a slower writer
 //!   never puts an older state over a newer one.
-//! - `SHR-6`: no lock of this module is held across an `.await`, and file writes run on
-//!   blocking threads.
+//! - `SHR-6`: no lock of this module is held across an `.await` but a share partition's write
+//!   lock (a tokio mutex), and file writes run on blocking threads.
+//! - `SHR-7`: in a cluster a share partition in memory belongs to the leader epoch it was
+//!   loaded under; once the partition's leader epoch moves on it is dropped, and a new leader
+//!   loads the state the image holds, so a node that leads a partition again never serves a
+//!   state older than the last leader's.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use basalt_cluster::metadata::TopicId;
 use basalt_coordinator::GroupError;
 use basalt_coordinator::share::{
     AckType, Acquired, ShareConfig, ShareGroup, ShareHeartbeat, SharePartition, ShareReply,
@@ -72,12 +79,17 @@ pub fn validate_group_config(name: &str, value: &str) -> Result<(), String> {
     }
 }
 
-/// One share partition: its state and the lock its file is written under (`SHR-5`).
+/// One share partition: its state and the lock it is written under (`SHR-5`).
 #[derive(Debug)]
 struct Entry {
     state: Mutex<SharePartition>,
-    write: Mutex<()>,
+    write: tokio::sync::Mutex<()>,
+    /// The file, on a node alone.
     path: PathBuf,
+    group: String,
+    partition: TopicPartition,
+    /// The partition's leader epoch when this state was loaded (`SHR-7`).
+    leader_epoch: i32,
 }
 
 /// A member's share session on this node.
@@ -364,20 +376,34 @@ impl Shares {
         self.sessions
             .lock()
             .retain(|_, s| now - s.last_used_ms < idle);
-        // Share partitions of deleted topics go, with their files.
+        // Share partitions of deleted topics go, with their files; in a cluster, so do those
+        // of a leader epoch that is over (`SHR-7`).
         let deleted: Vec<Arc<Entry>> = {
             let mut partitions = self.partitions.lock();
+            let mut stale = Vec::new();
             let gone: Vec<PartitionKey> = partitions
-                .keys()
-                .filter(|(_, topic, _)| broker.topic_by_id(topic).is_none())
-                .cloned()
+                .iter()
+                .filter_map(|(key, e)| match broker.topic_by_id(&key.1) {
+                    None => Some(key.clone()),
+                    Some(topic) => {
+                        let moved = broker.cluster().is_some()
+                            && current_epoch(&topic, key.2) != Some(e.leader_epoch);
+                        if moved {
+                            stale.push(key.clone());
+                        }
+                        None
+                    }
+                })
                 .collect();
+            for key in &stale {
+                partitions.remove(key);
+            }
             gone.iter().filter_map(|k| partitions.remove(k)).collect()
         };
-        if !deleted.is_empty() {
+        if !deleted.is_empty() && broker.cluster().is_none() {
             let _ = tokio::task::spawn_blocking(move || {
                 for e in deleted {
-                    let _writing = e.write.lock();
+                    let _writing = e.write.blocking_lock();
                     let _ = std::fs::remove_file(&e.path);
                 }
             })
@@ -397,15 +423,11 @@ impl Shares {
         if released {
             self.notify_released();
         }
-        if !changed.is_empty() {
-            let _ = tokio::task::spawn_blocking(move || {
-                for e in changed {
-                    if let Err(err) = persist(&e) {
-                        tracing::warn!(path = %e.path.display(), error = %err, "cannot write share state");
-                    }
-                }
-            })
-            .await;
+        if !changed.is_empty()
+            && let Err((_, err)) =
+                write_all(broker, changed.into_iter().map(Persist).collect()).await
+        {
+            tracing::warn!(error = %err, "cannot write share state");
         }
     }
 
@@ -513,24 +535,43 @@ impl Shares {
         topic: &crate::Topic,
         index: i32,
     ) -> std::io::Result<Arc<Entry>> {
-        if let Some(e) = self.entry_if_loaded(group, topic.id, index) {
-            return Ok(e);
-        }
         let partition = usize::try_from(index)
             .ok()
             .and_then(|i| topic.partitions.get(i))
             .ok_or_else(|| std::io::Error::other("no such partition"))?;
+        let epoch = partition.leader_epoch();
+        let image = broker.image();
+        if let Some(e) = self.entry_if_loaded(group, topic.id, index)
+            && (image.is_none() || e.leader_epoch == epoch)
+        {
+            return Ok(e);
+        }
         let path = self
             .dir
             .join(hex(group.as_bytes()))
             .join(format!("{}-{index}.json", hex(&topic.id.0)));
-        let state = match std::fs::read(&path) {
-            Ok(bytes) => {
-                let snapshot: ShareSnapshot = serde_json::from_slice(&bytes)
-                    .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))?;
+        let stored = match &image {
+            // In a cluster the image holds the last leader's state (`SHR-7`).
+            Some(image) => image
+                .share_state(group, &TopicId(topic.id.0), index)
+                .map(|r| r.state.clone().into_bytes()),
+            None => match std::fs::read(&path) {
+                Ok(bytes) => Some(bytes),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(e),
+            },
+        };
+        let state = match stored {
+            Some(bytes) => {
+                let snapshot: ShareSnapshot = serde_json::from_slice(&bytes).map_err(|e| {
+                    std::io::Error::other(format!(
+                        "share state of {group} on {}-{index}: {e}",
+                        topic.meta.name
+                    ))
+                })?;
                 SharePartition::restore(&snapshot)
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            None => {
                 let reset = self.group_config(broker, group, "share.auto.offset.reset");
                 SharePartition::new(if reset == "earliest" {
                     partition.log.log_start_offset()
@@ -538,18 +579,23 @@ impl Shares {
                     partition.high_watermark()
                 })
             }
-            Err(e) => return Err(e),
         };
         let entry = Arc::new(Entry {
             state: Mutex::new(state),
-            write: Mutex::new(()),
+            write: tokio::sync::Mutex::new(()),
             path,
+            group: group.to_owned(),
+            partition: (topic.id, index),
+            leader_epoch: epoch,
         });
         let mut partitions = self.partitions.lock();
-        Ok(partitions
+        let slot = partitions
             .entry((group.to_owned(), topic.id, index))
-            .or_insert(entry)
-            .clone())
+            .or_insert_with(|| Arc::clone(&entry));
+        if slot.leader_epoch != epoch {
+            *slot = entry;
+        }
+        Ok(Arc::clone(slot))
     }
 
     /// Applies `member`'s acknowledgements on one partition; the entry to persist when
@@ -744,15 +790,9 @@ fn aborted_ranges(
 #[derive(Debug)]
 pub struct Persist(Arc<Entry>);
 
-impl Persist {
-    /// Writes the newest state of the share partition; blocking.
-    pub fn write(&self) -> std::io::Result<()> {
-        persist(&self.0)
-    }
-}
-
+/// Writes the newest state of a share partition to its file; blocking.
 fn persist(entry: &Entry) -> std::io::Result<()> {
-    let _writing = entry.write.lock();
+    let _writing = entry.write.blocking_lock();
     let snapshot = entry.state.lock().snapshot();
     let bytes = serde_json::to_vec(&snapshot).map_err(std::io::Error::other)?;
     if let Some(dir) = entry.path.parent() {
@@ -783,21 +823,44 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Writes every share partition in `persists`, off the reactor; whether all were written.
-pub async fn write_all(persists: Vec<Persist>) -> Result<(), String> {
+/// Writes every share partition in `persists`: to its file off the reactor on a node alone,
+/// into the metadata in a cluster (`SHR-5`); the error code and reason of the first that
+/// could not be written.
+pub async fn write_all(broker: &Broker, persists: Vec<Persist>) -> Result<(), Refusal> {
     if persists.is_empty() {
         return Ok(());
     }
+    if broker.cluster().is_some() {
+        for Persist(entry) in &persists {
+            let _writing = entry.write.lock().await;
+            let snapshot = entry.state.lock().snapshot();
+            let state = serde_json::to_string(&snapshot)
+                .map_err(|e| (ErrorCode::KafkaStorageError, e.to_string()))?;
+            broker
+                .put_share_state(&entry.group, entry.partition, entry.leader_epoch, state)
+                .await
+                .map_err(|e| (e.code, e.message))?;
+        }
+        return Ok(());
+    }
+    let storage = |e: String| (ErrorCode::KafkaStorageError, e);
     match tokio::task::spawn_blocking(move || {
-        for p in &persists {
-            p.write()
-                .map_err(|e| format!("{}: {e}", p.0.path.display()))?;
+        for Persist(entry) in &persists {
+            persist(entry).map_err(|e| format!("{}: {e}", entry.path.display()))?;
         }
         Ok(())
     })
     .await
     {
-        Ok(r) => r,
-        Err(e) => Err(e.to_string()),
+        Ok(r) => r.map_err(storage),
+        Err(e) => Err(storage(e.to_string())),
     }
+}
+
+/// The leader epoch of partition `index` of `topic` on this node.
+fn current_epoch(topic: &crate::Topic, index: i32) -> Option<i32> {
+    usize::try_from(index)
+        .ok()
+        .and_then(|i| topic.partitions.get(i))
+        .map(|p| p.leader_epoch())
 }

@@ -74,10 +74,10 @@ pub async fn handle(
         }
     }
     let (mut results, persists) = acknowledge_all(broker, session, &group, &member, &acks);
-    if let Err(e) = write_all(persists).await {
+    if let Err((code, e)) = write_all(broker, persists).await {
         tracing::warn!(group, error = %e, "cannot write share state");
         for r in results.values_mut().filter(|r| r.is_none()) {
-            *r = Some((ErrorCode::KafkaStorageError, e.clone()));
+            *r = Some((code, e.clone()));
         }
     }
     if step == SessionStep::Closing {

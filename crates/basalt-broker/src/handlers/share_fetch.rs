@@ -207,13 +207,13 @@ pub async fn handle(
         a.acked = true;
         a.ack_error = error;
     }
-    if let Err(e) = write_all(persists).await {
+    if let Err((code, e)) = write_all(broker, persists).await {
         tracing::warn!(group, error = %e, "cannot write share state");
         for a in answers
             .values_mut()
             .filter(|a| a.acked && a.ack_error.is_none())
         {
-            a.ack_error = Some((ErrorCode::KafkaStorageError, e.clone()));
+            a.ack_error = Some((code, e.clone()));
         }
     }
     let lock_ms = shares
@@ -251,7 +251,7 @@ pub async fn handle(
             &mut expired,
         );
         // Records the delivery limit archived: written before they are answered for.
-        if let Err(e) = write_all(expired).await {
+        if let Err((_, e)) = write_all(broker, expired).await {
             tracing::warn!(group, error = %e, "cannot write share state");
         }
         let errors = answers.values().any(|a| a.error.is_some());

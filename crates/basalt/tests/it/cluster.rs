@@ -1508,6 +1508,201 @@ fn committed_offsets_survive_the_group_coordinators_death() {
     assert_eq!(after, ["0-late", "1-late"]);
 }
 
+/// Joins share group `group` through node `node` (1-based) as `member`, subscribed to `topic`:
+/// the topic's id once the member is assigned `partition` of it.
+fn share_join(
+    cluster: &Cluster,
+    node: i32,
+    group: &str,
+    member: &str,
+    topic: &str,
+) -> Option<basalt_protocol::Uuid> {
+    use basalt_protocol::messages::share_group_heartbeat_request::ShareGroupHeartbeatRequest;
+    let mut raw = RawClient::connect(cluster.node(node as usize - 1).addr(), "share-worker");
+    match raw.call(
+        1,
+        RequestBody::ShareGroupHeartbeat(ShareGroupHeartbeatRequest {
+            group_id: group.into(),
+            member_id: member.into(),
+            member_epoch: 0,
+            subscribed_topic_names: Some(vec![topic.into()]),
+            ..Default::default()
+        }),
+    ) {
+        ResponseBody::ShareGroupHeartbeat(r) if r.error_code == 0 => r
+            .assignment
+            .and_then(|a| a.topic_partitions.into_iter().find(|t| t.partitions == [0]))
+            .map(|t| t.topic_id),
+        ResponseBody::ShareGroupHeartbeat(_) => None,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// One ShareFetch of partition 0 of `topic_id` by `member` through node `node` (1-based) in a
+/// new share session, acknowledging nothing: the acquired ranges (first, last, delivery
+/// count), or None when the partition answered an error.
+fn share_fetch(
+    cluster: &Cluster,
+    node: i32,
+    (group, member): (&str, &str),
+    topic_id: basalt_protocol::Uuid,
+    max_records: i32,
+) -> Option<Vec<(i64, i64, i16)>> {
+    use basalt_protocol::messages::share_fetch_request::{
+        FetchPartition, FetchTopic, ShareFetchRequest,
+    };
+    let mut raw = RawClient::connect(cluster.node(node as usize - 1).addr(), "share-worker");
+    let r = match raw.call(
+        1,
+        RequestBody::ShareFetch(ShareFetchRequest {
+            group_id: Some(group.into()),
+            member_id: Some(member.into()),
+            share_session_epoch: 0,
+            max_wait_ms: 1_000,
+            min_bytes: 1,
+            max_bytes: 1 << 20,
+            max_records,
+            batch_size: max_records,
+            topics: vec![FetchTopic {
+                topic_id,
+                partitions: vec![FetchPartition {
+                    partition_index: 0,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+    ) {
+        ResponseBody::ShareFetch(r) => r,
+        other => panic!("{other:?}"),
+    };
+    let p = r.responses.first()?.partitions.first()?;
+    (r.error_code == 0 && p.error_code == 0).then(|| {
+        p.acquired_records
+            .iter()
+            .map(|a| (a.first_offset, a.last_offset, a.delivery_count))
+            .collect()
+    })
+}
+
+/// A share group's acknowledgements outlive the leader of its partition: the leader writes the
+/// share-partition state into the metadata before it answers, and the next leader goes on from
+/// there, so acknowledged records are not delivered again and the rest are.
+#[test]
+fn a_share_partition_goes_on_from_its_acknowledgements_when_its_leader_dies() {
+    use basalt_protocol::messages::incremental_alter_configs_request as inc;
+    use basalt_protocol::messages::share_acknowledge_request::{
+        AcknowledgePartition, AcknowledgeTopic, AcknowledgementBatch, ShareAcknowledgeRequest,
+    };
+    const GROUP: &str = "job-runners";
+    let mut cluster = Cluster::start();
+    eventually(&cluster, "three brokers", || {
+        (broker_ids(&cluster.bootstrap(0)).len() == 3).then_some(())
+    });
+    create_replicated(&cluster.bootstrap(0), "jobs", 1, 3);
+    let p = producer(&cluster.bootstrap(0), &[("acks", "all")]);
+    for n in 0..6 {
+        send_one(
+            &p,
+            FutureRecord::to("jobs")
+                .partition(0)
+                .payload(format!("job-{n}").as_bytes()),
+        );
+    }
+    let mut raw = RawClient::connect(cluster.node(0).addr(), "share-admin");
+    match raw.call(
+        1,
+        RequestBody::IncrementalAlterConfigs(inc::IncrementalAlterConfigsRequest {
+            resources: vec![inc::AlterConfigsResource {
+                resource_type: 32,
+                resource_name: GROUP.into(),
+                configs: vec![inc::AlterableConfig {
+                    name: "share.auto.offset.reset".into(),
+                    config_operation: 0,
+                    value: Some("earliest".into()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+    ) {
+        ResponseBody::IncrementalAlterConfigs(r) => assert_eq!(r.responses[0].error_code, 0),
+        other => panic!("{other:?}"),
+    }
+    let coordinator = coordinator_of(&cluster, 0, GROUP);
+    let topic_id = eventually(&cluster, "an assignment", || {
+        share_join(&cluster, coordinator, GROUP, "worker-1", "jobs")
+    });
+    let leader = leaders(&cluster.bootstrap(0), "jobs")[&0];
+    // The first three records, acquired and accepted through the leader.
+    let acquired = eventually(&cluster, "three acquired records", || {
+        share_fetch(&cluster, leader, (GROUP, "worker-1"), topic_id, 3).filter(|a| !a.is_empty())
+    });
+    assert_eq!(acquired, [(0, 2, 1)]);
+    let mut raw = RawClient::connect(cluster.node(leader as usize - 1).addr(), "share-worker");
+    match raw.call(
+        1,
+        RequestBody::ShareAcknowledge(ShareAcknowledgeRequest {
+            group_id: Some(GROUP.into()),
+            member_id: Some("worker-1".into()),
+            share_session_epoch: -1,
+            topics: vec![AcknowledgeTopic {
+                topic_id,
+                partitions: vec![AcknowledgePartition {
+                    partition_index: 0,
+                    acknowledgement_batches: vec![AcknowledgementBatch {
+                        first_offset: 0,
+                        last_offset: 2,
+                        acknowledge_types: vec![1],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+    ) {
+        ResponseBody::ShareAcknowledge(r) => {
+            assert_eq!(r.error_code, 0, "{r:?}");
+            assert_eq!(r.responses[0].partitions[0].error_code, 0, "{r:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // The leader dies; another replica leads the partition.
+    cluster.kill(leader as usize - 1);
+    let survivor = (0..3).find(|i| *i != leader as usize - 1).unwrap();
+    let next = eventually(&cluster, "a new leader", || {
+        let l = leaders(&cluster.bootstrap(survivor), "jobs")
+            .get(&0)
+            .copied();
+        l.filter(|l| *l > 0 && *l != leader)
+    });
+    // Once the new leader shows all six records, a member (of a new coordinator, if the old
+    // one died too) gets the three others, each delivered for the first time: nothing
+    // accepted is delivered again.
+    let watcher: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap(survivor))
+        .create()
+        .unwrap();
+    eventually(&cluster, "the high watermark on the new leader", || {
+        let high = watcher.fetch_watermarks("jobs", 0, TIMEOUT).ok()?.1;
+        (high == 6).then_some(())
+    });
+    let coordinator = eventually(&cluster, "a live coordinator", || {
+        group_coordinator(&cluster, survivor, GROUP).filter(|c| *c != leader)
+    });
+    eventually(&cluster, "an assignment after the failover", || {
+        share_join(&cluster, coordinator, GROUP, "worker-2", "jobs")
+    });
+    let rest = eventually(&cluster, "the records not yet accepted", || {
+        share_fetch(&cluster, next, (GROUP, "worker-2"), topic_id, 10).filter(|a| !a.is_empty())
+    });
+    assert_eq!(rest, [(3, 5, 1)], "logs:\n{}", cluster.logs());
+}
+
 /// The node a running node names as the coordinator of `key` (`key_type` 0: a group, 1: a
 /// transactional id), once it names one.
 fn coordinator_of(cluster: &Cluster, key_type: i8, key: &str) -> i32 {
