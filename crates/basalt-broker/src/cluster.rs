@@ -997,9 +997,10 @@ impl Broker {
 
 impl Broker {
     /// Writes share group `group`'s state of partition `index` of `topic` into the metadata,
-    /// as the partition's leader at `leader_epoch` (`META-9`), and waits until this node's image
-    /// holds it; NOT_LEADER_OR_FOLLOWER when another leader was elected meanwhile. A write
-    /// changes no partition, so nothing is reconciled.
+    /// as the partition's leader at `leader_epoch` (`META-9`); NOT_LEADER_OR_FOLLOWER when
+    /// another leader was elected meanwhile. It returns once the quorum committed the write:
+    /// this node serves the share partition from memory, so it need not wait for its own
+    /// image, and a write changes no partition, so nothing is reconciled.
     pub(crate) async fn put_share_state(
         &self,
         group: &str,
@@ -1014,16 +1015,11 @@ impl Broker {
             topic: id,
             partition: index,
             leader_epoch,
-            state: Some(state.clone()),
+            state: Some(state),
         };
         propose_retrying(&cluster.quorum, cmd)
             .await
             .map_err(|e| TopicError::new(propose_error_code(&e), e.to_string()))?;
-        wait_image(&cluster.quorum, |i| {
-            i.share_state(group, &id, index)
-                .is_some_and(|r| r.leader_epoch > leader_epoch || r.state == state)
-        })
-        .await?;
         Ok(())
     }
 

@@ -17,9 +17,10 @@
 //!   in `group-configs.json` on a single node, written before the change is answered.
 //!
 //! # Invariants
-//! - `SHR-5`: an acknowledgement is answered only after the state it produced is on disk; the
-//!   file of a share partition is always written from its newest state, so a slower writer
-//!   never puts an older state over a newer one.
+//! - `SHR-5`: an acknowledgement is answered only after the state it produced is durable; a
+//!   share partition is always written from its newest state, so a slower writer never puts
+//!   an older state over a newer one, and a writer whose change an earlier write already held
+//!   writes nothing (group commit).
 //! - `SHR-6`: no lock of this module is held across an `.await` but a share partition's write
 //!   lock (a tokio mutex), and file writes run on blocking threads.
 //! - `SHR-7`: in a cluster a share partition in memory belongs to the leader epoch it was
@@ -30,6 +31,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use basalt_cluster::metadata::TopicId;
 use basalt_coordinator::GroupError;
@@ -90,6 +92,11 @@ struct Entry {
     partition: TopicPartition,
     /// The partition's leader epoch when this state was loaded (`SHR-7`).
     leader_epoch: i32,
+    /// Counts the changes that must be written; bumped after each one.
+    changes: AtomicU64,
+    /// The count of changes the last write held: a writer that finds its change counted here
+    /// has nothing to write, another writer took it along (group commit).
+    written: AtomicU64,
 }
 
 /// A member's share session on this node.
@@ -425,7 +432,7 @@ impl Shares {
         }
         if !changed.is_empty()
             && let Err((_, err)) =
-                write_all(broker, changed.into_iter().map(Persist).collect()).await
+                write_all(broker, changed.into_iter().map(Persist::new).collect()).await
         {
             tracing::warn!(error = %err, "cannot write share state");
         }
@@ -587,6 +594,8 @@ impl Shares {
             group: group.to_owned(),
             partition: (topic.id, index),
             leader_epoch: epoch,
+            changes: AtomicU64::new(0),
+            written: AtomicU64::new(0),
         });
         let mut partitions = self.partitions.lock();
         let slot = partitions
@@ -640,7 +649,7 @@ impl Shares {
         if released {
             self.notify_released();
         }
-        Ok(Some(Persist(entry)))
+        Ok(Some(Persist::new(entry)))
     }
 
     /// Acquires records of partition `index` of `topic` for `member`, within `budget` (whole
@@ -678,7 +687,7 @@ impl Shares {
         state.truncate_to(partition.log.log_start_offset());
         // Locks that ran out change what is persisted only when the delivery limit archives.
         let archived = state.expire_locks(now, self.config.delivery_limit);
-        let expired = archived.then(|| Persist(Arc::clone(&entry)));
+        let expired = archived.then(|| Persist::new(Arc::clone(&entry)));
         let upper = if read_committed {
             partition.last_stable_offset()
         } else {
@@ -786,19 +795,47 @@ fn aborted_ranges(
     Ok(out)
 }
 
-/// A share partition whose state changed and must be written before the answer (`SHR-5`).
+/// A share partition whose state changed and must be written before the answer (`SHR-5`),
+/// with the count of changes that includes this one.
 #[derive(Debug)]
-pub struct Persist(Arc<Entry>);
+pub struct Persist(Arc<Entry>, u64);
 
-/// Writes the newest state of a share partition to its file; blocking.
-fn persist(entry: &Entry) -> std::io::Result<()> {
+impl Persist {
+    /// Counts a change just made to `entry`'s state.
+    fn new(entry: Arc<Entry>) -> Persist {
+        let change = entry.changes.fetch_add(1, Ordering::SeqCst) + 1;
+        Persist(entry, change)
+    }
+
+    /// Whether a write that held this change has been done.
+    fn written(&self) -> bool {
+        self.0.written.load(Ordering::SeqCst) >= self.1
+    }
+}
+
+/// The newest state of `entry` and the count of changes it holds; the count is read first,
+/// so the state holds at least those changes.
+fn newest(entry: &Entry) -> (ShareSnapshot, u64) {
+    let changes = entry.changes.load(Ordering::SeqCst);
+    (entry.state.lock().snapshot(), changes)
+}
+
+/// Writes the newest state of a share partition to its file unless a write already held
+/// `p`'s change; blocking.
+fn persist(p: &Persist) -> std::io::Result<()> {
+    let entry = &p.0;
     let _writing = entry.write.blocking_lock();
-    let snapshot = entry.state.lock().snapshot();
+    if p.written() {
+        return Ok(());
+    }
+    let (snapshot, changes) = newest(entry);
     let bytes = serde_json::to_vec(&snapshot).map_err(std::io::Error::other)?;
     if let Some(dir) = entry.path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    write_atomically(&entry.path, &bytes)
+    write_atomically(&entry.path, &bytes)?;
+    entry.written.fetch_max(changes, Ordering::SeqCst);
+    Ok(())
 }
 
 /// Writes `bytes` to `path` through a temporary file, fsynced, then renamed over it.
@@ -831,22 +868,27 @@ pub async fn write_all(broker: &Broker, persists: Vec<Persist>) -> Result<(), Re
         return Ok(());
     }
     if broker.cluster().is_some() {
-        for Persist(entry) in &persists {
+        for p in &persists {
+            let entry = &p.0;
             let _writing = entry.write.lock().await;
-            let snapshot = entry.state.lock().snapshot();
+            if p.written() {
+                continue;
+            }
+            let (snapshot, changes) = newest(entry);
             let state = serde_json::to_string(&snapshot)
                 .map_err(|e| (ErrorCode::KafkaStorageError, e.to_string()))?;
             broker
                 .put_share_state(&entry.group, entry.partition, entry.leader_epoch, state)
                 .await
                 .map_err(|e| (e.code, e.message))?;
+            entry.written.fetch_max(changes, Ordering::SeqCst);
         }
         return Ok(());
     }
     let storage = |e: String| (ErrorCode::KafkaStorageError, e);
     match tokio::task::spawn_blocking(move || {
-        for Persist(entry) in &persists {
-            persist(entry).map_err(|e| format!("{}: {e}", entry.path.display()))?;
+        for p in &persists {
+            persist(p).map_err(|e| format!("{}: {e}", p.0.path.display()))?;
         }
         Ok(())
     })
