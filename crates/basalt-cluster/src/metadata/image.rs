@@ -1225,6 +1225,23 @@ impl MetadataImage {
             .ok_or(Rejection::UnknownTopicId { id: *id })
     }
 
+    /// Partition `partition` of topic `id`, with the topic's name.
+    fn partition_by_id(
+        &self,
+        id: &TopicId,
+        partition: i32,
+    ) -> Result<(String, &PartitionRecord), Rejection> {
+        let name = self.topic_name_of(id)?;
+        let p = usize::try_from(partition)
+            .ok()
+            .and_then(|i| self.topics[&name].partitions.get(i))
+            .ok_or_else(|| Rejection::UnknownPartition {
+                topic: name.clone(),
+                partition,
+            })?;
+        Ok((name, p))
+    }
+
     fn create_partitions(
         &mut self,
         id: &TopicId,
@@ -1266,14 +1283,7 @@ impl MetadataImage {
         leader_epoch: i32,
         state: Option<&str>,
     ) -> Result<Outcome, Rejection> {
-        let name = self.topic_name_of(topic)?;
-        let p = usize::try_from(partition)
-            .ok()
-            .and_then(|i| self.topics[&name].partitions.get(i))
-            .ok_or_else(|| Rejection::UnknownPartition {
-                topic: name.clone(),
-                partition,
-            })?;
+        let (_, p) = self.partition_by_id(topic, partition)?;
         if leader_epoch != p.leader_epoch {
             return Err(Rejection::StaleLeaderEpoch {
                 current: p.leader_epoch,
@@ -1335,14 +1345,7 @@ impl MetadataImage {
         isr: &[NodeId],
         partition_epoch: i32,
     ) -> Result<Outcome, Rejection> {
-        let name = self.topic_name_of(topic)?;
-        let p = usize::try_from(partition)
-            .ok()
-            .and_then(|i| self.topics[&name].partitions.get(i))
-            .ok_or_else(|| Rejection::UnknownPartition {
-                topic: name.clone(),
-                partition,
-            })?;
+        let (name, p) = self.partition_by_id(topic, partition)?;
         if partition_epoch != p.partition_epoch {
             return Err(Rejection::StalePartitionEpoch {
                 current: p.partition_epoch,
@@ -1403,14 +1406,7 @@ impl MetadataImage {
         partition: i32,
         target: Option<&[NodeId]>,
     ) -> Result<Outcome, Rejection> {
-        let name = self.topic_name_of(topic)?;
-        let p = usize::try_from(partition)
-            .ok()
-            .and_then(|i| self.topics[&name].partitions.get(i))
-            .ok_or_else(|| Rejection::UnknownPartition {
-                topic: name.clone(),
-                partition,
-            })?;
+        let (name, p) = self.partition_by_id(topic, partition)?;
         let live: BTreeSet<NodeId> = self.live_nodes().map(|n| n.id).collect();
         let Some(target) = target else {
             // Cancel: back to the original replicas, keeping the in-sync ones among them.
