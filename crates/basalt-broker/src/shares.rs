@@ -385,29 +385,20 @@ impl Shares {
             .retain(|_, s| now - s.last_used_ms < idle);
         // Share partitions of deleted topics go, with their files; in a cluster, so do those
         // of a leader epoch that is over (`SHR-7`).
+        let in_cluster = broker.cluster().is_some();
         let deleted: Vec<Arc<Entry>> = {
             let mut partitions = self.partitions.lock();
-            let mut stale = Vec::new();
-            let gone: Vec<PartitionKey> = partitions
-                .iter()
-                .filter_map(|(key, e)| match broker.topic_by_id(&key.1) {
-                    None => Some(key.clone()),
-                    Some(topic) => {
-                        let moved = broker.cluster().is_some()
-                            && current_epoch(&topic, key.2) != Some(e.leader_epoch);
-                        if moved {
-                            stale.push(key.clone());
-                        }
-                        None
-                    }
-                })
-                .collect();
-            for key in &stale {
-                partitions.remove(key);
-            }
-            gone.iter().filter_map(|k| partitions.remove(k)).collect()
+            let mut deleted = Vec::new();
+            partitions.retain(|key, e| match broker.topic_by_id(&key.1) {
+                None => {
+                    deleted.push(Arc::clone(e));
+                    false
+                }
+                Some(topic) => !in_cluster || current_epoch(&topic, key.2) == Some(e.leader_epoch),
+            });
+            deleted
         };
-        if !deleted.is_empty() && broker.cluster().is_none() {
+        if !deleted.is_empty() && !in_cluster {
             let _ = tokio::task::spawn_blocking(move || {
                 for e in deleted {
                     let _writing = e.write.blocking_lock();

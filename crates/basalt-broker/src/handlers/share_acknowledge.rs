@@ -15,9 +15,9 @@ use basalt_protocol::messages::share_acknowledge_response::{
 };
 use basalt_protocol::{ErrorCode, Uuid};
 
-use super::share_fetch::{Batches, acknowledge_all, check_partition};
+use super::share_fetch::{Batches, acknowledge_all, check_partition, share_member};
 use crate::Broker;
-use crate::acl::{Operation, ResourceType, Session};
+use crate::acl::Session;
 use crate::shares::{SessionStep, write_all};
 
 /// Highest version handled.
@@ -36,20 +36,15 @@ pub async fn handle(
     session: &Session,
     req: ShareAcknowledgeRequest,
 ) -> ShareAcknowledgeResponse {
-    let group = req.group_id.clone().unwrap_or_default();
-    let member = req.member_id.clone().unwrap_or_default();
-    if group.is_empty() || member.is_empty() {
-        return top_error(
-            ErrorCode::InvalidRequest,
-            "a share acknowledgement needs a group id and a member id".into(),
-        );
-    }
-    if !broker.authorize(session, Operation::Read, ResourceType::Group, &group) {
-        return top_error(
-            ErrorCode::GroupAuthorizationFailed,
-            format!("not authorized to read group {group}"),
-        );
-    }
+    let (group, member) = match share_member(
+        broker,
+        session,
+        (&req.group_id, &req.member_id),
+        "share acknowledgement",
+    ) {
+        Ok(m) => m,
+        Err((code, message)) => return top_error(code, message),
+    };
     if req.share_session_epoch == 0 {
         return top_error(
             ErrorCode::InvalidShareSessionEpoch,

@@ -65,6 +65,31 @@ pub(super) type Misplaced = (ErrorCode, String, Option<(i32, i32)>);
 /// Each partition's acknowledgement error, if any.
 pub(super) type AckResults = BTreeMap<TopicPartition, Option<Refusal>>;
 
+/// The group and member a ShareFetch or ShareAcknowledge (`what`) names, once both are given
+/// and the principal may read the group.
+pub(super) fn share_member(
+    broker: &Broker,
+    session: &Session,
+    (group, member): (&Option<String>, &Option<String>),
+    what: &str,
+) -> Result<(String, String), Refusal> {
+    let group = group.clone().unwrap_or_default();
+    let member = member.clone().unwrap_or_default();
+    if group.is_empty() || member.is_empty() {
+        return Err((
+            ErrorCode::InvalidRequest,
+            format!("a {what} needs a group id and a member id"),
+        ));
+    }
+    if !broker.authorize(session, Operation::Read, ResourceType::Group, &group) {
+        return Err((
+            ErrorCode::GroupAuthorizationFailed,
+            format!("not authorized to read group {group}"),
+        ));
+    }
+    Ok((group, member))
+}
+
 /// Why a partition cannot be served here, if it cannot: unknown, unreadable, or led elsewhere
 /// (with the leader's id and epoch).
 pub(super) fn check_partition(
@@ -153,20 +178,15 @@ pub async fn handle(
     session: &Session,
     req: ShareFetchRequest,
 ) -> ShareFetchResponse {
-    let group = req.group_id.clone().unwrap_or_default();
-    let member = req.member_id.clone().unwrap_or_default();
-    if group.is_empty() || member.is_empty() {
-        return top_error(
-            ErrorCode::InvalidRequest,
-            "a share fetch needs a group id and a member id".into(),
-        );
-    }
-    if !broker.authorize(session, Operation::Read, ResourceType::Group, &group) {
-        return top_error(
-            ErrorCode::GroupAuthorizationFailed,
-            format!("not authorized to read group {group}"),
-        );
-    }
+    let (group, member) = match share_member(
+        broker,
+        session,
+        (&req.group_id, &req.member_id),
+        "share fetch",
+    ) {
+        Ok(m) => m,
+        Err((code, message)) => return top_error(code, message),
+    };
     let mut add = Vec::new();
     let mut acks: BTreeMap<(Uuid, i32), Batches> = BTreeMap::new();
     for t in &req.topics {

@@ -20,7 +20,9 @@ use rdkafka::message::Message;
 use rdkafka::metadata::Metadata;
 use rdkafka::producer::FutureRecord;
 
-use crate::common::{RawClient, TIMEOUT, consume_exactly, create_topic, producer, send_one};
+use crate::common::{
+    RawClient, TIMEOUT, consume_exactly, create_topic, producer, send_one, set_group_config,
+};
 
 /// How long the cluster may take to agree on something.
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -1591,7 +1593,6 @@ fn share_fetch(
 /// there, so acknowledged records are not delivered again and the rest are.
 #[test]
 fn a_share_partition_goes_on_from_its_acknowledgements_when_its_leader_dies() {
-    use basalt_protocol::messages::incremental_alter_configs_request as inc;
     use basalt_protocol::messages::share_acknowledge_request::{
         AcknowledgePartition, AcknowledgeTopic, AcknowledgementBatch, ShareAcknowledgeRequest,
     };
@@ -1610,27 +1611,12 @@ fn a_share_partition_goes_on_from_its_acknowledgements_when_its_leader_dies() {
                 .payload(format!("job-{n}").as_bytes()),
         );
     }
-    let mut raw = RawClient::connect(cluster.node(0).addr(), "share-admin");
-    match raw.call(
-        1,
-        RequestBody::IncrementalAlterConfigs(inc::IncrementalAlterConfigsRequest {
-            resources: vec![inc::AlterConfigsResource {
-                resource_type: 32,
-                resource_name: GROUP.into(),
-                configs: vec![inc::AlterableConfig {
-                    name: "share.auto.offset.reset".into(),
-                    config_operation: 0,
-                    value: Some("earliest".into()),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }),
-    ) {
-        ResponseBody::IncrementalAlterConfigs(r) => assert_eq!(r.responses[0].error_code, 0),
-        other => panic!("{other:?}"),
-    }
+    set_group_config(
+        cluster.node(0).addr(),
+        GROUP,
+        "share.auto.offset.reset",
+        "earliest",
+    );
     let coordinator = coordinator_of(&cluster, 0, GROUP);
     let topic_id = eventually(&cluster, "an assignment", || {
         share_join(&cluster, coordinator, GROUP, "worker-1", "jobs")

@@ -159,6 +159,33 @@ pub struct RawClient {
     client_id: String,
 }
 
+/// Sets group config `name` of `group` to `value` through the broker at `addr`
+/// (IncrementalAlterConfigs on the GROUP resource).
+pub fn set_group_config(addr: std::net::SocketAddr, group: &str, name: &str, value: &str) {
+    use basalt_protocol::messages::incremental_alter_configs_request as inc;
+    let mut raw = RawClient::connect(addr, "group-config");
+    match raw.call(
+        1,
+        RequestBody::IncrementalAlterConfigs(inc::IncrementalAlterConfigsRequest {
+            resources: vec![inc::AlterConfigsResource {
+                resource_type: 32,
+                resource_name: group.into(),
+                configs: vec![inc::AlterableConfig {
+                    name: name.into(),
+                    config_operation: 0,
+                    value: Some(value.into()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+    ) {
+        ResponseBody::IncrementalAlterConfigs(r) => assert_eq!(r.responses[0].error_code, 0),
+        other => panic!("{other:?}"),
+    }
+}
+
 impl RawClient {
     /// Connects to `addr`.
     pub fn connect(addr: std::net::SocketAddr, client_id: &str) -> Self {

@@ -379,7 +379,6 @@ fn group_commands_list_describe_reset_and_delete_a_consumer_group() {
 /// wrote, acknowledges them, and `basalt group list` and `describe` show the share group.
 #[test]
 fn group_commands_list_and_describe_a_share_group_whose_member_reads_over_tcp() {
-    use basalt_protocol::messages::incremental_alter_configs_request as inc;
     use basalt_protocol::messages::share_acknowledge_request::{
         AcknowledgePartition, AcknowledgeTopic, AcknowledgementBatch, ShareAcknowledgeRequest,
     };
@@ -404,27 +403,13 @@ fn group_commands_list_and_describe_a_share_group_whose_member_reads_over_tcp() 
                 .payload(value.as_bytes()),
         );
     }
+    crate::common::set_group_config(
+        broker.addr(),
+        SHARE_GROUP,
+        "share.auto.offset.reset",
+        "earliest",
+    );
     let mut raw = crate::common::RawClient::connect(broker.addr(), "share-worker");
-    match raw.call(
-        1,
-        RequestBody::IncrementalAlterConfigs(inc::IncrementalAlterConfigsRequest {
-            resources: vec![inc::AlterConfigsResource {
-                resource_type: 32,
-                resource_name: SHARE_GROUP.into(),
-                configs: vec![inc::AlterableConfig {
-                    name: "share.auto.offset.reset".into(),
-                    config_operation: 0,
-                    value: Some("earliest".into()),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }),
-    ) {
-        ResponseBody::IncrementalAlterConfigs(r) => assert_eq!(r.responses[0].error_code, 0),
-        other => panic!("{other:?}"),
-    }
     let joined = match raw.call(
         1,
         RequestBody::ShareGroupHeartbeat(ShareGroupHeartbeatRequest {
